@@ -1,0 +1,39 @@
+"""cifarlab: a workbench for image classification on CIFAR-10.
+
+The Python API mirrors the CLI:
+
+    >>> from cifarlab import load_cifar10, create_model, train, evaluate
+    >>> data = load_cifar10("sample")
+    >>> result = train("seed-baseline", data=data, out_dir="runs/demo", overrides={"train.epochs": 1})
+    >>> metrics = evaluate("runs/demo/checkpoint.pt", data=data)
+
+Nothing is imported eagerly (importing ``cifarlab`` does no I/O and does not
+import torch), so ``cifarlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_cifar10", "create_model", "list_models", "train", "evaluate"]
+
+
+def __getattr__(name: str):
+    # Lazy re-exports: keep `import cifarlab` cheap and free of side effects.
+    if name == "load_cifar10":
+        from cifarlab.data import load_cifar10
+
+        return load_cifar10
+    if name in ("create_model", "list_models"):
+        from cifarlab import models
+
+        return getattr(models, name)
+    if name == "train":
+        from cifarlab.train.loop import train
+
+        return train
+    if name == "evaluate":
+        from cifarlab.evaluate import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'cifarlab' has no attribute {name!r}")

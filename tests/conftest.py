@@ -1,0 +1,56 @@
+"""Shared test fixtures.
+
+Tests never touch the user's real cache: CIFARLAB_CACHE points at a temporary
+folder for the whole session. The full CIFAR-10 is used only by tests marked
+``full_data``, and only when CIFARLAB_DATA names a complete copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cifarlab-cache")
+    old = os.environ.get("CIFARLAB_CACHE")
+    os.environ["CIFARLAB_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("CIFARLAB_CACHE", None)
+    else:
+        os.environ["CIFARLAB_CACHE"] = old
+
+
+def full_data_dir() -> Path | None:
+    """The complete CIFAR-10 named by CIFARLAB_DATA, or None."""
+    root = os.environ.get("CIFARLAB_DATA")
+    if not root:
+        return None
+    root = Path(root)
+    for cand in (root, root / "cifar-10-batches-py"):
+        if all((cand / f"data_batch_{i}").is_file() for i in range(1, 6)) and (
+            cand / "test_batch"
+        ).is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def full_data():
+    path = full_data_dir()
+    if path is None:
+        pytest.skip("full CIFAR-10 not found: set CIFARLAB_DATA to run the full-data tests")
+    from cifarlab.data import load_cifar10
+
+    return load_cifar10(path)
+
+
+@pytest.fixture(scope="session")
+def sample_data():
+    from cifarlab.data import load_cifar10
+
+    return load_cifar10("sample")
