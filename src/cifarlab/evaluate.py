@@ -1,0 +1,155 @@
+"""Evaluation: accuracy, loss, per-class accuracy and the confusion matrix.
+
+``evaluate_model`` is the loop's own validation/test pass (eval mode, no grad,
+whole batches, optional test-time augmentation); ``evaluate`` is the public
+entry point that starts from a checkpoint, as ``cifarlab evaluate`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cifarlab.data.batches import normalize, to_float
+from cifarlab.runtime import autocast
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Translate by (dy, dx) pixels with reflect padding (the TTA views)."""
+    p = max(abs(dy), abs(dx))
+    padded = F.pad(x, (p, p, p, p), mode="reflect")
+    h, w = x.shape[-2:]
+    return padded[..., p - dy : p - dy + h, p - dx : p - dx + w]
+
+
+def tta_views(x: torch.Tensor, mode: str) -> list[tuple[float, torch.Tensor]]:
+    """(weight, view) pairs whose weighted logits are averaged."""
+    if mode == "none":
+        return [(1.0, x)]
+    flipped = x.flip(-1)
+    if mode == "flip":
+        return [(0.5, x), (0.5, flipped)]
+    if mode == "flip-translate":
+        views = [(0.25, x), (0.25, flipped)]
+        for v in (x, flipped):
+            views += [(0.125, _shift(v, -1, -1)), (0.125, _shift(v, 1, 1))]
+        return views
+    raise ValueError(f"unknown TTA mode {mode!r}")
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    *,
+    batch_size: int = 1000,
+    tta: str = "none",
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """Logits (N, classes) in float32 for uint8 images (N, 3, H, W), in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        xb = normalize(to_float(images[start : start + batch_size].to(device)), mean, std)
+        logits = None
+        for weight, view in tta_views(xb, tta):
+            with autocast(device, amp_dtype):
+                y = model(view.contiguous(memory_format=memory_format)).float()
+            logits = weight * y if logits is None else logits + weight * y
+        out.append(logits)
+    model.train(was_training)
+    if not out:
+        return torch.zeros(0, 0)
+    return torch.cat(out)
+
+
+def evaluate_sums(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+    """Additive statistics (so distributed ranks can sum them): loss sum, correct, count, confusion."""
+    labels = labels.to(logits.device)
+    pred = logits.argmax(dim=1)
+    confusion = torch.bincount(labels * num_classes + pred, minlength=num_classes * num_classes)
+    return {
+        "loss_sum": F.cross_entropy(logits, labels, reduction="sum").double(),
+        "correct": (pred == labels).sum().double(),
+        "count": torch.tensor(float(labels.numel()), dtype=torch.float64, device=logits.device),
+        "confusion": confusion.reshape(num_classes, num_classes).double(),
+    }
+
+
+def finalize(sums: dict[str, torch.Tensor], classes: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Means, per-class accuracy and the confusion matrix from summed statistics."""
+    count = max(float(sums["count"]), 1.0)
+    confusion = sums["confusion"].cpu().long()
+    per_class_total = confusion.sum(dim=1).clamp(min=1)
+    per_class = (confusion.diag().double() / per_class_total.double()).tolist()
+    return {
+        "loss": float(sums["loss_sum"]) / count,
+        "accuracy": float(sums["correct"]) / count,
+        "count": int(sums["count"]),
+        "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
+        "confusion": confusion.tolist(),
+    }
+
+
+def evaluate_model(model, images, labels, mean, std, classes, **kwargs) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy and confusion matrix of ``model`` on uint8 images."""
+    logits = predict_logits(model, images, mean, std, **kwargs)
+    return finalize(evaluate_sums(logits, labels, len(classes)), classes)
+
+
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    data=None,
+    data_dir: str | None = None,
+    tta: str = "none",
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Test accuracy of a checkpoint (a file or a run directory), with its per-class table and
+    confusion matrix; with ``out_dir``, also writes confusion.png and evaluation.json there."""
+    from cifarlab.data import load_cifar10
+    from cifarlab.models import create_model
+    from cifarlab.runtime import resolve_device
+    from cifarlab.train.checkpoint import load_checkpoint, write_json_atomic
+    from cifarlab.train.recipe import recipe_from_dict
+
+    payload = load_checkpoint(checkpoint)
+    recipe = recipe_from_dict(payload["recipe"])
+    dev = resolve_device(device)
+    model = create_model(recipe.model.name, **recipe.model.options)
+    model.load_state_dict(payload["model"])
+    model.to(dev)
+    if data is None:
+        data = load_cifar10(data_dir if data_dir is not None else _source_of(recipe))
+    from cifarlab.data.batches import to_uint8_tensor
+
+    images = to_uint8_tensor(data.test_images, dev)
+    labels = torch.from_numpy(data.test_labels)
+    mean = torch.tensor(recipe.data.mean, device=dev)
+    std = torch.tensor(recipe.data.std, device=dev)
+    classes = list(payload.get("classes") or data.classes)
+    result = evaluate_model(model, images, labels, mean, std, classes, tta=tta,
+                            batch_size=recipe.eval.batch_size)
+    result.update({"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]})
+    if out_dir is not None:
+        from cifarlab.report.plots import plot_confusion
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot_confusion(result["confusion"], classes, out_dir / "confusion.png")
+        write_json_atomic(out_dir / "evaluation.json", result)
+    return result
+
+
+def _source_of(recipe) -> str | None:
+    src = recipe.data.source
+    return None if src == "auto" else src

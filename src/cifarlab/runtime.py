@@ -1,0 +1,51 @@
+"""Device, precision and memory-format choices, in one place."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from cifarlab.errors import RecipeError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda, else mps, else cpu; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RecipeError("system.device: 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RecipeError("system.device: 'mps' was asked for but is not available; use --device cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for a recipe's precision on ``device`` (None = plain fp32).
+
+    ``auto``: bf16 on CUDA when supported (else fp16), fp32 on the CPU and MPS.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """A torch.autocast context for ``dtype``, or a no-op for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format

@@ -1,0 +1,1 @@
+"""Training: recipes, the loop, optimizers and schedules, checkpoints."""

@@ -1,0 +1,387 @@
+"""Recipes: complete, typed training configurations, stored as TOML.
+
+A recipe is data (STYLE.md 3): every number of a run lives here, with its unit
+in a comment, and the resolved recipe is written into every run directory.
+Built-in recipes ship in ``cifarlab/recipes/*.toml``; a user file may start
+from one with ``base = "NAME"`` and change only what differs. ``--set
+section.key=value`` overrides any field, parsed as a TOML value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from cifarlab.errors import RecipeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "linear")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+TTA_MODES = ("none", "flip", "flip-translate")
+
+
+@dataclass
+class DataConfig:
+    source: str = "auto"  # "auto" (full CIFAR-10 when found, else the bundled sample), "sample", or a path
+    val_fraction: float = 0.2  # share of the training set held out for validation (report: 80/20)
+    split_seed: int = 42  # fixed across seeds, as the report's train_test_split(random_state=42)
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per channel, on the [0, 1] scale
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per channel, on the [0, 1] scale
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = False  # random horizontal flip, p = 0.5
+    translate: int = 0  # pixels: random crop of the image padded by this many pixels
+    pad_mode: str = "reflect"  # "reflect" or "zeros" (torchvision RandomCrop's default fill)
+    brightness: float = 0.0  # colour jitter: factor drawn from [1 - b, 1 + b] per image
+    contrast: float = 0.0  # colour jitter: factor drawn from [1 - c, 1 + c] per image
+    saturation: float = 0.0  # colour jitter: factor drawn from [1 - s, 1 + s] per image
+    cutout: int = 0  # pixels: side of a square zeroed at a random centre (0 = off)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "seednet"  # a registered model (cifarlab models)
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the model's factory
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # one of OPTIMIZERS
+    lr: float = 1e-3  # peak learning rate
+    momentum: float = 0.9  # SGD / Muon momentum
+    nesterov: bool = False  # SGD / Muon
+    weight_decay: float = 0.0  # L2 (Adam, SGD) or decoupled (AdamW)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam / AdamW
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "constant"  # one of SCHEDULES
+    warmup: float = 0.0  # fraction of all steps with a linear warm-up from 0 to the peak lr
+    final_lr: float = 0.0  # cosine / linear: lr at the last step, as a fraction of the peak
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: fractions of training
+    gamma: float = 0.1  # step: lr multiplier at each milestone
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 10  # passes over the training split (fractions allowed)
+    batch_size: int = 32  # global batch (images per optimizer step, over all processes)
+    eval_points: int = 25  # evenly spaced validation points (report: 25)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    checkpoint_every: int = 0  # steps between extra checkpoints (0: at evaluation points only)
+    grad_clip: float = 0.0  # max gradient norm (0 = off)
+
+
+@dataclass
+class EvalConfig:
+    tta: str = "none"  # test-time augmentation for the final test accuracy: one of TTA_MODES
+    batch_size: int = 1000  # images per evaluation batch
+
+
+@dataclass
+class SystemConfig:
+    device: str = "auto"  # one of DEVICES
+    precision: str = "auto"  # autocast dtype; "auto": fp32 on the CPU unless the model asks for bf16
+    channels_last: bool = False  # memory format for conv nets
+    compile: bool = False  # torch.compile the model (CUDA)
+    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    sync_bn: bool = False  # distributed runs: SyncBatchNorm
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0  # model init, data order, augmentation and dropout
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_toml(self) -> str:
+        return dumps_toml(self.to_dict())
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def builtin_recipes() -> list[str]:
+    """Names of the recipes shipped with cifarlab."""
+    folder = resources.files("cifarlab") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_recipe(
+    name_or_path: str | Path | Recipe | dict,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> Recipe:
+    """A recipe by built-in name, TOML path, dict or Recipe, with overrides applied and checked."""
+    if isinstance(name_or_path, Recipe):
+        raw = name_or_path.to_dict()
+    elif isinstance(name_or_path, dict):
+        raw = _resolve_base(dict(name_or_path), seen=())
+    else:
+        raw = _read_raw(str(name_or_path), seen=())
+    if overrides:
+        if not isinstance(overrides, dict):
+            overrides = parse_overrides(overrides)
+        for key, value in overrides.items():
+            _set_dotted(raw, key, value)
+    return recipe_from_dict(raw)
+
+
+def _read_raw(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    if name_or_path in seen:
+        raise RecipeError(f"recipe {name_or_path!r}: 'base' chain loops ({' -> '.join(seen)})")
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise RecipeError(f"{path}: recipe file not found")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = str(path)
+    else:
+        res = resources.files("cifarlab") / "recipes" / f"{name_or_path}.toml"
+        if not res.is_file():
+            raise RecipeError(
+                f"recipe {name_or_path!r}: no such built-in recipe or file; "
+                f"built-in: {', '.join(builtin_recipes())}"
+            )
+        text = res.read_text(encoding="utf-8")
+        where = f"recipe {name_or_path!r}"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{where}: not valid TOML ({exc})") from None
+    raw.setdefault("name", path.stem if path.suffix == ".toml" else name_or_path)
+    return _resolve_base(raw, seen + (name_or_path,))
+
+
+def _resolve_base(raw: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise RecipeError(f"base: expected a recipe name or path, got {base!r}")
+    merged = _read_raw(base, seen)
+    merged.pop("description", None)
+    _deep_update(merged, raw)
+    return merged
+
+
+def _deep_update(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict) and key != "options":
+            _deep_update(dst[key], value)
+        elif isinstance(value, dict) and isinstance(dst.get(key), dict):
+            dst[key] = {**dst[key], **value}
+        else:
+            dst[key] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=1e-3", "model.name=seednet"]`` -> dict, values parsed as TOML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RecipeError(f"--set {item!r}: expected key=value, e.g. optim.lr=7e-4")
+        out[key] = parse_value(text.strip())
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``1e-3``, ``true``, ``[0.5, 0.5]``, ``"x"``), or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise RecipeError(f"--set {key}: {part!r} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
+    """Build and validate a Recipe; unknown keys and bad values raise RecipeError."""
+    recipe = _build(Recipe, raw, prefix="")
+    validate(recipe)
+    return recipe
+
+
+def _build(cls, raw: Any, prefix: str):
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{prefix.rstrip('.') or 'recipe'}: expected a table, got {raw!r}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        where = prefix.rstrip(".") or "recipe"
+        raise RecipeError(
+            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
+        )
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        value, hint, name = raw[f.name], hints[f.name], prefix + f.name
+        if dataclasses.is_dataclass(hint):
+            kwargs[f.name] = _build(hint, value, name + ".")
+        else:
+            kwargs[f.name] = _coerce(value, hint, name)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise RecipeError(f"{name}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise RecipeError(f"{name}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise RecipeError(f"{name}: expected a finite number, got {value!r}")
+            return float(value)
+        raise RecipeError(f"{name}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise RecipeError(f"{name}: expected a string, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{name}: expected a list of numbers, got {value!r}")
+        return [_coerce(v, hint.__args__[0], f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{name}: expected a table, got {value!r}")
+        return dict(value)
+    raise AssertionError(f"unhandled recipe type {hint} for {name}")  # a bug, not user input
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise RecipeError(f"{name}: {message}")
+
+
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, name, f"{value!r} is not allowed; choose one of {', '.join(choices)}")
+
+
+def validate(r: Recipe) -> None:
+    """Range checks that types alone cannot express."""
+    _check(0.0 <= r.data.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {r.data.val_fraction}")
+    _check(len(r.data.mean) == 3, "data.mean", f"needs 3 values (R, G, B), got {len(r.data.mean)}")
+    _check(len(r.data.std) == 3, "data.std", f"needs 3 values (R, G, B), got {len(r.data.std)}")
+    _check(all(s > 0 for s in r.data.std), "data.std", f"must be positive, got {r.data.std}")
+    _check(r.augment.translate >= 0, "augment.translate", f"must be >= 0 pixels, got {r.augment.translate}")
+    _choice(r.augment.pad_mode, "augment.pad_mode", ("reflect", "zeros"))
+    for key in ("brightness", "contrast", "saturation"):
+        v = getattr(r.augment, key)
+        _check(0.0 <= v <= 1.0, f"augment.{key}", f"must be in [0, 1], got {v}")
+    _check(r.augment.cutout >= 0, "augment.cutout", f"must be >= 0 pixels, got {r.augment.cutout}")
+    _choice(r.optim.name, "optim.name", OPTIMIZERS)
+    _check(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")
+    _check(r.optim.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {r.optim.weight_decay}")
+    _check(0 <= r.optim.momentum < 1, "optim.momentum", f"must be in [0, 1), got {r.optim.momentum}")
+    _check(len(r.optim.betas) == 2 and all(0 <= b < 1 for b in r.optim.betas), "optim.betas",
+           f"needs two values in [0, 1), got {r.optim.betas}")
+    _choice(r.schedule.name, "schedule.name", SCHEDULES)
+    _check(0 <= r.schedule.warmup < 1, "schedule.warmup", f"must be in [0, 1), got {r.schedule.warmup}")
+    _check(r.schedule.final_lr >= 0, "schedule.final_lr", f"must be >= 0, got {r.schedule.final_lr}")
+    _check(all(0 < m < 1 for m in r.schedule.milestones), "schedule.milestones",
+           f"must be fractions of training in (0, 1), got {r.schedule.milestones}")
+    _check(r.schedule.gamma > 0, "schedule.gamma", f"must be > 0, got {r.schedule.gamma}")
+    _check(r.train.epochs >= 0, "train.epochs", f"must be >= 0, got {r.train.epochs}")
+    _check(r.train.batch_size > 0, "train.batch_size", f"must be > 0, got {r.train.batch_size}")
+    _check(r.train.eval_points > 0, "train.eval_points", f"must be > 0, got {r.train.eval_points}")
+    _check(0 <= r.train.label_smoothing < 1, "train.label_smoothing",
+           f"must be in [0, 1), got {r.train.label_smoothing}")
+    _check(r.train.checkpoint_every >= 0, "train.checkpoint_every", f"must be >= 0, got {r.train.checkpoint_every}")
+    _check(r.train.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {r.train.grad_clip}")
+    _choice(r.eval.tta, "eval.tta", TTA_MODES)
+    _check(r.eval.batch_size > 0, "eval.batch_size", f"must be > 0, got {r.eval.batch_size}")
+    _choice(r.system.device, "system.device", DEVICES)
+    _choice(r.system.precision, "system.precision", PRECISIONS)
+    _check(r.system.threads >= 0, "system.threads", f"must be >= 0, got {r.system.threads}")
+    _check(r.seed >= 0, "seed", f"must be >= 0, got {r.seed}")
+    from cifarlab.models import list_models
+
+    _choice(r.model.name, "model.name", tuple(list_models()))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def dumps_toml(raw: dict[str, Any]) -> str:
+    """A small TOML writer for recipe dicts (scalars, lists, nested tables)."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict]] = []
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for name, table in tables:
+        _emit_table(lines, name, table)
+    return "\n".join(lines) + "\n"
+
+
+def _emit_table(lines: list[str], name: str, table: dict[str, Any]) -> None:
+    lines.append("")
+    lines.append(f"[{name}]")
+    subtables = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            subtables.append((f"{name}.{key}", value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for sub_name, sub in subtables:
+        _emit_table(lines, sub_name, sub)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,102 @@
+"""Recipes: built-ins resolve to the report's numbers; bad keys and values fail by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from cifarlab.errors import RecipeError
+from cifarlab.train.optim import lr_at
+from cifarlab.train.recipe import ScheduleConfig, builtin_recipes, load_recipe, recipe_from_dict
+
+
+def test_builtins_hold_the_report_numbers():
+    base = load_recipe("seed-baseline")
+    assert (base.train.batch_size, base.train.epochs, base.optim.name, base.optim.lr) == (32, 10, "adam", 1e-3)
+    assert (base.data.val_fraction, base.data.mean, base.data.std, base.train.eval_points) == (
+        0.2, [0.5] * 3, [0.5] * 3, 25)
+    imp = load_recipe("seed-improved")
+    assert imp.model.name == "seednet-improved"
+    assert (imp.train.epochs, imp.optim.lr, imp.optim.weight_decay) == (25, 7e-4, 1e-5)
+    assert imp.augment.flip and (imp.augment.brightness, imp.augment.contrast, imp.augment.saturation) == (0.2,) * 3
+    assert imp.train.batch_size == 32  # inherited from the baseline
+
+
+def test_every_builtin_loads():
+    for name in builtin_recipes():
+        assert load_recipe(name).name == name
+
+
+def test_overrides_parse_as_toml():
+    r = load_recipe("seed-baseline", ["optim.lr=7e-4", "augment.flip=true", "data.mean=[0.4, 0.4, 0.4]",
+                                      "model.options.dropout=0.5", "model.name=seednet"])
+    assert r.optim.lr == 7e-4 and r.augment.flip is True and r.data.mean == [0.4] * 3
+    assert r.model.options == {"dropout": 0.5}
+
+
+def test_resolved_recipe_round_trips_through_toml(tmp_path):
+    r = load_recipe("seed-improved", ["model.options.dropout=0.3"])
+    path = tmp_path / "r.toml"
+    path.write_text(r.to_toml())
+    assert load_recipe(path) == r
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        (["optim.lrr=1"], "optim: unknown key 'lrr'"),
+        (["bogus=1"], "recipe: unknown key 'bogus'"),
+        (["optim.lr=-1"], "optim.lr: must be > 0"),
+        (["optim.lr=0"], "optim.lr: must be > 0"),
+        (["train.batch_size=0"], "train.batch_size: must be > 0"),
+        (["train.epochs=-1"], "train.epochs: must be >= 0"),
+        (["train.batch_size=2.5"], "train.batch_size: expected an integer"),
+        (["optim.lr=fast"], "optim.lr: expected a number"),
+        (["optim.name=lion"], "optim.name: 'lion' is not allowed; choose one of sgd, adam, adamw"),
+        (["model.name=vgg"], "model.name: 'vgg' is not allowed"),
+        (["augment.flip=1"], "augment.flip: expected true or false"),
+        (["data.val_fraction=1.0"], "data.val_fraction: must be in [0, 1)"),
+        (["optim=3"], "optim: expected a table"),
+        (["noequals"], "expected key=value"),
+    ],
+)
+def test_bad_values_name_the_field(override, needle):
+    with pytest.raises(RecipeError) as err:
+        load_recipe("seed-baseline", override)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_recipe_and_bad_toml(tmp_path):
+    with pytest.raises(RecipeError, match="built-in: .*seed-baseline"):
+        load_recipe("no-such-recipe")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim\nlr = 1")
+    with pytest.raises(RecipeError, match="bad.toml: not valid TOML"):
+        load_recipe(bad)
+
+
+def test_base_loops_are_refused(tmp_path):
+    a = tmp_path / "a.toml"
+    a.write_text(f'base = "{a}"\n')
+    with pytest.raises(RecipeError, match="loops"):
+        load_recipe(a)
+
+
+def test_recipe_from_dict_rejects_nested_unknowns():
+    with pytest.raises(RecipeError, match="train: unknown key 'epoch'"):
+        recipe_from_dict({"train": {"epoch": 3}})
+
+
+def test_lr_schedules():
+    peak, total = 1.0, 100
+    assert lr_at(50, total, peak, ScheduleConfig(name="constant")) == peak
+    step = ScheduleConfig(name="step", milestones=[0.5, 0.75], gamma=0.1)
+    assert [lr_at(s, total, peak, step) for s in (49, 50, 74, 75)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    cos = ScheduleConfig(name="cosine", final_lr=0.0)
+    assert lr_at(0, total, peak, cos) == pytest.approx(1.0)
+    assert lr_at(50, total, peak, cos) == pytest.approx(0.5)
+    lin = ScheduleConfig(name="linear", warmup=0.1, final_lr=0.1)
+    assert lr_at(0, total, peak, lin) == pytest.approx(0.1)  # warm-up: (0 + 1) / 10
+    assert lr_at(9, total, peak, lin) == pytest.approx(1.0)
+    assert lr_at(10, total, peak, lin) == pytest.approx(1.0)
+    assert lr_at(100, total, peak, lin) == pytest.approx(0.1)
