@@ -124,11 +124,18 @@ def make_sample(source: Path, out: Path, seed: int = SEED) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, default=Path("/work/shared/cifar10"),
-                        help="full CIFAR-10: cifar-10-batches-py/ or the folder holding it")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "src/cifarlab/data/sample",
-                        help="folder to write cifar-10-batches-py/ into")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path("/work/shared/cifar10"),
+        help="full CIFAR-10: cifar-10-batches-py/ or the folder holding it",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "src/cifarlab/data/sample",
+        help="folder to write cifar-10-batches-py/ into",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
     dest = make_sample(args.source, args.out, args.seed)

@@ -32,9 +32,10 @@ def full_data_dir() -> Path | None:
         return None
     root = Path(root)
     for cand in (root, root / "cifar-10-batches-py"):
-        if all((cand / f"data_batch_{i}").is_file() for i in range(1, 6)) and (
-            cand / "test_batch"
-        ).is_file():
+        if (
+            all((cand / f"data_batch_{i}").is_file() for i in range(1, 6))
+            and (cand / "test_batch").is_file()
+        ):
             return cand
     return None
 

@@ -71,7 +71,9 @@ def predict_logits(
     return torch.cat(out)
 
 
-def evaluate_sums(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+def evaluate_sums(
+    logits: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> dict[str, torch.Tensor]:
     """Additive statistics (so distributed ranks can sum them): loss sum, correct, count, confusion."""
     labels = labels.to(logits.device)
     pred = logits.argmax(dim=1)
@@ -137,9 +139,12 @@ def evaluate(
     mean = torch.tensor(recipe.data.mean, device=dev)
     std = torch.tensor(recipe.data.std, device=dev)
     classes = list(payload.get("classes") or data.classes)
-    result = evaluate_model(model, images, labels, mean, std, classes, tta=tta,
-                            batch_size=recipe.eval.batch_size)
-    result.update({"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]})
+    result = evaluate_model(
+        model, images, labels, mean, std, classes, tta=tta, batch_size=recipe.eval.batch_size
+    )
+    result.update(
+        {"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]}
+    )
     if out_dir is not None:
         from cifarlab.report.plots import plot_confusion
 

@@ -18,9 +18,15 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RecipeError("system.device: 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RecipeError("system.device: 'mps' was asked for but is not available; use --device cpu")
+        raise RecipeError(
+            "system.device: 'cuda' was asked for but torch sees no CUDA device; use --device cpu"
+        )
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise RecipeError(
+            "system.device: 'mps' was asked for but is not available; use --device cpu"
+        )
     return torch.device(name)
 
 

@@ -48,7 +48,7 @@ def test_flip_mirrors_exactly_the_masked_images(batch):
     out = A.flip_lr(batch, gen(3))
     flipped = [torch.equal(out[i], batch[i].flip(-1)) for i in range(len(batch))]
     kept = [torch.equal(out[i], batch[i]) for i in range(len(batch))]
-    assert all(f or k for f, k in zip(flipped, kept))
+    assert all(f or k for f, k in zip(flipped, kept, strict=True))
     assert 0 < sum(flipped) < len(batch)
 
 
@@ -81,7 +81,9 @@ def test_cutout_zeroes_one_square_per_image(batch):
 def test_same_generator_seed_same_batch(batch):
     from cifarlab.train.recipe import AugmentConfig
 
-    cfg = AugmentConfig(flip=True, translate=2, brightness=0.2, contrast=0.2, saturation=0.2, cutout=4)
+    cfg = AugmentConfig(
+        flip=True, translate=2, brightness=0.2, contrast=0.2, saturation=0.2, cutout=4
+    )
     a = A.augment_batch(batch, cfg, gen(7))
     b = A.augment_batch(batch, cfg, gen(7))
     c = A.augment_batch(batch, cfg, gen(8))

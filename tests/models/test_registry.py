@@ -33,7 +33,14 @@ def test_forward_shape_and_finite(name):
 def test_a_few_steps_lower_the_loss_on_the_sample(name, sample_data):
     torch.manual_seed(0)
     model = create_model(name).train()
-    x = torch.from_numpy(sample_data.train_images[:64]).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
+    x = (
+        torch.from_numpy(sample_data.train_images[:64])
+        .permute(0, 3, 1, 2)
+        .float()
+        .div(255)
+        .sub(0.5)
+        .div(0.5)
+    )
     y = torch.from_numpy(sample_data.train_labels[:64])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     with torch.no_grad():
@@ -54,7 +61,10 @@ def test_seednet_matches_the_report_architecture():
     m = create_model("seednet")
     convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
-        (3, 16, (3, 3), (1, 1)), (16, 32, (3, 3), (1, 1)), (32, 64, (3, 3), (1, 1))]
+        (3, 16, (3, 3), (1, 1)),
+        (16, 32, (3, 3), (1, 1)),
+        (32, 64, (3, 3), (1, 1)),
+    ]
     assert (m.fc1.in_features, m.fc1.out_features, m.fc2.out_features) == (1024, 500, 10)
     # 3*16*9+16 + 16*32*9+32 + 32*64*9+64 + 1024*500+500 + 500*10+10
     assert count_parameters(m) == 541094
@@ -62,8 +72,11 @@ def test_seednet_matches_the_report_architecture():
 
 def test_seednet_improved_is_the_report_final_network():
     m = create_model("seednet-improved")
-    assert all(p.ndim > 1 or isinstance(mod, torch.nn.BatchNorm2d)
-               for mod in m.modules() for p in mod.parameters(recurse=False))  # no biases outside BN
+    assert all(
+        p.ndim > 1 or isinstance(mod, torch.nn.BatchNorm2d)
+        for mod in m.modules()
+        for p in mod.parameters(recurse=False)
+    )  # no biases outside BN
     bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
     assert [b.num_features for b in bns] == [16, 32, 64]
     # batch norm comes right after each conv's ReLU, as the report's code places it

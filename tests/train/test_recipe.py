@@ -11,13 +11,25 @@ from cifarlab.train.recipe import ScheduleConfig, builtin_recipes, load_recipe, 
 
 def test_builtins_hold_the_report_numbers():
     base = load_recipe("seed-baseline")
-    assert (base.train.batch_size, base.train.epochs, base.optim.name, base.optim.lr) == (32, 10, "adam", 1e-3)
+    assert (base.train.batch_size, base.train.epochs, base.optim.name, base.optim.lr) == (
+        32,
+        10,
+        "adam",
+        1e-3,
+    )
     assert (base.data.val_fraction, base.data.mean, base.data.std, base.train.eval_points) == (
-        0.2, [0.5] * 3, [0.5] * 3, 25)
+        0.2,
+        [0.5] * 3,
+        [0.5] * 3,
+        25,
+    )
     imp = load_recipe("seed-improved")
     assert imp.model.name == "seednet-improved"
     assert (imp.train.epochs, imp.optim.lr, imp.optim.weight_decay) == (25, 7e-4, 1e-5)
-    assert imp.augment.flip and (imp.augment.brightness, imp.augment.contrast, imp.augment.saturation) == (0.2,) * 3
+    assert (
+        imp.augment.flip
+        and (imp.augment.brightness, imp.augment.contrast, imp.augment.saturation) == (0.2,) * 3
+    )
     assert imp.train.batch_size == 32  # inherited from the baseline
 
 
@@ -27,8 +39,16 @@ def test_every_builtin_loads():
 
 
 def test_overrides_parse_as_toml():
-    r = load_recipe("seed-baseline", ["optim.lr=7e-4", "augment.flip=true", "data.mean=[0.4, 0.4, 0.4]",
-                                      "model.options.dropout=0.5", "model.name=seednet"])
+    r = load_recipe(
+        "seed-baseline",
+        [
+            "optim.lr=7e-4",
+            "augment.flip=true",
+            "data.mean=[0.4, 0.4, 0.4]",
+            "model.options.dropout=0.5",
+            "model.name=seednet",
+        ],
+    )
     assert r.optim.lr == 7e-4 and r.augment.flip is True and r.data.mean == [0.4] * 3
     assert r.model.options == {"dropout": 0.5}
 
@@ -91,7 +111,9 @@ def test_lr_schedules():
     peak, total = 1.0, 100
     assert lr_at(50, total, peak, ScheduleConfig(name="constant")) == peak
     step = ScheduleConfig(name="step", milestones=[0.5, 0.75], gamma=0.1)
-    assert [lr_at(s, total, peak, step) for s in (49, 50, 74, 75)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    assert [lr_at(s, total, peak, step) for s in (49, 50, 74, 75)] == pytest.approx(
+        [1, 0.1, 0.1, 0.01]
+    )
     cos = ScheduleConfig(name="cosine", final_lr=0.0)
     assert lr_at(0, total, peak, cos) == pytest.approx(1.0)
     assert lr_at(50, total, peak, cos) == pytest.approx(0.5)

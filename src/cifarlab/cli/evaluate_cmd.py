@@ -10,14 +10,26 @@ from cifarlab.cli.common import COMMON, add_data_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", parents=[COMMON], help="evaluate a checkpoint on the test set",
-                       description="Test accuracy, per-class accuracy and the confusion matrix (PNG) of a checkpoint.")
+    p = sub.add_parser(
+        "evaluate",
+        parents=[COMMON],
+        help="evaluate a checkpoint on the test set",
+        description="Test accuracy, per-class accuracy and the confusion matrix (PNG) of a checkpoint.",
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
-    p.add_argument("--tta", choices=("none", "flip", "flip-translate"), default="none",
-                   help="test-time augmentation (reported separately from plain accuracy)")
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip", "flip-translate"),
+        default="none",
+        help="test-time augmentation (reported separately from plain accuracy)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    p.add_argument("--out", metavar="DIR", default=None,
-                   help="where to write confusion.png and evaluation.json (default: beside the checkpoint)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="where to write confusion.png and evaluation.json (default: beside the checkpoint)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_data_dir(p)
     p.set_defaults(func=run)
@@ -34,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"data: {result['data']}")
     label = "" if args.tta == "none" else f" ({args.tta} TTA)"
-    print(f"test accuracy{label}: {result['accuracy'] * 100:.2f}% on {result['count']:,} images "
-          f"(loss {result['loss']:.4f})")
+    print(
+        f"test accuracy{label}: {result['accuracy'] * 100:.2f}% on {result['count']:,} images "
+        f"(loss {result['loss']:.4f})"
+    )
     print(f"{'class':<12} {'accuracy':>9}")
     for name, acc in result["per_class_accuracy"].items():
         print(f"{name:<12} {acc * 100:>8.2f}%")

@@ -9,8 +9,12 @@ from cifarlab.cli.common import COMMON
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", parents=[COMMON], help="list the registered models",
-                       description="List every registered model with its parameter count and forward FLOPs per image.")
+    p = sub.add_parser(
+        "models",
+        parents=[COMMON],
+        help="list the registered models",
+        description="List every registered model with its parameter count and forward FLOPs per image.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -21,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models():
         model = create_model(name)
-        rows.append({"name": name, "parameters": count_parameters(model), "flops": count_flops(model)})
+        rows.append(
+            {"name": name, "parameters": count_parameters(model), "flops": count_flops(model)}
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

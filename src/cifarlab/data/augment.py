@@ -39,7 +39,9 @@ def random_translate(
     if pad <= 0:
         return x
     n, c, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect" if mode == "reflect" else "constant")
+    padded = torch.nn.functional.pad(
+        x, (pad, pad, pad, pad), mode="reflect" if mode == "reflect" else "constant"
+    )
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
@@ -82,11 +84,23 @@ def color_jitter(
     n = x.shape[0]
     ops = []
     if brightness > 0:
-        ops.append((adjust_brightness, _uniform(n, max(0.0, 1 - brightness), 1 + brightness, gen, x.device)))
+        ops.append(
+            (
+                adjust_brightness,
+                _uniform(n, max(0.0, 1 - brightness), 1 + brightness, gen, x.device),
+            )
+        )
     if contrast > 0:
-        ops.append((adjust_contrast, _uniform(n, max(0.0, 1 - contrast), 1 + contrast, gen, x.device)))
+        ops.append(
+            (adjust_contrast, _uniform(n, max(0.0, 1 - contrast), 1 + contrast, gen, x.device))
+        )
     if saturation > 0:
-        ops.append((adjust_saturation, _uniform(n, max(0.0, 1 - saturation), 1 + saturation, gen, x.device)))
+        ops.append(
+            (
+                adjust_saturation,
+                _uniform(n, max(0.0, 1 - saturation), 1 + saturation, gen, x.device),
+            )
+        )
     order = torch.randperm(len(ops), generator=gen).tolist() if ops else []
     for i in order:
         fn, factor = ops[i]

@@ -32,14 +32,18 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def step_generator(seed: int, step: int, rank: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+def step_generator(
+    seed: int, step: int, rank: int = 0, device: torch.device | str = "cpu"
+) -> torch.Generator:
     """The augmentation generator of one optimizer step (pure function of seed, step, rank)."""
     return torch.Generator(device=device).manual_seed(derive_seed(seed, step, stream=2 + rank))
 
 
 def derive_seed(seed: int, index: int, stream: int) -> int:
     """Mix (seed, index, stream) into a 63-bit seed (SplitMix64 finaliser)."""
-    z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + stream * 0x94D049BB133111EB) & (2**64 - 1)
+    z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + stream * 0x94D049BB133111EB) & (
+        2**64 - 1
+    )
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
     return (z ^ (z >> 31)) & (2**63 - 1)

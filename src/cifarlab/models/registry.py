@@ -36,7 +36,9 @@ def create_model(name: str, **options: Any):
     """Build the model registered as ``name`` with the given options."""
     _import_families()
     if name not in _REGISTRY:
-        raise RecipeError(f"model.name: unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+        raise RecipeError(
+            f"model.name: unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}"
+        )
     try:
         return _REGISTRY[name](**options)
     except TypeError as exc:

@@ -47,7 +47,9 @@ class SeedNet(nn.Module):
 
 
 @register_model("seednet")
-def seednet(num_classes: int = 10, bias: bool = True, dropout: float = 0.0, batch_norm: bool = False) -> SeedNet:
+def seednet(
+    num_classes: int = 10, bias: bool = True, dropout: float = 0.0, batch_norm: bool = False
+) -> SeedNet:
     """The report's baseline CNN (71.77% test accuracy in the report)."""
     return SeedNet(num_classes, bias=bias, dropout=dropout, batch_norm=batch_norm)
 

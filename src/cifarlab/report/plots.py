@@ -33,11 +33,17 @@ def plot_curves(history: dict[str, list[Any]], out_dir: str | Path, title: str =
         for split, style in (("train", "-"), ("val", "-")):
             ys = history.get(f"{split}_{key}", [])
             if ys and any(y is not None for y in ys):
-                ax.plot(steps, [None if y is None else y * scale for y in ys], style,
-                        label=f"{'train' if split == 'train' else 'validation'} {ylabel.split()[-1]}")
+                ax.plot(
+                    steps,
+                    [None if y is None else y * scale for y in ys],
+                    style,
+                    label=f"{'train' if split == 'train' else 'validation'} {ylabel.split()[-1]}",
+                )
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{title} — train/validation {'losses' if key == 'loss' else 'accuracies'}".strip(" —"))
+        ax.set_title(
+            f"{title} — train/validation {'losses' if key == 'loss' else 'accuracies'}".strip(" —")
+        )
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -63,8 +69,15 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     thresh = mat.max() / 2 if mat.size else 0
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
-            ax.text(j, i, str(mat[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if mat[i, j] > thresh else "black")
+            ax.text(
+                j,
+                i,
+                str(mat[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if mat[i, j] > thresh else "black",
+            )
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     path = Path(path)

@@ -48,8 +48,12 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": _python_state_to_list(random.getstate()),
     }
     if torch.cuda.is_available():
@@ -60,8 +64,15 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np_s = state["numpy"]
-    np.random.set_state(("MT19937", np_s["keys"].numpy().astype(np.uint32), np_s["pos"],
-                         np_s["has_gauss"], np_s["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            np_s["keys"].numpy().astype(np.uint32),
+            np_s["pos"],
+            np_s["has_gauss"],
+            np_s["cached_gaussian"],
+        )
+    )
     random.setstate(_python_state_from_list(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -78,14 +89,19 @@ def _python_state_from_list(state: list):
 
 
 def versions() -> dict[str, str]:
-    return {"cifarlab": __version__, "torch": torch.__version__}
+    return {"cifarlab": __version__, "torch": str(torch.__version__)}
 
 
 def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[str, Any]) -> Path:
     """Write ``payload`` atomically as run_dir/checkpoint.pt and ``summary`` as checkpoint.json."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **payload}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": versions(),
+        **payload,
+    }
     tmp = run_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
@@ -102,8 +118,10 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
             f"the previous checkpoint is kept. Free disk space or choose another --out."
         ) from None
     _fsync_dir(run_dir)
-    write_json_atomic(run_dir / SUMMARY, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                          "versions": versions(), **summary})
+    write_json_atomic(
+        run_dir / SUMMARY,
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **summary},
+    )
     return path
 
 
@@ -147,7 +165,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: checkpoint is empty (0 bytes); use checkpoint.prev.pt or retrain")
+        raise CheckpointError(
+            f"{path}: checkpoint is empty (0 bytes); use checkpoint.prev.pt or retrain"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -158,8 +178,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"data ({_global_name(str(exc))}); only load checkpoints you trust with other tools"
             ) from None
         raise CheckpointError(f"{path}: damaged checkpoint ({first})") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
-            UnicodeDecodeError, AttributeError, TypeError, IndexError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        OSError,
+        KeyError,
+        UnicodeDecodeError,
+        AttributeError,
+        TypeError,
+        IndexError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: damaged or truncated checkpoint ({first[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

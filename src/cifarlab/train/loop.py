@@ -17,9 +17,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,9 @@ def prepare_tensors(recipe: Recipe, data, device: torch.device) -> Tensors:
 
     from cifarlab.data import split_train_val
 
-    train_idx, val_idx = split_train_val(data.train_labels, recipe.data.val_fraction, recipe.data.split_seed)
+    train_idx, val_idx = split_train_val(
+        data.train_labels, recipe.data.val_fraction, recipe.data.split_seed
+    )
     digest = hashlib.sha1()
     for arr in (data.train_labels, data.test_labels, train_idx):
         digest.update(np.ascontiguousarray(arr).tobytes())
@@ -139,7 +142,9 @@ def train(
         return _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, log)
 
 
-def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, log) -> dict[str, Any]:
+def _train_locked(
+    recipe, out_dir, data, data_dir, overrides, resume, progress, log
+) -> dict[str, Any]:
     wall_start = time.perf_counter()
     found = latest_checkpoint(out_dir)
     finished = (out_dir / METRICS).is_file()
@@ -169,7 +174,10 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
     if data is None:
         data = load_data_for(recipe, data_dir, log)
     t = prepare_tensors(recipe, data, device)
-    if payload is not None and payload.get("data", {}).get("fingerprint") not in (None, t.fingerprint):
+    if payload is not None and payload.get("data", {}).get("fingerprint") not in (
+        None,
+        t.fingerprint,
+    ):
         raise CheckpointError(
             f"{out_dir}: the checkpoint was trained on other data ({payload['data'].get('source')}); "
             f"point --data-dir at that data to resume"
@@ -196,8 +204,15 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
     train_model = torch.compile(model) if recipe.system.compile else model
 
     def evaluate_split(x, y) -> dict[str, Any]:
-        logits = predict_logits(model, x, t.mean, t.std, batch_size=recipe.eval.batch_size,
-                                amp_dtype=amp_dtype, memory_format=mem_format)
+        logits = predict_logits(
+            model,
+            x,
+            t.mean,
+            t.std,
+            batch_size=recipe.eval.batch_size,
+            amp_dtype=amp_dtype,
+            memory_format=mem_format,
+        )
         return finalize(evaluate_sums(logits, y, len(t.classes)), t.classes)
 
     def checkpoint(step: int) -> Path:
@@ -214,13 +229,22 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
                 "recipe": recipe.to_dict(),
                 "classes": t.classes,
                 "normalization": {"mean": recipe.data.mean, "std": recipe.data.std},
-                "data": {"source": t.source, "fingerprint": t.fingerprint, "n_train": len(t.train_y)},
+                "data": {
+                    "source": t.source,
+                    "fingerprint": t.fingerprint,
+                    "n_train": len(t.train_y),
+                },
                 "train_time_s": train_time,
             },
             {
-                "recipe": recipe.name, "seed": recipe.seed, "step": step, "total_steps": total,
-                "epoch": step / per_epoch, "val_acc": history["val_acc"][-1] if history["val_acc"] else None,
-                "train_time_s": round(train_time, 3), "model": recipe.model.name,
+                "recipe": recipe.name,
+                "seed": recipe.seed,
+                "step": step,
+                "total_steps": total,
+                "epoch": step / per_epoch,
+                "val_acc": history["val_acc"][-1] if history["val_acc"] else None,
+                "train_time_s": round(train_time, 3),
+                "model": recipe.model.name,
             },
         )
 
@@ -228,26 +252,44 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
         train_loss = running["loss_sum"] / running["seen"] if running["seen"] else None
         train_acc = running["correct"] / running["seen"] if running["seen"] else None
         val = evaluate_split(t.val_x, t.val_y) if len(t.val_y) else {"loss": None, "accuracy": None}
-        for key, value in zip(HISTORY_KEYS, (step, step / per_epoch, lr, train_loss, train_acc,
-                                             val["loss"], val["accuracy"], round(train_time, 3)), strict=True):
+        for key, value in zip(
+            HISTORY_KEYS,
+            (
+                step,
+                step / per_epoch,
+                lr,
+                train_loss,
+                train_acc,
+                val["loss"],
+                val["accuracy"],
+                round(train_time, 3),
+            ),
+            strict=True,
+        ):
             history[key].append(value)
         running.update(loss_sum=0.0, correct=0, seen=0)
         done = step - start
         speed = done * batch / train_time_run if train_time_run > 0 and done else 0.0
         eta = (total - step) * batch / speed if speed else 0.0
-        lines = [f"Epoch {math.ceil(step / per_epoch) if step else 0}/{math.ceil(total / per_epoch)}, "
-                 f"Step {step}/{total}" + (f" | {speed:,.0f} img/s | ETA {_hms(eta)}" if speed else "")]
+        lines = [
+            f"Epoch {math.ceil(step / per_epoch) if step else 0}/{math.ceil(total / per_epoch)}, "
+            f"Step {step}/{total}" + (f" | {speed:,.0f} img/s | ETA {_hms(eta)}" if speed else "")
+        ]
         if train_acc is not None:
             lines.append(f"Train -> accuracy: {train_acc * 100:.2f}, loss: {train_loss:.4f}")
         if val["accuracy"] is not None:
-            lines.append(f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}")
+            lines.append(
+                f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}"
+            )
         emit("\n".join(lines) + "\n")
 
     bar = _progress_bar(total, start, progress)
     emit = bar.write if bar is not None else log
     train_time_run = 0.0
-    log(f"model: {recipe.model.name} ({count_parameters(model):,} parameters) | device: {device}"
-        f" | precision: {amp_dtype or 'fp32'} | {total} steps of {batch} images ({per_epoch}/epoch)")
+    log(
+        f"model: {recipe.model.name} ({count_parameters(model):,} parameters) | device: {device}"
+        f" | precision: {amp_dtype or 'fp32'} | {total} steps of {batch} images ({per_epoch}/epoch)"
+    )
     if start == 0 and not history["step"]:
         record(0, lr_at(0, total, recipe.optim.lr, recipe.schedule))
 
@@ -272,7 +314,11 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             last = latest_checkpoint(out_dir)
-            where = f"{last[0]} (step {last[1]['step']}) is kept" if last else "no checkpoint was written yet"
+            where = (
+                f"{last[0]} (step {last[1]['step']}) is kept"
+                if last
+                else "no checkpoint was written yet"
+            )
             raise TrainingError(
                 f"step {step + 1}: training loss is {loss_value} (non-finite); stopped. Last good "
                 f"checkpoint {where}. Lower optim.lr or set train.grad_clip"
@@ -291,7 +337,10 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
         train_time_run += elapsed
         if bar is not None:
             bar.update(1)
-            bar.set_postfix_str(f"{batch * (step + 1 - start) / max(train_time_run, 1e-9):,.0f} img/s", refresh=False)
+            bar.set_postfix_str(
+                f"{batch * (step + 1 - start) / max(train_time_run, 1e-9):,.0f} img/s",
+                refresh=False,
+            )
 
         done = step + 1
         if done in eval_at:
@@ -304,18 +353,48 @@ def _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, 
     if start >= total and total == 0:
         checkpoint(0)
 
-    return _finish(recipe, model, t, out_dir, history, train_time, wall_start, total, per_epoch,
-                   device, amp_dtype, mem_format, log)
+    return _finish(
+        recipe,
+        model,
+        t,
+        out_dir,
+        history,
+        train_time,
+        wall_start,
+        total,
+        per_epoch,
+        device,
+        amp_dtype,
+        mem_format,
+        log,
+    )
 
 
-def _finish(recipe, model, t, out_dir, history, train_time, wall_start, total, per_epoch,
-            device, amp_dtype, mem_format, log) -> dict[str, Any]:
+def _finish(
+    recipe,
+    model,
+    t,
+    out_dir,
+    history,
+    train_time,
+    wall_start,
+    total,
+    per_epoch,
+    device,
+    amp_dtype,
+    mem_format,
+    log,
+) -> dict[str, Any]:
     """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures."""
     from cifarlab.report.plots import plot_confusion, plot_curves
 
     kwargs = dict(batch_size=recipe.eval.batch_size, amp_dtype=amp_dtype, memory_format=mem_format)
-    test = finalize(evaluate_sums(predict_logits(model, t.test_x, t.mean, t.std, **kwargs), t.test_y,
-                                  len(t.classes)), t.classes)
+    test = finalize(
+        evaluate_sums(
+            predict_logits(model, t.test_x, t.mean, t.std, **kwargs), t.test_y, len(t.classes)
+        ),
+        t.classes,
+    )
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -326,8 +405,14 @@ def _finish(recipe, model, t, out_dir, history, train_time, wall_start, total, p
         "test_count": test["count"],
     }
     if recipe.eval.tta != "none":
-        tta = finalize(evaluate_sums(predict_logits(model, t.test_x, t.mean, t.std, tta=recipe.eval.tta,
-                                                    **kwargs), t.test_y, len(t.classes)), t.classes)
+        tta = finalize(
+            evaluate_sums(
+                predict_logits(model, t.test_x, t.mean, t.std, tta=recipe.eval.tta, **kwargs),
+                t.test_y,
+                len(t.classes),
+            ),
+            t.classes,
+        )
         metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
     metrics.update(
         val_accuracy=history["val_acc"][-1] if history["val_acc"] else None,
@@ -338,7 +423,12 @@ def _finish(recipe, model, t, out_dir, history, train_time, wall_start, total, p
         per_class_accuracy=test["per_class_accuracy"],
         confusion=test["confusion"],
         classes=t.classes,
-        data={"source": t.source, "n_train": len(t.train_y), "n_val": len(t.val_y), "n_test": len(t.test_y)},
+        data={
+            "source": t.source,
+            "n_train": len(t.train_y),
+            "n_val": len(t.val_y),
+            "n_test": len(t.test_y),
+        },
         provenance=provenance(device),
     )
     write_json_atomic(out_dir / "history.json", history)

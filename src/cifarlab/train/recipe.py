@@ -34,11 +34,17 @@ TTA_MODES = ("none", "flip", "flip-translate")
 
 @dataclass
 class DataConfig:
-    source: str = "auto"  # "auto" (full CIFAR-10 when found, else the bundled sample), "sample", or a path
+    source: str = (
+        "auto"  # "auto" (full CIFAR-10 when found, else the bundled sample), "sample", or a path
+    )
     val_fraction: float = 0.2  # share of the training set held out for validation (report: 80/20)
     split_seed: int = 42  # fixed across seeds, as the report's train_test_split(random_state=42)
-    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per channel, on the [0, 1] scale
-    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per channel, on the [0, 1] scale
+    mean: list[float] = field(
+        default_factory=lambda: [0.5, 0.5, 0.5]
+    )  # per channel, on the [0, 1] scale
+    std: list[float] = field(
+        default_factory=lambda: [0.5, 0.5, 0.5]
+    )  # per channel, on the [0, 1] scale
 
 
 @dataclass
@@ -73,7 +79,9 @@ class ScheduleConfig:
     name: str = "constant"  # one of SCHEDULES
     warmup: float = 0.0  # fraction of all steps with a linear warm-up from 0 to the peak lr
     final_lr: float = 0.0  # cosine / linear: lr at the last step, as a fraction of the peak
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: fractions of training
+    milestones: list[float] = field(
+        default_factory=lambda: [0.5, 0.75]
+    )  # step: fractions of training
     gamma: float = 0.1  # step: lr multiplier at each milestone
 
 
@@ -96,7 +104,9 @@ class EvalConfig:
 @dataclass
 class SystemConfig:
     device: str = "auto"  # one of DEVICES
-    precision: str = "auto"  # autocast dtype; "auto": fp32 on the CPU unless the model asks for bf16
+    precision: str = (
+        "auto"  # autocast dtype; "auto": fp32 on the CPU unless the model asks for bf16
+    )
     channels_last: bool = False  # memory format for conv nets
     compile: bool = False  # torch.compile the model (CUDA)
     threads: int = 0  # torch intra-op threads (0 = torch's default)
@@ -303,11 +313,19 @@ def _choice(value: str, name: str, choices: tuple[str, ...]) -> None:
 
 def validate(r: Recipe) -> None:
     """Range checks that types alone cannot express."""
-    _check(0.0 <= r.data.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {r.data.val_fraction}")
+    _check(
+        0.0 <= r.data.val_fraction < 1.0,
+        "data.val_fraction",
+        f"must be in [0, 1), got {r.data.val_fraction}",
+    )
     _check(len(r.data.mean) == 3, "data.mean", f"needs 3 values (R, G, B), got {len(r.data.mean)}")
     _check(len(r.data.std) == 3, "data.std", f"needs 3 values (R, G, B), got {len(r.data.std)}")
     _check(all(s > 0 for s in r.data.std), "data.std", f"must be positive, got {r.data.std}")
-    _check(r.augment.translate >= 0, "augment.translate", f"must be >= 0 pixels, got {r.augment.translate}")
+    _check(
+        r.augment.translate >= 0,
+        "augment.translate",
+        f"must be >= 0 pixels, got {r.augment.translate}",
+    )
     _choice(r.augment.pad_mode, "augment.pad_mode", ("reflect", "zeros"))
     for key in ("brightness", "contrast", "saturation"):
         v = getattr(r.augment, key)
@@ -315,22 +333,43 @@ def validate(r: Recipe) -> None:
     _check(r.augment.cutout >= 0, "augment.cutout", f"must be >= 0 pixels, got {r.augment.cutout}")
     _choice(r.optim.name, "optim.name", OPTIMIZERS)
     _check(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")
-    _check(r.optim.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {r.optim.weight_decay}")
-    _check(0 <= r.optim.momentum < 1, "optim.momentum", f"must be in [0, 1), got {r.optim.momentum}")
-    _check(len(r.optim.betas) == 2 and all(0 <= b < 1 for b in r.optim.betas), "optim.betas",
-           f"needs two values in [0, 1), got {r.optim.betas}")
+    _check(
+        r.optim.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {r.optim.weight_decay}"
+    )
+    _check(
+        0 <= r.optim.momentum < 1, "optim.momentum", f"must be in [0, 1), got {r.optim.momentum}"
+    )
+    _check(
+        len(r.optim.betas) == 2 and all(0 <= b < 1 for b in r.optim.betas),
+        "optim.betas",
+        f"needs two values in [0, 1), got {r.optim.betas}",
+    )
     _choice(r.schedule.name, "schedule.name", SCHEDULES)
-    _check(0 <= r.schedule.warmup < 1, "schedule.warmup", f"must be in [0, 1), got {r.schedule.warmup}")
-    _check(r.schedule.final_lr >= 0, "schedule.final_lr", f"must be >= 0, got {r.schedule.final_lr}")
-    _check(all(0 < m < 1 for m in r.schedule.milestones), "schedule.milestones",
-           f"must be fractions of training in (0, 1), got {r.schedule.milestones}")
+    _check(
+        0 <= r.schedule.warmup < 1, "schedule.warmup", f"must be in [0, 1), got {r.schedule.warmup}"
+    )
+    _check(
+        r.schedule.final_lr >= 0, "schedule.final_lr", f"must be >= 0, got {r.schedule.final_lr}"
+    )
+    _check(
+        all(0 < m < 1 for m in r.schedule.milestones),
+        "schedule.milestones",
+        f"must be fractions of training in (0, 1), got {r.schedule.milestones}",
+    )
     _check(r.schedule.gamma > 0, "schedule.gamma", f"must be > 0, got {r.schedule.gamma}")
     _check(r.train.epochs >= 0, "train.epochs", f"must be >= 0, got {r.train.epochs}")
     _check(r.train.batch_size > 0, "train.batch_size", f"must be > 0, got {r.train.batch_size}")
     _check(r.train.eval_points > 0, "train.eval_points", f"must be > 0, got {r.train.eval_points}")
-    _check(0 <= r.train.label_smoothing < 1, "train.label_smoothing",
-           f"must be in [0, 1), got {r.train.label_smoothing}")
-    _check(r.train.checkpoint_every >= 0, "train.checkpoint_every", f"must be >= 0, got {r.train.checkpoint_every}")
+    _check(
+        0 <= r.train.label_smoothing < 1,
+        "train.label_smoothing",
+        f"must be in [0, 1), got {r.train.label_smoothing}",
+    )
+    _check(
+        r.train.checkpoint_every >= 0,
+        "train.checkpoint_every",
+        f"must be >= 0, got {r.train.checkpoint_every}",
+    )
     _check(r.train.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {r.train.grad_clip}")
     _choice(r.eval.tta, "eval.tta", TTA_MODES)
     _check(r.eval.batch_size > 0, "eval.batch_size", f"must be > 0, got {r.eval.batch_size}")

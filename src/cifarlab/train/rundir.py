@@ -58,8 +58,11 @@ def git_commit() -> str:
         )
         if out.returncode == 0:
             dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                capture_output=True, text=True, timeout=5,
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
             ).stdout.strip()
             return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -76,11 +79,12 @@ def provenance(device: Any) -> dict[str, Any]:
     return {
         "cifarlab": __version__,
         "git_commit": git_commit(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if getattr(device, "type", "") == "cuda"
+        "device_name": torch.cuda.get_device_name(device)
+        if getattr(device, "type", "") == "cuda"
         else (platform.processor() or platform.machine()),
         "torch_threads": torch.get_num_threads(),
         "hostname": platform.node(),

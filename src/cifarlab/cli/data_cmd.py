@@ -1,0 +1,69 @@
+"""`cifarlab data`: find and load CIFAR-10, print what it holds, draw a few figures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cifarlab.cli.common import COMMON, add_data_dir
+from cifarlab.errors import CifarlabError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "data",
+        parents=[COMMON],
+        help="load CIFAR-10 and describe it (counts, shape, example figures)",
+        description=(
+            "Find CIFAR-10 (downloading it into the cache if no copy is found), print the "
+            "images per split and class, and write example-image and class-count figures."
+        ),
+    )
+    add_data_dir(parser)
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("runs/data"),
+        help="folder for the figures (default: runs/data)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="print the summary only")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _per_class(counts: dict[str, int]) -> str:
+    lo, hi = min(counts.values()), max(counts.values())
+    return f"{lo:,} per class" if lo == hi else f"{lo:,}–{hi:,} per class"
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so `cifarlab --help` does not pay for numpy.
+    from cifarlab.data import load_cifar10
+    from cifarlab.data.explore import describe, write_figures
+
+    data = load_cifar10(args.data_dir)
+    info = describe(data)
+    print(f"source: {info['source']}")
+    for split in ("train", "test"):
+        s = info[split]
+        print(f"{split}: {s['images']:,} images, {_per_class(s['per_class'])}")
+    h, w, c = info["image_shape"]
+    print(f"images: {h}×{w}×{c} {info['dtype']}")
+    width = max(len(name) for name in info["classes"])
+    print(f"  {'class':<{width}}  {'train':>7}  {'test':>7}")
+    for name in info["classes"]:
+        train_n, test_n = info["train"]["per_class"][name], info["test"]["per_class"][name]
+        print(f"  {name:<{width}}  {train_n:>7,}  {test_n:>7,}")
+    if not args.no_figures:
+        try:
+            paths = write_figures(data, args.out)
+        except OSError as exc:
+            raise CifarlabError(
+                f"{args.out}: cannot write figures ({exc.strerror or exc}); "
+                "choose another folder with --out or pass --no-figures"
+            ) from None
+        print("figures:")
+        for path in paths:
+            print(f"  {path}")
+    return 0

@@ -1,0 +1,76 @@
+"""Look at the data: counts per split and class, example images, class histograms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cifarlab.data.readers import CIFAR10
+
+SPLITS = ("train", "test")
+
+
+def _split(data: CIFAR10, split: str) -> tuple[np.ndarray, np.ndarray]:
+    return getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+
+
+def describe(data: CIFAR10) -> dict[str, Any]:
+    """Counts per split and per class, image shape and dtype, and the source line."""
+    out: dict[str, Any] = {
+        "source": data.source,
+        "is_sample": data.is_sample,
+        "classes": list(data.classes),
+        "image_shape": tuple(int(s) for s in data.train_images.shape[1:]),
+        "dtype": str(data.train_images.dtype),
+    }
+    for split in SPLITS:
+        _, labels = _split(data, split)
+        counts = np.bincount(labels, minlength=len(data.classes))
+        out[split] = {
+            "images": int(len(labels)),
+            "per_class": {name: int(n) for name, n in zip(data.classes, counts, strict=True)},
+        }
+    return out
+
+
+def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
+    """Write, for train and test, a 2×5 grid of one image per class and a per-class
+    count histogram, as PNGs in ``out_dir``; return their paths."""
+    # The object-oriented API with an explicit Agg canvas: no pyplot global state,
+    # no display needed, and no clash with a backend the caller already chose.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split in SPLITS:
+        images, labels = _split(data, split)
+
+        fig = Figure(figsize=(10, 4.6), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(2, 5)
+        for c, (ax, name) in enumerate(zip(axes.flat, data.classes, strict=True)):
+            ax.set_axis_off()
+            where = np.flatnonzero(labels == c)
+            if len(where):  # the first image of the class: deterministic
+                ax.imshow(images[where[0]], interpolation="nearest")
+            ax.set_title(name)
+        fig.suptitle(f"CIFAR-10 {split}: one image per class")
+        paths.append(out_dir / f"{split}_examples.png")
+        fig.savefig(paths[-1], dpi=100)
+
+        counts = np.bincount(labels, minlength=len(data.classes))
+        fig = Figure(figsize=(8, 4), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        bars = ax.bar(range(len(counts)), counts, color="tab:blue")
+        ax.bar_label(bars, labels=[f"{n:,}" for n in counts], fontsize=8)
+        ax.set_xticks(range(len(counts)), data.classes, rotation=45, ha="right")
+        ax.set_ylabel("images")
+        ax.set_title(f"CIFAR-10 {split}: {len(labels):,} images by class")
+        paths.append(out_dir / f"{split}_class_counts.png")
+        fig.savefig(paths[-1], dpi=100)
+    return paths
