@@ -52,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="device (same as --set system.device=...)",
     )
     p.add_argument("--epochs", type=float, default=None, help="same as --set train.epochs=N")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files into DIR/tensorboard",
+    )
     add_data_dir(p)
     bar = p.add_mutually_exclusive_group()
     bar.add_argument(
@@ -82,7 +87,13 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
     if args.resume:
-        train(out_dir=args.resume, resume=True, data_dir=args.data_dir, progress=args.progress)
+        train(
+            out_dir=args.resume,
+            resume=True,
+            data_dir=args.data_dir,
+            progress=args.progress,
+            tensorboard=args.tensorboard,
+        )
         return 0
     recipe = load_recipe(args.recipe, overrides)  # fail fast on a bad recipe, before any data I/O
     out = (
@@ -91,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
         else _fresh_dir(Path("runs") / f"{recipe.name}-seed{recipe.seed}")
     )
     print(f"run directory: {out}")
-    train(recipe, out_dir=out, data_dir=args.data_dir, progress=args.progress)
+    train(
+        recipe,
+        out_dir=out,
+        data_dir=args.data_dir,
+        progress=args.progress,
+        tensorboard=args.tensorboard,
+    )
     return 0
 
 

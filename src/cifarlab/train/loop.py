@@ -128,22 +128,26 @@ def train(
     resume: bool | str = False,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``out_dir`` and return its final metrics (also in metrics.json).
 
     ``resume``: False refuses a directory that already holds a run; True continues the
     run in ``out_dir`` from its last checkpoint (its own recipe); ``"auto"`` resumes
     when there is a checkpoint, returns the stored metrics when the run finished, and
-    starts fresh otherwise (what studies use).
+    starts fresh otherwise (what studies use). ``tensorboard`` also writes TensorBoard event
+    files (losses, accuracies, learning rate) into ``out_dir/tensorboard``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(out_dir):
-        return _train_locked(recipe, out_dir, data, data_dir, overrides, resume, progress, log)
+        return _train_locked(
+            recipe, out_dir, data, data_dir, overrides, resume, progress, log, tensorboard
+        )
 
 
 def _train_locked(
-    recipe, out_dir, data, data_dir, overrides, resume, progress, log
+    recipe, out_dir, data, data_dir, overrides, resume, progress, log, tensorboard
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     found = latest_checkpoint(out_dir)
@@ -186,7 +190,14 @@ def _train_locked(
     torch.manual_seed(recipe.seed)
     model = create_model(recipe.model.name, num_classes=len(t.classes), **recipe.model.options)
     model.to(device=device, memory_format=mem_format)
-    optimizer = build_optimizer(recipe.optim, model.parameters())
+    if payload is None and hasattr(model, "init_from_data"):
+        # Data-dependent initialisation (e.g. fastnet's whitening layer), from training images only.
+        with torch.no_grad():
+            head = t.train_x[: min(len(t.train_x), 5000)]
+            model.init_from_data(
+                normalize(to_float(head), t.mean, t.std).contiguous(memory_format=mem_format)
+            )
+    optimizer = build_optimizer(recipe.optim, model)
     per_epoch, total = total_steps_for(recipe, len(t.train_y))
     eval_at = eval_steps_for(total, recipe.train.eval_points)
     batch = recipe.train.batch_size
@@ -268,6 +279,17 @@ def _train_locked(
         ):
             history[key].append(value)
         running.update(loss_sum=0.0, correct=0, seen=0)
+        if tb is not None:
+            for tag, value in (
+                ("loss/train", train_loss),
+                ("loss/val", val["loss"]),
+                ("accuracy/train", train_acc),
+                ("accuracy/val", val["accuracy"]),
+                ("lr", lr),
+            ):
+                if value is not None:
+                    tb.add_scalar(tag, value, step)
+            tb.flush()
         done = step - start
         speed = done * batch / train_time_run if train_time_run > 0 and done else 0.0
         eta = (total - step) * batch / speed if speed else 0.0
@@ -283,6 +305,7 @@ def _train_locked(
             )
         emit("\n".join(lines) + "\n")
 
+    tb = _tensorboard_writer(out_dir) if tensorboard else None
     bar = _progress_bar(total, start, progress)
     emit = bar.write if bar is not None else log
     train_time_run = 0.0
@@ -350,6 +373,8 @@ def _train_locked(
             checkpoint(done)
     if bar is not None:
         bar.close()
+    if tb is not None:
+        tb.close()
     if start >= total and total == 0:
         checkpoint(0)
 
@@ -443,6 +468,17 @@ def _finish(
         line += f" ({metrics['tta']} TTA: {metrics['test_accuracy_tta'] * 100:.2f}%)"
     log(f"{line} | train time {_hms(train_time)} | run: {out_dir}")
     return metrics
+
+
+def _tensorboard_writer(out_dir: Path):
+    """A SummaryWriter in out_dir/tensorboard (needs the `tensorboard` package)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise TrainingError(
+            "--tensorboard needs the tensorboard package: pip install 'cifarlab[extras]'"
+        ) from None
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
 
 def _progress_bar(total: int, start: int, progress: bool | None):

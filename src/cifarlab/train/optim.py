@@ -9,8 +9,14 @@ import torch
 from cifarlab.train.recipe import OptimConfig, ScheduleConfig
 
 
-def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam (L2 weight decay, as the report) or AdamW (decoupled)."""
+def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam (L2 weight decay, as the report) or AdamW (decoupled).
+
+    A model may define ``param_groups(cfg) -> list[dict]`` to set per-group options
+    (e.g. no weight decay on batch-norm parameters); a group's ``lr_scale`` multiplies
+    the scheduled learning rate (see ``set_lr``).
+    """
+    params = model.param_groups(cfg) if hasattr(model, "param_groups") else model.parameters()
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params,
