@@ -1,0 +1,53 @@
+"""`cifarlab export`: a checkpoint as ONNX, TorchScript or safetensors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cifarlab.cli.common import COMMON
+
+FORMATS = ("onnx", "torchscript", "safetensors")  # as cifarlab.export.FORMATS (kept import-free)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        parents=[COMMON],
+        help="export a checkpoint to ONNX, TorchScript or safetensors",
+        description=(
+            "Export a trained checkpoint for other runtimes. The model takes float32 "
+            "(N, 3, 32, 32) RGB pixels scaled to [0, 1] and normalised (x - mean) / std, and "
+            "returns logits; class names, mean and std are stored in the file's own metadata "
+            "and in model.json beside it."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
+    p.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=FORMATS,
+        default=None,
+        help="output format (repeatable; default: onnx)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        metavar="DIR",
+        default=None,
+        help="folder for model.<ext> and model.json (default: export/ beside the checkpoint)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cifarlab.export import export_model
+
+    ckpt = Path(args.checkpoint)
+    out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent) / "export"
+    written = export_model(ckpt, out, formats=args.formats or ["onnx"])
+    for fmt, path in written.items():
+        print(f"{fmt}: {path}")
+    print(f"metadata: {out / 'model.json'}")
+    return 0

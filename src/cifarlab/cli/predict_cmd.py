@@ -1,0 +1,83 @@
+"""`cifarlab predict`: classify your own pictures with a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cifarlab.cli.common import COMMON
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        parents=[COMMON],
+        help="classify your own pictures",
+        description=(
+            "Classify PNG, JPEG or WebP pictures of any size with a trained checkpoint. Each "
+            "picture is centre-cropped to a square and resized to 32×32 (bilinear); pictures "
+            "smaller than 8×8 are refused. A file that cannot be read gets its own error line "
+            "and the others are still predicted. Exit status: 0 all predicted, 1 some failed, "
+            "2 none could be predicted."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="picture files, or folders searched for .png/.jpg/.jpeg/.webp files",
+    )
+    p.add_argument(
+        "--top-k",
+        "-k",
+        type=int,
+        default=3,
+        metavar="K",
+        help="how many classes to show per picture (default: 3)",
+    )
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cifarlab.errors import CifarlabError
+    from cifarlab.predict import load_trained_model, predict_paths
+
+    if args.top_k < 1:
+        raise CifarlabError(f"--top-k: must be at least 1, got {args.top_k}")
+    trained = load_trained_model(args.checkpoint, device=args.device)
+    results, errors = predict_paths(trained, args.paths, top_k=args.top_k)
+    for err in errors:
+        print(f"cifarlab: error: {err['error']}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "model": trained.model_name,
+                    "preprocessing": "centre crop to square, resize to 32x32 (PIL bilinear)",
+                    "predictions": results,
+                    "errors": errors,
+                },
+                indent=2,
+            )
+        )
+    elif results:
+        _print_table(results)
+    if errors and not results:
+        return 2
+    return 1 if errors else 0
+
+
+def _print_table(results: list[dict]) -> None:
+    k = max(len(r["top"]) for r in results)
+    width = min(max(len(r["file"]) for r in results), 60)
+    head = f"{'file':<{width}}  " + "  ".join(f"{f'top-{i + 1}':<22}" for i in range(k))
+    print(head.rstrip())
+    for r in results:
+        name = r["file"] if len(r["file"]) <= width else "…" + r["file"][-(width - 1) :]
+        cells = [f"{t['class']} {t['probability'] * 100:5.1f}%" for t in r["top"]]
+        print((f"{name:<{width}}  " + "  ".join(f"{c:<22}" for c in cells)).rstrip())

@@ -1,0 +1,59 @@
+"""`cifarlab report`: one self-contained HTML (or Markdown) document from runs and studies."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cifarlab.cli.common import COMMON
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        parents=[COMMON],
+        help="write a report (HTML or Markdown) from runs and studies",
+        description=(
+            "Write one report from run directories (cifarlab train) and study directories "
+            "(cifarlab ablate / seeds): data, model, training, improvements, robustness and a "
+            "comparison of models; parts without inputs are left out. HTML is one "
+            "self-contained file (figures inlined, no network); Markdown gets its PNGs in "
+            "<name>_files/ beside it."
+        ),
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="run or study directories")
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="output file (default: report.html, or report.md with --format md)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("html", "md"),
+        default=None,
+        help="html (default) or md; default follows the --out suffix",
+    )
+    p.add_argument("--title", default=None, help="the report's title")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="where the runs' CIFAR-10 is, for the example images and histograms "
+        "(default: found from the runs; never downloaded)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cifarlab.report.sections import write_report
+
+    fmt = args.format
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path("report.md" if fmt == "md" else "report.html")
+    path = write_report(args.dirs, out, fmt, data_dir=args.data_dir, title=args.title)
+    print(f"report: {path}")
+    return 0

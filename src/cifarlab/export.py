@@ -1,0 +1,280 @@
+"""Export a trained checkpoint for other runtimes: ONNX, TorchScript, safetensors.
+
+Every export takes a float32 batch (N, 3, 32, 32) of RGB pixels scaled to [0, 1]
+and then normalised as ``(x - mean) / std`` with the checkpoint's own mean and
+std, and returns logits (N, classes). The class names and the normalisation
+travel with the model in each format's own metadata (ONNX ``metadata_props``,
+TorchScript ``_extra_files``, the safetensors header) and in a ``model.json``
+sidecar beside it, so a consumer in another language needs nothing else.
+
+    >>> from cifarlab.export import export_model
+    >>> export_model("runs/seed-improved-seed0", "exported/", formats=["onnx"])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cifarlab.errors import CifarlabError
+
+FORMATS = ("onnx", "torchscript", "safetensors")
+FILENAMES = {
+    "onnx": "model.onnx",
+    "torchscript": "model.torchscript.pt",
+    "safetensors": "model.safetensors",
+}
+SIDECAR = "model.json"
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+ONNX_OPSET = 18
+
+
+class ExportError(CifarlabError):
+    """A model could not be exported (missing package, unwritable folder, ...)."""
+
+
+def metadata(trained) -> dict[str, Any]:
+    """What a consumer needs besides the weights: classes, normalisation, model, input spec."""
+    from cifarlab import __version__
+
+    return {
+        "format": "cifarlab-export",
+        "format_version": 1,
+        "cifarlab": __version__,
+        "classes": list(trained.classes),
+        "mean": list(trained.mean),
+        "std": list(trained.std),
+        "model": trained.model_name,
+        "model_options": dict(trained.model_options),
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["N", 3, 32, 32],
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "preprocessing": "pixels / 255, then (x - mean) / std per channel",
+        },
+        "output": {"name": OUTPUT_NAME, "shape": ["N", len(trained.classes)], "meaning": "logits"},
+        "checkpoint": str(trained.checkpoint),
+        "step": trained.step,
+    }
+
+
+def _flat_metadata(meta: dict[str, Any]) -> dict[str, str]:
+    """Metadata as string -> string (ONNX and safetensors store only strings)."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+
+
+def export_model(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    formats: list[str] | tuple[str, ...] = ("onnx",),
+) -> dict[str, Path]:
+    """Export ``checkpoint`` (file or run directory) into ``out_dir`` in each of ``formats``.
+
+    Returns {format: path}; also writes (or updates) ``out_dir/model.json``. Files are
+    written to a temporary name and renamed, so a failed export leaves no partial file.
+    """
+    from cifarlab.predict import load_trained_model
+
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    trained = load_trained_model(checkpoint, device="cpu")
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+    meta = metadata(trained)
+    written: dict[str, Path] = {}
+    for fmt in dict.fromkeys(formats):
+        path = out_dir / FILENAMES[fmt]
+        _EXPORTERS[fmt](trained.model, meta, path)
+        written[fmt] = path
+    _write_sidecar(out_dir, meta, written)
+    return written
+
+
+def _write_sidecar(out_dir: Path, meta: dict[str, Any], written: dict[str, Path]) -> None:
+    from cifarlab.train.checkpoint import write_json_atomic
+
+    files: dict[str, str] = {}
+    old = out_dir / SIDECAR
+    if old.is_file():
+        try:
+            previous = json.loads(old.read_text(encoding="utf-8"))
+            if previous.get("checkpoint") == meta["checkpoint"]:  # same model: keep its list
+                files.update(
+                    {
+                        k: v
+                        for k, v in previous.get("files", {}).items()
+                        if (out_dir / str(v)).is_file()
+                    }
+                )
+        except (OSError, ValueError, AttributeError):
+            pass  # a sidecar we cannot read is replaced, never trusted
+    files.update({fmt: path.name for fmt, path in written.items()})
+    write_json_atomic(out_dir / SIDECAR, {**meta, "files": files})
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        # Some writers (safetensors) create the file 0600; give it the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"{path}: could not write ({exc.strerror or exc})") from None
+
+
+def _example_input():
+    import torch
+
+    return torch.zeros(2, 3, 32, 32)
+
+
+def export_onnx(model, meta: dict[str, Any], path: Path) -> Path:
+    """ONNX with a dynamic batch axis, through torch's torch.export-based exporter (dynamo)."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs onnx and onnxscript: pip install 'cifarlab[extras]'"
+        ) from None
+    tmp = _tmp(path)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        # The exporter prints progress lines on stdout; keep `cifarlab export` quiet.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model.eval(),
+                (_example_input(),),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: batch},),
+                opset_version=ONNX_OPSET,
+                verbose=False,
+            )
+        proto = program.model_proto
+        del proto.metadata_props[:]
+        for key, value in _flat_metadata(meta).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save_model(proto, str(tmp))
+    except ExportError:
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{path}: ONNX export failed ({first[:200]})") from None
+    _replace(tmp, path)
+    return path
+
+
+def export_torchscript(model, meta: dict[str, Any], path: Path) -> Path:
+    """TorchScript by tracing; the metadata rides along as ``_extra_files['model.json']``."""
+    import warnings
+
+    import torch
+
+    tmp = _tmp(path)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+            traced = torch.jit.trace(model.eval(), _example_input())
+            torch.jit.save(traced, str(tmp), _extra_files={SIDECAR: json.dumps(meta)})
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{path}: TorchScript export failed ({first[:200]})") from None
+    _replace(tmp, path)
+    return path
+
+
+def export_safetensors(model, meta: dict[str, Any], path: Path) -> Path:
+    """The state dict as safetensors; metadata (JSON strings) in the header."""
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        raise ExportError(
+            "safetensors export needs safetensors: pip install 'cifarlab[extras]'"
+        ) from None
+    tmp = _tmp(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    try:
+        save_file(tensors, str(tmp), metadata=_flat_metadata(meta))
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"{path}: safetensors export failed ({exc})") from None
+    _replace(tmp, path)
+    return path
+
+
+_EXPORTERS = {
+    "onnx": export_onnx,
+    "torchscript": export_torchscript,
+    "safetensors": export_safetensors,
+}
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The cifarlab metadata stored inside an exported file (any of the three formats)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        flat = {p.key: p.value for p in proto.metadata_props}
+    elif path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            flat = dict(f.metadata() or {})
+    else:
+        import torch
+
+        extra = {SIDECAR: ""}
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        return json.loads(extra[SIDECAR])
+    return {k: _maybe_json(v) for k, v in flat.items()}
+
+
+def _maybe_json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def load_safetensors_model(path: str | Path):
+    """Rebuild the model from a safetensors export alone: (model in eval mode, metadata)."""
+    from safetensors.torch import load_file
+
+    from cifarlab.models import create_model
+
+    meta = read_metadata(path)
+    model = create_model(
+        meta["model"], num_classes=len(meta["classes"]), **meta.get("model_options", {})
+    )
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), meta

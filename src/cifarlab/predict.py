@@ -1,0 +1,212 @@
+"""Classify your own pictures with a trained checkpoint.
+
+Each picture (PNG, JPEG or WebP, any size) is turned the right way up from its
+EXIF orientation, converted to RGB, centre-cropped to a square and resized to
+32×32 with PIL's BILINEAR filter (antialiased when shrinking, the same filter as
+torchvision's ``Resize`` default), then normalised with the checkpoint's own mean
+and std. Pictures smaller than :data:`MIN_SIDE` pixels on a side are refused:
+a 1×1 or 4×4 image carries no object to recognise, and upscaling it would only
+produce a confident-looking guess.
+
+    >>> from cifarlab.predict import load_trained_model, predict_paths
+    >>> trained = load_trained_model("runs/seed-improved-seed0")
+    >>> results, errors = predict_paths(trained, ["my_cat.jpg", "photos/"], top_k=3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cifarlab.errors import CifarlabError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MIN_SIDE = 8  # pixels: smaller pictures are refused, not upscaled
+SIZE = 32  # the network's input side
+RESAMPLE = "BILINEAR"  # PIL filter for the resize (antialiased when shrinking)
+
+
+class ImageReadError(CifarlabError):
+    """One input picture could not be read or is unusable (the others still run)."""
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode with what it needs to preprocess and name its outputs."""
+
+    model: Any  # torch.nn.Module
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    model_name: str
+    model_options: dict[str, Any]
+    recipe: dict[str, Any]
+    checkpoint: str
+    step: int
+    device: Any = None  # torch.device
+
+
+def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedModel:
+    """Load a checkpoint (file or run directory) safely and rebuild its model in eval mode."""
+    from cifarlab.models import create_model
+    from cifarlab.runtime import resolve_device
+    from cifarlab.train.checkpoint import load_checkpoint
+    from cifarlab.train.recipe import recipe_from_dict
+
+    payload = load_checkpoint(checkpoint)
+    recipe = recipe_from_dict(payload["recipe"])
+    classes = list(payload.get("classes") or [])
+    if not classes:
+        from cifarlab.data.readers import NUM_CLASSES
+
+        classes = [f"class {i}" for i in range(NUM_CLASSES)]
+    norm = payload.get("normalization") or {"mean": recipe.data.mean, "std": recipe.data.std}
+    dev = resolve_device(device)
+    model = create_model(recipe.model.name, num_classes=len(classes), **recipe.model.options)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CifarlabError(
+            f"{checkpoint}: the weights do not fit model {recipe.model.name!r} ({first[:160]})"
+        ) from None
+    model.to(dev).eval()
+    return TrainedModel(
+        model=model,
+        classes=classes,
+        mean=[float(v) for v in norm["mean"]],
+        std=[float(v) for v in norm["std"]],
+        model_name=recipe.model.name,
+        model_options=dict(recipe.model.options),
+        recipe=recipe.to_dict(),
+        checkpoint=str(checkpoint),
+        step=int(payload["step"]),
+        device=dev,
+    )
+
+
+def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand folders (recursively, sorted) into picture files; named files are kept as given.
+
+    Returns (files, errors) where errors are (path, reason) for paths that do not exist
+    or folders holding no PNG/JPEG/WebP file.
+    """
+    files: list[Path] = []
+    errors: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
+            if not found:
+                errors.append((str(path), f"no {'/'.join(IMAGE_SUFFIXES)} files in this folder"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append((str(path), "no such file or folder"))
+    return files, errors
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A picture file as uint8 (32, 32, 3) RGB: EXIF-rotated, centre-cropped, resized.
+
+    Raises ImageReadError with a one-line reason for anything unreadable or too small.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later
+            return preprocess(ImageOps.exif_transpose(img))
+    except UnidentifiedImageError:
+        raise ImageReadError(
+            f"{path}: not a PNG, JPEG or WebP image (cannot identify the file's format)"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path}: refused, too many pixels ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # PIL raises OSError for truncated or damaged data, SyntaxError for some bad headers.
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+        raise ImageReadError(f"{path}: cannot read the image ({reason})") from None
+
+
+def preprocess(img) -> np.ndarray:
+    """A PIL image as uint8 (32, 32, 3) RGB: centre-cropped to a square, resized with BILINEAR."""
+    from PIL import Image
+
+    w, h = img.size
+    if min(w, h) < MIN_SIDE:
+        raise ImageReadError(
+            f"image is {w}×{h} pixels; need at least {MIN_SIDE}×{MIN_SIDE} (too small to classify)"
+        )
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels on white, not on whatever colour the file stored under them.
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    img = img.convert("RGB")
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    if side != SIZE:
+        img = img.resize((SIZE, SIZE), getattr(Image.Resampling, RESAMPLE))
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def predict_arrays(trained: TrainedModel, images: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, classes) for uint8 (N, 32, 32, 3) RGB images."""
+    import torch
+
+    from cifarlab.data.batches import to_uint8_tensor
+    from cifarlab.evaluate import predict_logits
+
+    if len(images) == 0:
+        return np.zeros((0, len(trained.classes)), dtype=np.float32)
+    x = to_uint8_tensor(np.ascontiguousarray(images), trained.device)
+    mean = torch.tensor(trained.mean, device=trained.device)
+    std = torch.tensor(trained.std, device=trained.device)
+    logits = predict_logits(trained.model, x, mean, std, batch_size=256)
+    return torch.softmax(logits, dim=1).cpu().numpy()
+
+
+def top_classes(probs: np.ndarray, classes: list[str], k: int) -> list[dict[str, Any]]:
+    """The k most likely classes of one probability vector, most likely first."""
+    k = max(1, min(k, len(classes)))
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"class": classes[i], "index": int(i), "probability": float(probs[i])} for i in order]
+
+
+def predict_paths(
+    trained: TrainedModel, paths: list[str | Path], top_k: int = 3
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Predict every picture under ``paths``; a bad file becomes an error entry, not an exception.
+
+    Returns (results, errors): results are ``{"file", "top": [{"class", "index",
+    "probability"}...]}`` in input order; errors are ``{"file", "error"}`` with a
+    one-line message.
+    """
+    files, missing = collect_images(paths)
+    errors = [{"file": p, "error": f"{p}: {why}"} for p, why in missing]
+    good: list[tuple[Path, np.ndarray]] = []
+    for f in files:
+        try:
+            good.append((f, read_image(f)))
+        except ImageReadError as exc:
+            msg = str(exc)
+            errors.append(
+                {"file": str(f), "error": msg if msg.startswith(str(f)) else f"{f}: {msg}"}
+            )
+    probs = predict_arrays(trained, np.stack([a for _, a in good]) if good else np.zeros((0,)))
+    results = [
+        {"file": str(f), "top": top_classes(p, trained.classes, top_k)}
+        for (f, _), p in zip(good, probs, strict=True)
+    ]
+    return results, errors

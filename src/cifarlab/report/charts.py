@@ -1,0 +1,147 @@
+"""Figures made for the report document: ablation ladder, seed study, model comparison.
+
+Each function draws with matplotlib's object-oriented API on an Agg canvas (no
+pyplot state, no display) and returns the PNG as bytes, so the report can inline
+it without touching the run directories it reads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+
+def _figure(width: float, height: float, ncols: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def ablation_chart(rows: list[dict[str, Any]], reference: dict[str, float] | None = None) -> bytes:
+    """Mean test accuracy per step (bars, 95% CI whiskers), each seed as a dot, and the
+    seed report's own number per step as a diamond when ``reference`` is given.
+
+    rows: ``{"step", "mean", "ci95": [lo, hi] | None, "values": [...]}`` in percent.
+    """
+    fig, ax = _figure(8, 4.5)
+    xs = list(range(len(rows)))
+    means = [r["mean"] for r in rows]
+    lo = [r["mean"] - r["ci95"][0] if _has_ci(r) else 0.0 for r in rows]
+    hi = [r["ci95"][1] - r["mean"] if _has_ci(r) else 0.0 for r in rows]
+    ax.bar(xs, means, color="tab:blue", alpha=0.55, label="ours: mean")
+    ax.errorbar(xs, means, yerr=[lo, hi], fmt="none", ecolor="black", capsize=4, label="95% CI")
+    for x, r in zip(xs, rows, strict=True):
+        vals = r.get("values") or []
+        ax.plot([x] * len(vals), vals, "o", color="navy", markersize=4)
+    if reference:
+        ref = [
+            (x, reference[r["step"]])
+            for x, r in zip(xs, rows, strict=True)
+            if r["step"] in reference
+        ]
+        if ref:
+            ax.plot(
+                [x for x, _ in ref],
+                [v for _, v in ref],
+                "D",
+                color="tab:red",
+                markersize=7,
+                label="seed report",
+            )
+    every = [v for r in rows for v in (r.get("values") or [r["mean"]])]
+    every += list(reference.values()) if reference else []
+    low = min(every) if every else 0.0
+    ax.set_ylim(max(0.0, math.floor(low - 5)), None)
+    ax.set_xticks(xs, [r["step"] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Ablation ladder: test accuracy per step")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def _has_ci(row: dict[str, Any]) -> bool:
+    ci = row.get("ci95")
+    return bool(ci) and all(v is not None and math.isfinite(v) for v in ci)
+
+
+def seed_chart(
+    histories: dict[str, dict[str, list[Any]]], accuracies: dict[str, float], title: str = ""
+) -> bytes:
+    """Left: validation accuracy against the step for every seed (the report's figures 9-18
+    on one plot). Right: test accuracy per seed, with the mean and ±1 std band."""
+    fig, (left, right) = _figure(11, 4.2, ncols=2)
+    for label, hist in histories.items():
+        steps, val = hist.get("step", []), hist.get("val_acc", [])
+        pts = [(s, v * 100) for s, v in zip(steps, val, strict=False) if v is not None]
+        if pts:
+            left.plot([s for s, _ in pts], [v for _, v in pts], "-", linewidth=1.2, label=label)
+    left.set_xlabel("step")
+    left.set_ylabel("validation accuracy (%)")
+    left.set_title("Validation accuracy, every seed")
+    left.grid(alpha=0.3)
+    if 0 < len(histories) <= 10:
+        left.legend(fontsize=7)
+    labels = list(accuracies)
+    vals = [accuracies[k] for k in labels]
+    if vals:
+        mean = sum(vals) / len(vals)
+        std = (
+            math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+            if len(vals) > 1
+            else 0.0
+        )
+        right.axhspan(mean - std, mean + std, color="tab:blue", alpha=0.12, label="mean ± std")
+        right.axhline(mean, color="tab:blue", linewidth=1.5, label=f"mean {mean:.2f}%")
+        right.plot(range(len(vals)), vals, "o", color="tab:orange", markersize=7, label="seed")
+        right.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=8)
+        right.legend(fontsize=8)
+    right.set_ylabel("test accuracy (%)")
+    right.set_title("Test accuracy per seed")
+    right.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _png(fig)
+
+
+def comparison_chart(points: list[dict[str, Any]]) -> bytes:
+    """Test accuracy against training time and against parameters, one labelled point per model.
+
+    points: ``{"label", "accuracy" (percent), "train_time_s", "parameters"}``.
+    """
+    fig, (left, right) = _figure(11, 4.2, ncols=2)
+    for ax, key, xlabel in (
+        (left, "train_time_s", "training time (s, log scale)"),
+        (right, "parameters", "parameters (log scale)"),
+    ):
+        pts = [p for p in points if p.get(key) and p.get("accuracy") is not None]
+        for i, p in enumerate(pts):
+            ax.plot(p[key], p["accuracy"], "o", markersize=8, color=f"C{i % 10}")
+            ax.annotate(
+                p["label"],
+                (p[key], p["accuracy"]),
+                textcoords="offset points",
+                xytext=(6, 4),
+                fontsize=8,
+            )
+        if pts:
+            ax.set_xscale("log")
+            xs = [p[key] for p in pts]
+            ax.set_xlim(min(xs) / 1.6, max(xs) * 2.5)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3, which="both")
+    left.set_title("Accuracy against training time")
+    right.set_title("Accuracy against model size")
+    return _png(fig)

@@ -1,0 +1,157 @@
+"""`cifarlab report`: sections present or left out, numbers in place, self-contained files."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+from cifarlab.report.sections import (
+    SEED_REPORT_ACCURACY,
+    _Names,
+    data_section,
+    layer_table,
+    read_run,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cifarlab", *args], capture_output=True, text=True, **kwargs
+    )
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.srcs: list[str] = []
+        self.hrefs: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        if "src" in a:
+            self.srcs.append(a["src"])
+        if "href" in a:
+            self.hrefs.append(a["href"])
+
+
+def _parse(html: str) -> _Collect:
+    p = _Collect()
+    p.feed(html)
+    return p
+
+
+def test_study_report_has_every_section_in_order_and_is_self_contained(study_report):
+    html = study_report.read_text(encoding="utf-8")
+    page = _parse(html)
+    assert page.sections == [
+        "data",
+        "model",
+        "training",
+        "improvements",
+        "robustness",
+        "comparison",
+    ]
+    # Self-contained: every image is an inline PNG that decodes, nothing loads from elsewhere.
+    assert len(page.srcs) >= 10
+    for src in page.srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+    assert all(h.startswith("#") for h in page.hrefs), page.hrefs
+    assert "script" not in page.tags and "link" not in page.tags
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", html)
+
+
+def test_study_report_numbers(study_report):
+    html = study_report.read_text(encoding="utf-8")
+    improvements = html[html.index('id="improvements"') : html.index('id="robustness"')]
+    # The report's own numbers beside ours, one per ladder step, in ladder order.
+    positions = [improvements.index(f"{v:.2f}%") for v in SEED_REPORT_ACCURACY.values()]
+    assert positions == sorted(positions)
+    assert "seed report" in improvements and "optim.weight_decay = 1e-05" in improvements
+    # Robustness: the seed study's summary and one row per seed.
+    robustness = html[html.index('id="robustness"') : html.index('id="comparison"')]
+    assert "3 seeds: test accuracy 77.27% ± 0.57 (std)" in robustness
+    for acc in ("77.10%", "77.90%", "76.80%"):
+        assert acc in robustness
+    # Model: both the ladder's first model and the final one, with shapes and parameters.
+    model = html[html.index('id="model"') : html.index('id="training"')]
+    assert "<h3>seednet</h3>" in model and "seednet-improved" in model
+    assert "16×32×32" in model and "64×4×4" in model and "541,094" in model
+    training = html[html.index('id="training"') : html.index('id="improvements"')]
+    for needed in ("training time", "device", "Per-class test accuracy", "Confusion matrix"):
+        assert needed in training
+
+
+def test_single_run_report_leaves_missing_parts_out(tmp_path, tiny_runs):
+    from cifarlab.report.sections import write_report
+
+    out = write_report([tiny_runs["seed-baseline"]], tmp_path / "one.html")
+    page = _parse(out.read_text(encoding="utf-8"))
+    # No ablation, no seed study, a single model: those sections are absent, not empty.
+    assert page.sections == ["data", "model", "training"]
+    assert 'id="improvements"' not in out.read_text()
+
+
+def test_markdown_report_with_pngs_beside_it(tmp_path, tiny_runs, studies):
+    from cifarlab.report.sections import write_report
+
+    out = write_report([tiny_runs["seed-baseline"], studies["ablation"]], tmp_path / "r.md")
+    text = out.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings == ["Data", "Model", "Training", "Improvements", "Comparison of models"]
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all(link.startswith("r_files/") for link in links)
+    for link in links:
+        assert (tmp_path / link).read_bytes().startswith(PNG_MAGIC), link
+    assert "| baseline |" in text and "71.77%" in text
+
+
+def test_layer_table_shapes_and_parameters_add_up():
+    from cifarlab.models import count_parameters, create_model
+
+    table = layer_table("seednet-improved", {"dropout": 0.5})
+    rows = {r[0]: r for r in table.rows if r[0]}
+    assert rows["features.0"][1:] == [
+        "Conv2d",
+        "3, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False",
+        "16×32×32",
+        "432",
+    ]
+    assert rows["fc1"][3:] == ["500", "512,000"]
+    listed = sum(int(r[4].replace(",", "")) for r in table.rows if r[1] not in ("total",))
+    assert listed == count_parameters(create_model("seednet-improved")) == 540_696
+    assert table.rows[-1][1] == "total" and table.rows[-1][4] == "540,696"
+
+
+def test_report_refuses_a_folder_that_is_neither_run_nor_study(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = cli("report", str(tmp_path / "empty"), "-o", str(tmp_path / "x.html"))
+    assert res.returncode == 2
+    assert res.stderr.startswith("cifarlab: error: ") and len(res.stderr.strip().splitlines()) == 1
+    assert "not a run directory" in res.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path, tiny_runs):
+    import json
+    import shutil
+
+    run = tmp_path / "moved"
+    shutil.copytree(tiny_runs["seed-baseline"], run, ignore=shutil.ignore_patterns("*.pt"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["data"]["source"] = f"python layout in {tmp_path / 'gone'}"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    data = data_section([read_run(run)], str(tmp_path / "gone"), _Names())
+    assert data.id == "data"
+    assert not [b for b in data.blocks if type(b).__name__ in ("Figure", "Row")]
+    assert any("left out" in getattr(b, "text", "") for b in data.blocks)
