@@ -1,0 +1,43 @@
+"""`cifarlab seeds`: train one recipe with several seeds and report the distribution."""
+
+from __future__ import annotations
+
+import argparse
+
+from cifarlab.cli.common import COMMON
+from cifarlab.cli.studies_cmd import add_run_options, execute, parse_seeds
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "seeds",
+        parents=[COMMON],
+        help="train a recipe with seeds 0..n-1",
+        description=(
+            "Train the same recipe with seeds 0..n-1 (or --seed-list) into a study directory: "
+            "one run directory per seed, summary.json/csv/md (mean, std, 95% t interval, min, "
+            "max) and figures, among them every seed's curves in one grid. Rerunning the same "
+            "command resumes the study."
+        ),
+    )
+    p.add_argument(
+        "--recipe",
+        default="seed-improved",
+        metavar="NAME|FILE",
+        help="built-in recipe name or TOML file (default: seed-improved)",
+    )
+    p.add_argument(
+        "-n", "--n", dest="n", type=int, default=10, metavar="N", help="seeds 0..N-1 (default 10)"
+    )
+    add_run_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cifarlab.studies.runner import seed_study
+    from cifarlab.train.recipe import parse_overrides
+
+    study = seed_study(
+        args.recipe, parse_seeds(args.n, args.seed_list), overrides=parse_overrides(args.overrides)
+    )
+    return execute(study, args)

@@ -1,0 +1,190 @@
+"""`cifarlab studies`: summarize or merge study directories, list ladders.
+
+Also the options shared by `cifarlab ablate` and `cifarlab seeds` (how a study runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cifarlab.cli.common import COMMON, add_data_dir
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Seeds, output, execution and override options of `ablate` and `seeds`."""
+    p.add_argument(
+        "--seed-list",
+        default=None,
+        metavar="S,S,...",
+        help="explicit seeds, e.g. 0,1,2 or 0-9 (instead of seeds 0..N-1)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="study directory (default: studies-out/<name>); rerunning into it resumes the study",
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        metavar="J",
+        help="runs at a time on the CPU, each in its own process with cpu_count // J torch "
+        "threads (default 1); on a GPU runs go one at a time",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only slice I of N (0-based, I = 0..N-1) of the study's runs, e.g. "
+        "--shard $SLURM_ARRAY_TASK_ID/4; combine slices with `cifarlab studies merge`",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default=None,
+        help="device for every run (same as --set system.device=..., not part of the study)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field in every run, after the step's own changes "
+        "(e.g. --set train.epochs=1 for a quick look); part of the study's definition",
+    )
+    p.add_argument(
+        "--no-figures", dest="figures", action="store_false", help="write the tables only"
+    )
+    add_data_dir(p)
+
+
+def parse_seeds(n: int | None, seed_list: str | None) -> list[int]:
+    """Seeds 0..n-1, or an explicit list like "0,1,2" or "0-9" or "3,5-7"."""
+    from cifarlab.studies import StudyError
+
+    if seed_list is None:
+        if n is None or n < 1:
+            raise StudyError(f"--seeds/-n {n}: need at least one seed")
+        return list(range(n))
+    seeds: list[int] = []
+    for part in seed_list.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            if dash:
+                seeds.extend(range(int(lo), int(hi) + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise StudyError(
+                f"--seed-list {seed_list!r}: expected seeds like 0,1,2 or 0-9"
+            ) from None
+    return seeds
+
+
+def execute(study, args: argparse.Namespace) -> int:
+    """Run a study built by `ablate` or `seeds` with the shared options; print its table."""
+    from pathlib import Path
+
+    from cifarlab.studies.runner import parse_shard, run_study
+
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    out = Path(args.out) if args.out else Path("studies-out") / study.name
+    print(f"study directory: {out}")
+    run_study(
+        study,
+        out,
+        jobs=args.jobs,
+        device=args.device,
+        data_dir=args.data_dir,
+        shard=shard,
+        figures=args.figures,
+    )
+    print((out / "summary.md").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "studies",
+        parents=[COMMON],
+        help="summarize or merge study directories, list ladders",
+        description=(
+            "Work with study directories made by `cifarlab ablate` and `cifarlab seeds`: "
+            "recompute a summary, merge shards, list the built-in ladders."
+        ),
+    )
+    ssub = p.add_subparsers(dest="studies_command", metavar="ACTION")
+    s = ssub.add_parser(
+        "summarize",
+        parents=[COMMON],
+        help="recompute summary.json/csv/md and the figures of a study",
+        description="Recompute a study's summary (tables and figures) from its finished runs.",
+    )
+    s.add_argument("dir", metavar="DIR", help="study directory")
+    s.add_argument("--no-figures", dest="figures", action="store_false", help="tables only")
+    s.set_defaults(func=run_summarize)
+    m = ssub.add_parser(
+        "merge",
+        parents=[COMMON],
+        help="combine study directories (e.g. shards) into one and summarize it",
+        description=(
+            "Copy the runs of several directories of the same study (same study.json), e.g. the "
+            "shards of a job array, into OUT and write its summary. OUT may be one of the inputs."
+        ),
+    )
+    m.add_argument("dirs", nargs="+", metavar="DIR", help="study directories to combine")
+    m.add_argument("-o", "--out", required=True, metavar="OUT", help="merged study directory")
+    m.add_argument("--no-figures", dest="figures", action="store_false", help="tables only")
+    m.set_defaults(func=run_merge)
+    ld = ssub.add_parser(
+        "ladders",
+        parents=[COMMON],
+        help="list the built-in ladders, or show one's steps",
+        description="List the built-in ablation ladders, or show the steps of one (name or file).",
+    )
+    ld.add_argument("name", nargs="?", metavar="NAME|FILE", help="show this ladder's steps")
+    ld.set_defaults(func=run_ladders)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_summarize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cifarlab.studies.summary import summarize_study
+
+    summarize_study(args.dir, figures=args.figures)
+    print((Path(args.dir) / "summary.md").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cifarlab.studies.runner import merge_studies
+
+    merge_studies(args.dirs, args.out, figures=args.figures)
+    print((Path(args.out) / "summary.md").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def run_ladders(args: argparse.Namespace) -> int:
+    from cifarlab.studies.ladder import builtin_ladders, load_ladder
+
+    if args.name is None:
+        for name in builtin_ladders():
+            ladder = load_ladder(name)
+            print(f"{name:<16} {ladder.description}")
+        return 0
+    ladder = load_ladder(args.name)
+    print(f"{ladder.name}: base recipe {ladder.base!r}")
+    for k, step in enumerate(ladder.steps, 1):
+        changes = ", ".join(f"{key}={value!r}" for key, value in step.changes.items()) or "-"
+        ref = f" [report: {step.reference:.2f}%]" if step.reference is not None else ""
+        print(f"{k}. {step.name:<14} {changes}{ref}")
+        if step.description:
+            print(f"   {'':<14} {step.description}")
+    return 0
