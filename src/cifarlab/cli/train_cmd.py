@@ -1,4 +1,9 @@
-"""`cifarlab train`: run a recipe into a run directory, or resume one."""
+"""`cifarlab train`: run a recipe into a run directory, or resume one.
+
+Data-parallel: ``cifarlab train --nproc N`` starts N processes through torchrun's
+launcher (``torchrun --nproc-per-node N -m cifarlab train ...`` works as well);
+``--nnodes M --node-rank R --rdzv-endpoint HOST:PORT`` spans several machines.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,10 @@ import argparse
 from pathlib import Path
 
 from cifarlab.cli.common import COMMON, add_data_dir
+from cifarlab.errors import CifarlabError, TrainingError
+
+# Options the launcher consumes; every other option is handed on to the worker processes.
+LAUNCHER_DESTS = ("nproc", "nnodes", "node_rank", "rdzv_endpoint")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +67,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also write TensorBoard event files into DIR/tensorboard",
     )
     add_data_dir(p)
+    dist = p.add_argument_group(
+        "data-parallel (torch.distributed)",
+        "Each process takes an equal share of every global batch (train.batch_size); gloo on "
+        "the CPU, NCCL on GPUs (one GPU per process). $CIFARLAB_DIST_TIMEOUT (s, default 60) "
+        "bounds how long a process waits for the others.",
+    )
+    dist.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start N training processes on this machine (through torch.distributed.run)",
+    )
+    dist.add_argument(
+        "--nnodes", type=int, default=1, metavar="M", help="machines in the job (default 1)"
+    )
+    dist.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        metavar="R",
+        help="this machine's index, 0 to M-1; node 0 hosts the rendezvous and writes the run",
+    )
+    dist.add_argument(
+        "--rdzv-endpoint",
+        default=None,
+        metavar="HOST:PORT",
+        help="multi-node: node 0's address and a free port, the same on every node",
+    )
     bar = p.add_mutually_exclusive_group()
     bar.add_argument(
         "--progress",
@@ -72,12 +110,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="plain lines at evaluation points only",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, train_parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cifarlab.train.loop import train
-    from cifarlab.train.recipe import load_recipe, parse_overrides
+    from cifarlab.train import distributed
+
+    if args.nproc is not None or args.nnodes != 1 or args.rdzv_endpoint:
+        return _launch(args)
+    rank = distributed.env_rank()
+    try:
+        return _train(args, rank)
+    except CifarlabError as exc:
+        if rank == 0:
+            raise
+        if getattr(exc, "reported_by_rank0", False):
+            return 2  # rank 0 printed this very error
+        raise type(exc)(f"rank {rank}: {exc}") from None
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    from cifarlab.train.recipe import parse_overrides
 
     overrides = parse_overrides(args.overrides)
     if args.seed is not None:
@@ -86,6 +139,14 @@ def run(args: argparse.Namespace) -> int:
         overrides["system.device"] = args.device
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
+    return overrides
+
+
+def _train(args: argparse.Namespace, rank: int) -> int:
+    from cifarlab.train.loop import train
+    from cifarlab.train.recipe import load_recipe
+
+    overrides = _overrides(args)
     if args.resume:
         train(
             out_dir=args.resume,
@@ -93,6 +154,16 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             progress=args.progress,
             tensorboard=args.tensorboard,
+        )
+        return 0
+    if rank != 0:
+        # Only rank 0 reads the recipe and writes the run directory (it tells the others).
+        train(
+            args.recipe,
+            overrides=overrides,
+            out_dir=Path(args.out or "runs"),
+            data_dir=args.data_dir,
+            progress=False,
         )
         return 0
     recipe = load_recipe(args.recipe, overrides)  # fail fast on a bad recipe, before any data I/O
@@ -110,6 +181,64 @@ def run(args: argparse.Namespace) -> int:
         tensorboard=args.tensorboard,
     )
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Start ``args.nproc`` workers on this node under torch.distributed.run; wait for them."""
+    from cifarlab.train import distributed
+    from cifarlab.train.recipe import load_recipe
+
+    if distributed.launched_by_torchrun():
+        raise TrainingError(
+            "--nproc/--nnodes: this process was itself started by torchrun; drop those options"
+        )
+    nproc = args.nproc if args.nproc is not None else 1
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        recipe = load_recipe(args.recipe, _overrides(args))  # fail fast, before any worker starts
+        out = (
+            Path(args.out)
+            if args.out
+            else _fresh_dir(Path("runs") / f"{recipe.name}-seed{recipe.seed}")
+        )  # rank 0 prints it
+    child = ["train", *_child_argv(args)]
+    if not args.resume:
+        child += ["--out", str(out)]  # every rank gets the same name (only rank 0 writes)
+    launch_opts = f" --nproc {nproc}"
+    if args.nnodes != 1:
+        launch_opts += (
+            f" --nnodes {args.nnodes} --node-rank R --rdzv-endpoint {args.rdzv_endpoint} "
+            f"(on every node)"
+        )
+    torchrun_args = distributed.torchrun_args(
+        nproc,
+        child,
+        nnodes=args.nnodes,
+        node_rank=args.node_rank,
+        rdzv_endpoint=args.rdzv_endpoint,
+    )
+    return distributed.launch(torchrun_args, f"cifarlab train --resume {out}{launch_opts}")
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """The worker's command line: every train option the user gave, except the launcher's own
+    and --out (set by the launcher). Rebuilt from the parser, so new options pass through."""
+    argv: list[str] = []
+    for action in args.train_parser._actions:
+        if not action.option_strings or action.dest in (*LAUNCHER_DESTS, "out", "help"):
+            continue
+        value = getattr(args, action.dest, action.default)
+        flag = action.option_strings[0]
+        if isinstance(action, argparse._AppendAction):
+            for item in value or []:
+                argv += [flag, str(item)]
+        elif action.nargs == 0:  # store_true / store_false / store_const
+            if value == action.const and value != action.default:
+                argv.append(flag)
+        elif value is not None and value != action.default:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _fresh_dir(base: Path) -> Path:

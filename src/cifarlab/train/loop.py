@@ -13,6 +13,7 @@ prints them like the seed report, and writes a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -26,11 +27,19 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab.data.augment import augment_batch
-from cifarlab.data.batches import epoch_order, normalize, step_generator, to_float, to_uint8_tensor
+from cifarlab.data.batches import (
+    derive_seed,
+    epoch_order,
+    normalize,
+    step_generator,
+    to_float,
+    to_uint8_tensor,
+)
 from cifarlab.errors import CheckpointError, TrainingError
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits
 from cifarlab.models import count_parameters, create_model
 from cifarlab.runtime import autocast, autocast_dtype, memory_format, resolve_device
+from cifarlab.train import distributed
 from cifarlab.train.checkpoint import (
     latest_checkpoint,
     rng_state,
@@ -137,19 +146,42 @@ def train(
     when there is a checkpoint, returns the stored metrics when the run finished, and
     starts fresh otherwise (what studies use). ``tensorboard`` also writes TensorBoard event
     files (losses, accuracies, learning rate) into ``out_dir/tensorboard``.
+
+    Under torchrun (``torchrun -m cifarlab train`` or ``cifarlab train --nproc N``) every
+    rank calls this: it joins the process group, takes its share of each global batch, and
+    only rank 0 locks and writes ``out_dir`` (see cifarlab.train.distributed).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(out_dir):
-        return _train_locked(
-            recipe, out_dir, data, data_dir, overrides, resume, progress, log, tensorboard
-        )
+    with distributed.session() as world, contextlib.ExitStack() as held:
+
+        def lock() -> None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(RunLock(out_dir))
+
+        if not world.is_main:
+            log, progress, tensorboard = (lambda s: None), False, False
+        distributed.rank0_decides(lock, world)  # only rank 0 locks the directory it writes
+        try:
+            return _train_locked(
+                recipe,
+                out_dir,
+                data,
+                data_dir,
+                overrides,
+                resume,
+                progress,
+                log,
+                tensorboard,
+                world,
+            )
+        except RuntimeError as exc:
+            if world.active and distributed.is_collective_failure(exc):
+                raise distributed.collective_failure(exc, world, str(out_dir)) from None
+            raise
 
 
-def _train_locked(
-    recipe, out_dir, data, data_dir, overrides, resume, progress, log, tensorboard
-) -> dict[str, Any]:
-    wall_start = time.perf_counter()
+def _decide_start(recipe, out_dir: Path, overrides, resume) -> tuple[str, Any]:
+    """("finished", metrics) | ("resume", checkpoint payload) | ("fresh", recipe dict)."""
     found = latest_checkpoint(out_dir)
     finished = (out_dir / METRICS).is_file()
     if resume is False and (found or finished):
@@ -158,26 +190,46 @@ def _train_locked(
         )
     if resume is True and not found:
         raise TrainingError(f"{out_dir}: no checkpoint to resume (checkpoint.pt not found)")
-    payload = None
     if found:
         ckpt_path, payload = found
-        recipe = recipe_from_dict(payload["recipe"])
         if finished and payload["step"] >= payload.get("total_steps", -1):
-            log(f"{out_dir}: run already finished; nothing to do")
-            return json.loads((out_dir / METRICS).read_text())
-        log(f"resuming {out_dir} from {ckpt_path.name} at step {payload['step']}")
-    else:
-        recipe = load_recipe(recipe, overrides)
+            return "finished", json.loads((out_dir / METRICS).read_text())
+        return "resume", (ckpt_path.name, payload)
+    return "fresh", load_recipe(recipe, overrides).to_dict()
 
-    device = resolve_device(recipe.system.device)
+
+def _train_locked(
+    recipe, out_dir, data, data_dir, overrides, resume, progress, log, tensorboard, world
+) -> dict[str, Any]:
+    wall_start = time.perf_counter()
+    # Rank 0 reads the run directory and hands the outcome (a checkpoint, too) to every rank.
+    kind, found = distributed.rank0_decides(
+        lambda: _decide_start(recipe, out_dir, overrides, resume), world
+    )
+    payload = None
+    if kind == "finished":
+        log(f"{out_dir}: run already finished; nothing to do")
+        return found
+    if kind == "resume":
+        ckpt_name, payload = found
+        recipe = recipe_from_dict(payload["recipe"])
+        log(f"resuming {out_dir} from {ckpt_name} at step {payload['step']}")
+    else:
+        recipe = recipe_from_dict(found)
+
+    device = distributed.device_for(resolve_device(recipe.system.device), world)
     if recipe.system.threads:
         torch.set_num_threads(recipe.system.threads)
+    elif world.size > 1 and device.type == "cpu":
+        # N processes share the CPU: C // N threads each, not C each (oversubscription).
+        torch.set_num_threads(distributed.threads_per_rank(world.local_size))
     amp_dtype = autocast_dtype(device, recipe.system.precision)
     mem_format = memory_format(recipe.system.channels_last)
 
     if data is None:
         data = load_data_for(recipe, data_dir, log)
     t = prepare_tensors(recipe, data, device)
+    distributed.check_same(t.fingerprint, f"data ({t.source})", world)
     if payload is not None and payload.get("data", {}).get("fingerprint") not in (
         None,
         t.fingerprint,
@@ -201,6 +253,7 @@ def _train_locked(
     per_epoch, total = total_steps_for(recipe, len(t.train_y))
     eval_at = eval_steps_for(total, recipe.train.eval_points)
     batch = recipe.train.batch_size
+    distributed.check_batch(batch, len(t.train_y), world)
 
     history: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
     running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
@@ -209,24 +262,34 @@ def _train_locked(
         unwrap(model).load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         history = {k: list(v) for k, v in payload["history"].items()}
-        running = dict(payload["running"])
+        # Rank 0 carries the job's running totals; the other ranks add theirs from zero.
+        running = dict(payload["running"]) if world.is_main else running
         start, train_time = int(payload["step"]), float(payload.get("train_time_s", 0.0))
-        set_rng_state(payload["rng"])
-    train_model = torch.compile(model) if recipe.system.compile else model
+        set_rng_state(payload["rng"])  # rank 0's state: the one checkpoints keep
+    if world.rank > 0:
+        # Dropout masks must differ between ranks, yet be reproducible: seed from (seed, step, rank).
+        torch.manual_seed(derive_seed(recipe.seed, start, stream=1000 + world.rank))
+    ddp_model = distributed.wrap_model(model, device, world, recipe.system.sync_bn)
+    train_model = torch.compile(ddp_model) if recipe.system.compile else ddp_model
 
     def evaluate_split(x, y) -> dict[str, Any]:
-        logits = predict_logits(
+        sums = shard_sums(
             model,
             x,
-            t.mean,
-            t.std,
+            y,
+            t,
+            world,
             batch_size=recipe.eval.batch_size,
             amp_dtype=amp_dtype,
             memory_format=mem_format,
         )
-        return finalize(evaluate_sums(logits, y, len(t.classes)), t.classes)
+        return finalize(sums, t.classes)
 
-    def checkpoint(step: int) -> Path:
+    def checkpoint(step: int) -> Path | None:
+        # Collective first (every rank reaches every checkpoint step), then rank 0 writes.
+        distributed.all_reduce_running(running, world)
+        if not world.is_main:
+            return None
         return save_checkpoint(
             out_dir,
             {
@@ -256,10 +319,12 @@ def _train_locked(
                 "val_acc": history["val_acc"][-1] if history["val_acc"] else None,
                 "train_time_s": round(train_time, 3),
                 "model": recipe.model.name,
+                "world_size": world.size,
             },
         )
 
     def record(step: int, lr: float) -> None:
+        distributed.all_reduce_running(running, world)  # rank 0 now holds the job's totals
         train_loss = running["loss_sum"] / running["seen"] if running["seen"] else None
         train_acc = running["correct"] / running["seen"] if running["seen"] else None
         val = evaluate_split(t.val_x, t.val_y) if len(t.val_y) else {"loss": None, "accuracy": None}
@@ -324,10 +389,14 @@ def _train_locked(
         if epoch != order_epoch:
             order, order_epoch = epoch_order(len(t.train_y), recipe.seed, epoch).to(device), epoch
         idx = order[i * batch : (i + 1) * batch]
+        # This rank's contiguous share of the global batch (all of it in a single process).
+        lo, hi = distributed.rank_share(len(idx), world.rank, world.size)
+        share = (hi - lo) * world.size / len(idx)  # 1.0 except in an uneven last batch
+        idx = idx[lo:hi]
         lr = lr_at(step, total, recipe.optim.lr, recipe.schedule)
         set_lr(optimizer, lr)
 
-        gen = step_generator(recipe.seed, step, device=device)
+        gen = step_generator(recipe.seed, step, rank=world.rank, device=device)
         x = augment_batch(to_float(t.train_x[idx]), recipe.augment, gen)
         x = normalize(x, t.mean, t.std).contiguous(memory_format=mem_format)
         y = t.train_y[idx]
@@ -346,11 +415,17 @@ def _train_locked(
                 f"step {step + 1}: training loss is {loss_value} (non-finite); stopped. Last good "
                 f"checkpoint {where}. Lower optim.lr or set train.grad_clip"
             )
+        if share != 1.0:
+            # DDP averages gradients over ranks; weighting each rank by its share of the
+            # global batch makes that average the global batch's mean, as in one process.
+            loss = loss * share
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.train.grad_clip)
         optimizer.step()
+        if hasattr(model, "after_step"):  # e.g. fastnet freezes its whitening bias
+            model.after_step(step + 1, total)
 
         running["loss_sum"] += loss_value * len(y)
         running["correct"] += int((logits.argmax(1) == y).sum())
@@ -392,6 +467,7 @@ def _train_locked(
         amp_dtype,
         mem_format,
         log,
+        world,
     )
 
 
@@ -409,17 +485,15 @@ def _finish(
     amp_dtype,
     mem_format,
     log,
+    world: distributed.World = distributed.SINGLE,
 ) -> dict[str, Any]:
-    """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures."""
+    """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures.
+
+    Every rank evaluates its shard of the test set; only rank 0 writes."""
     from cifarlab.report.plots import plot_confusion, plot_curves
 
     kwargs = dict(batch_size=recipe.eval.batch_size, amp_dtype=amp_dtype, memory_format=mem_format)
-    test = finalize(
-        evaluate_sums(
-            predict_logits(model, t.test_x, t.mean, t.std, **kwargs), t.test_y, len(t.classes)
-        ),
-        t.classes,
-    )
+    test = finalize(shard_sums(model, t.test_x, t.test_y, t, world, **kwargs), t.classes)
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -431,11 +505,7 @@ def _finish(
     }
     if recipe.eval.tta != "none":
         tta = finalize(
-            evaluate_sums(
-                predict_logits(model, t.test_x, t.mean, t.std, tta=recipe.eval.tta, **kwargs),
-                t.test_y,
-                len(t.classes),
-            ),
+            shard_sums(model, t.test_x, t.test_y, t, world, tta=recipe.eval.tta, **kwargs),
             t.classes,
         )
         metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
@@ -456,6 +526,10 @@ def _finish(
         },
         provenance=provenance(device),
     )
+    if world.active:
+        metrics["provenance"]["world_size"] = world.size
+    if not world.is_main:
+        return metrics
     write_json_atomic(out_dir / "history.json", history)
     write_history_csv(out_dir / "history.csv", history)
     (out_dir / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
@@ -468,6 +542,30 @@ def _finish(
         line += f" ({metrics['tta']} TTA: {metrics['test_accuracy_tta'] * 100:.2f}%)"
     log(f"{line} | train time {_hms(train_time)} | run: {out_dir}")
     return metrics
+
+
+def shard_sums(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: Tensors,
+    world: distributed.World,
+    **kwargs: Any,
+) -> dict[str, torch.Tensor]:
+    """evaluate_sums over all of (x, y): each rank predicts its contiguous shard and the
+    additive sums are all-reduced, so every rank gets the same totals (one process: all of it).
+
+    Sharding rather than every rank evaluating everything: N ranks evaluate N times faster,
+    and rank 0's buffers are copied first so the shards see one and the same model.
+    """
+    distributed.sync_buffers(model, world)
+    lo, hi = distributed.rank_share(len(y), world.rank, world.size)
+    n_cls = len(t.classes)
+    if hi > lo:
+        logits = predict_logits(model, x[lo:hi], t.mean, t.std, **kwargs)
+    else:  # more ranks than images: this rank adds zeros
+        logits = torch.zeros(0, n_cls, device=y.device)
+    return distributed.all_reduce_sums(evaluate_sums(logits, y[lo:hi], n_cls), world)
 
 
 def _tensorboard_writer(out_dir: Path):
