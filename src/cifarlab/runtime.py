@@ -33,7 +33,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype for a recipe's precision on ``device`` (None = plain fp32).
 
-    ``auto``: bf16 on CUDA when supported (else fp16), fp32 on the CPU and MPS.
+    ``auto``: bf16 on CUDA when supported (else fp16), fp32 on the CPU and MPS. On the
+    CPU, bf16 autocast is only faster with native bf16 (AVX512-BF16 / AMX); on our AVX2-only
+    machine a fastnet training step ran 10-20x slower in bf16 than in fp32 (measured side by
+    side, benchmarks/bench_precision.py, docs/BENCHMARKS.md), so "auto" keeps fp32 there;
+    channels_last stays a recipe choice (``system.channels_last``).
     """
     if precision == "fp32":
         return None
@@ -55,3 +59,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def fp32_linear(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in fp32 on the CPU even inside bf16 autocast.
+
+    Why: on CPUs without native bf16 (AVX2 only, as our 2-core machine) a bf16 matmul
+    runs at ~0.9 GFLOP/s against ~45 GFLOP/s in fp32, so autocast's bf16 Linear would
+    dominate a step. Convolutions go through oneDNN and are measured separately
+    (benchmarks/bench_precision.py). On CUDA the layer stays under autocast.
+    """
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return layer(x.float())
+    return layer(x)

@@ -1,3 +1,3 @@
 """Every model family module, imported once so its models register themselves."""
 
-from cifarlab.models import seednet  # noqa: F401
+from cifarlab.models import fastnet, resnet, seednet  # noqa: F401

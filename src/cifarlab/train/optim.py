@@ -10,7 +10,8 @@ from cifarlab.train.recipe import OptimConfig, ScheduleConfig
 
 
 def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam (L2 weight decay, as the report) or AdamW (decoupled).
+    """SGD (momentum, Nesterov), Adam (L2 weight decay, as the report), AdamW (decoupled), or
+    Muon for convolution filters with Nesterov SGD for every other parameter (``MuonSGD``).
 
     A model may define ``param_groups(cfg) -> list[dict]`` to set per-group options
     (e.g. no weight decay on batch-norm parameters); a group's ``lr_scale`` multiplies
@@ -23,6 +24,14 @@ def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Opt
             lr=cfg.lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
+    if cfg.name == "muon":
+        return MuonSGD(
+            _muon_groups(params),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
             weight_decay=cfg.weight_decay,
         )
     if cfg.name == "adam":
@@ -63,3 +72,103 @@ def lr_at(step: int, total_steps: int, peak: float, cfg: ScheduleConfig) -> floa
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+# --------------------------------------------------------------------------- Muon
+
+
+def zeropower_newton_schulz(g: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
+    """Approximately orthogonalise a 2-D matrix (``U V^T`` of its SVD, singular values
+    only roughly 1) by the quintic Newton-Schulz iteration of Muon (Jordan et al. 2024,
+    coefficients 3.4445, -4.7750, 2.0315; airbench94_muon uses 3 steps).
+
+    Runs in the input's dtype. Why not ``torch.optim.Muon``: it accepts only 2-D
+    parameters (conv filters are 4-D) and iterates in bf16, which on an AVX2-only CPU
+    runs ~50x slower than fp32 (see runtime.fp32_linear).
+    """
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g / (g.norm() + eps)
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        s = x @ x.T
+        x = a * x + (b * s + c * s @ s) @ x
+    return x.T if tall else x
+
+
+class MuonSGD(torch.optim.Optimizer):
+    """Muon on groups marked ``muon=True`` (matrices and conv filters, reshaped to
+    (out, in*k*k)), Nesterov/heavy-ball SGD with L2 weight decay on the others.
+
+    One optimizer object, so the loop's checkpointing and lr schedule (``set_lr``) treat
+    it like any other. Muon groups: momentum buffer, Nesterov look-ahead, orthogonalised
+    update scaled by ``lr``; with ``weight_norm=True`` the filter is first rescaled to
+    norm sqrt(out_channels) (airbench94_muon), else decoupled weight decay ``lr * wd``.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 0.02,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        ns_steps: int = 3,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            muon=False,
+            weight_norm=False,
+            ns_steps=ns_steps,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 - torch.optim.Optimizer API
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if not group["muon"] and wd:
+                    g = g.add(p, alpha=wd)
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.detach().clone()
+                else:
+                    buf.mul_(mom).add_(g)
+                g = g.add(buf, alpha=mom) if group["nesterov"] else buf
+                if not group["muon"]:
+                    p.add_(g, alpha=-lr)
+                    continue
+                if group["weight_norm"]:
+                    p.mul_(len(p) ** 0.5 / p.norm().clamp(min=1e-12))
+                elif wd:
+                    p.mul_(1 - lr * wd)
+                update = zeropower_newton_schulz(g.reshape(len(g), -1).float(), group["ns_steps"])
+                p.add_(update.view(g.shape).to(p.dtype), alpha=-lr)
+        return loss
+
+
+def _muon_groups(params) -> list[dict]:
+    """Param groups for MuonSGD: a model's own groups (``muon`` keys set by the model), or
+    Muon for every parameter of 2+ dimensions except the last (the head) and SGD for the rest."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        return params
+    params = [p for p in params if p.requires_grad]
+    matrices = [p for p in params if p.ndim >= 2]
+    head = matrices[-1:] if matrices and matrices[-1].ndim == 2 else []
+    muon = [p for p in matrices if all(p is not h for h in head)]
+    rest = [p for p in params if all(p is not m for m in muon)]
+    return [{"params": muon, "muon": True}, {"params": rest, "muon": False}]

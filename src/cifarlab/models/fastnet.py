@@ -1,0 +1,173 @@
+"""fastnet: the airbench family of fast CIFAR-10 networks.
+
+Source: Keller Jordan, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
+arXiv 2404.00498 (2024), sections 3.1-3.4, written from the paper's description:
+
+- a 2x2 convolution with 2 * 3 * 2 * 2 = 24 filters, padding 0, whose weights are
+  the eigenvectors of the covariance of 2x2 training patches scaled by the inverse
+  square root of their eigenvalues, in both signs (patch whitening); the weights
+  are frozen; its bias trains only for the first part of training;
+- GELU, then three conv groups (conv -> 2x2 max-pool -> batch norm -> GELU ->
+  conv -> batch norm -> GELU), widths 64/256/256, 3x3 convs without bias whose
+  first ``in_channels`` filters start as the identity (dirac) init;
+- batch norm without a learnable scale, eps 1e-12, running-stat momentum 0.6
+  (PyTorch convention 0.4);
+- a final 3x3 max-pool, then a bias-free linear head whose output is multiplied by
+  a small constant (1/9 in the paper's SGD recipe; the Muon variant of the
+  repository, airbench94_muon.py, uses unit-std head weights and 1/256).
+
+The per-group learning rates of the paper (batch-norm biases at 64x the lr, no
+weight decay scaling issue) come from ``param_groups``; the whitening bias is
+frozen through ``after_step``, which the training loop calls after every step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cifarlab.models.registry import register_model
+from cifarlab.runtime import fp32_linear
+
+
+class _BatchNorm(nn.BatchNorm2d):
+    """Batch norm with a fixed unit scale and a learnable shift (paper 3.2)."""
+
+    def __init__(self, channels: int, momentum: float) -> None:
+        super().__init__(channels, eps=1e-12, momentum=1.0 - momentum)
+        self.weight.requires_grad_(False)
+
+
+def _conv(c_in: int, c_out: int) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+    with torch.no_grad():
+        # Identity init of the first c_in filters (paper 3.2: "dirac" initialisation).
+        nn.init.dirac_(conv.weight[: min(c_in, c_out)])
+    return conv
+
+
+class ConvGroup(nn.Module):
+    """conv -> max-pool 2 -> BN -> GELU -> conv -> BN -> GELU."""
+
+    def __init__(self, c_in: int, c_out: int, bn_momentum: float) -> None:
+        super().__init__()
+        self.conv1 = _conv(c_in, c_out)
+        self.norm1 = _BatchNorm(c_out, bn_momentum)
+        self.conv2 = _conv(c_out, c_out)
+        self.norm2 = _BatchNorm(c_out, bn_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.norm1(F.max_pool2d(self.conv1(x), 2)))
+        return F.gelu(self.norm2(self.conv2(x)))
+
+
+class FastNet(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        widths: tuple[int, int, int] | list[int] = (64, 256, 256),
+        bn_momentum: float = 0.6,
+        head_scale: float = 1 / 9,
+        head_init: str = "default",
+        whiten_eps: float = 5e-4,
+        whiten_bias_train: float = 0.3,
+        bias_lr_scale: float = 64.0,
+        head_lr_scale: float = 1.0,
+        bias_momentum: float | None = None,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 3 or any(int(w) <= 0 for w in widths):
+            raise TypeError(f"widths must be three positive integers, got {widths}")
+        if head_init not in ("default", "unit"):
+            raise TypeError(f"head_init must be 'default' or 'unit', got {head_init!r}")
+        if not 0.0 <= whiten_bias_train <= 1.0:
+            raise TypeError(f"whiten_bias_train must be in [0, 1], got {whiten_bias_train}")
+        w1, w2, w3 = (int(w) for w in widths)
+        k = 2
+        self.whiten = nn.Conv2d(3, 2 * 3 * k * k, k, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        self.group1 = ConvGroup(2 * 3 * k * k, w1, bn_momentum)
+        self.group2 = ConvGroup(w1, w2, bn_momentum)
+        self.group3 = ConvGroup(w2, w3, bn_momentum)
+        self.head = nn.Linear(w3, num_classes, bias=False)
+        if head_init == "unit":
+            with torch.no_grad():
+                self.head.weight /= self.head.weight.std()
+        self.head_scale = float(head_scale)
+        self.whiten_eps = float(whiten_eps)
+        self.whiten_bias_train = float(whiten_bias_train)
+        self.bias_lr_scale = float(bias_lr_scale)
+        self.head_lr_scale = float(head_lr_scale)
+        # airbench94_muon: momentum 0.6 for Muon's filters but 0.85 for the SGD-trained rest.
+        self.bias_momentum = None if bias_momentum is None else float(bias_momentum)
+        # A buffer, so a resumed run knows whether the whitening bias was already frozen.
+        self.register_buffer("whiten_bias_frozen", torch.tensor(False))
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Set the whitening filters from the covariance of 2x2 patches of ``x`` (N, 3, H, W)."""
+        c, (h, w) = x.shape[1], self.whiten.weight.shape[2:]
+        patches = x.float().unfold(2, h, 1).unfold(3, w, 1)  # N, C, H', W', h, w
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * h * w)
+        cov = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov.double())
+        filters = eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + self.whiten_eps)[:, None]
+        filters = filters.reshape(-1, c, h, w).to(self.whiten.weight.dtype)
+        self.whiten.weight.copy_(torch.cat((filters, -filters)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.whiten.bias.detach() if bool(self.whiten_bias_frozen) else self.whiten.bias
+        x = F.gelu(F.conv2d(x, self.whiten.weight, bias))
+        x = self.group3(self.group2(self.group1(x)))
+        x = F.max_pool2d(x, 3).flatten(1)
+        return fp32_linear(self.head, x) * self.head_scale
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called by the loop after optimizer step ``step`` (1-based): freeze the whitening bias."""
+        if step >= math.ceil(self.whiten_bias_train * total_steps):
+            self.whiten_bias_frozen.fill_(True)
+
+    def param_groups(self, cfg) -> list[dict]:
+        """Optimizer groups (paper 3.3): BN biases and the whitening bias at ``bias_lr_scale``
+        times the lr, the head at ``head_lr_scale``; each group's weight decay is divided by
+        its lr scale so that every group decays by the same amount per step (decoupled)."""
+        biases = [self.whiten.bias] + [
+            m.bias for m in self.modules() if isinstance(m, _BatchNorm) and m.bias.requires_grad
+        ]
+        filters = [
+            m.weight for m in self.modules() if isinstance(m, nn.Conv2d) and m is not self.whiten
+        ]
+        wd = cfg.weight_decay
+        groups = [
+            # Conv filters: Muon when the recipe asks for it (airbench94_muon keeps their norm fixed).
+            {
+                "params": filters,
+                "lr_scale": 1.0,
+                "weight_decay": wd,
+                "muon": True,
+                "weight_norm": True,
+            },
+            {
+                "params": biases,
+                "lr_scale": self.bias_lr_scale,
+                "weight_decay": wd / self.bias_lr_scale,
+            },
+            {
+                "params": [self.head.weight],
+                "lr_scale": self.head_lr_scale,
+                "weight_decay": wd / self.head_lr_scale,
+            },
+        ]
+        if self.bias_momentum is not None:
+            for group in groups[1:]:
+                group["momentum"] = self.bias_momentum
+        return groups
+
+
+@register_model("fastnet")
+def fastnet(num_classes: int = 10, **options) -> FastNet:
+    """airbench-style network (arXiv 2404.00498): whitening conv + three conv groups, ~2M params."""
+    return FastNet(num_classes, **options)
