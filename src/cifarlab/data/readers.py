@@ -137,7 +137,11 @@ def _unpickle(load: Callable[[], Any], name: str) -> Any:
     except DataError:
         raise
     except MemoryError:
-        raise
+        # A damaged length field makes the unpickler ask for an absurd allocation; a
+        # real batch is 30 MB, so this is the file's fault, not the machine's.
+        raise DataError(
+            f"{name}: damaged (it asks for more memory than there is); replace it with a clean copy"
+        ) from None
     except Exception as exc:  # a damaged pickle can raise almost anything
         raise DataError(
             f"{name}: truncated or not a CIFAR-10 batch ({type(exc).__name__}); "
@@ -203,12 +207,50 @@ def _member_key(name: str) -> str | None:
     return None
 
 
+def _escapes(name: str) -> bool:
+    """True for an absolute path (POSIX or Windows) or one that climbs out with ``..``."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    depth = 0
+    for part in name.replace("\\", "/").split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+def unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why an archive member could write or point outside the folder it belongs to, or None.
+
+    The checks of tarfile's ``filter="data"`` (PEP 706), applied to every member even
+    though cifarlab never extracts: absolute or ``..`` names, links whose target is
+    absolute or climbs out of the archive, and device or FIFO members. Such an archive
+    has been tampered with, so it is refused whole.
+    """
+    name = member.name
+    if _escapes(name) or ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "unsafe path (absolute or with '..')"
+    if member.issym() or member.islnk():
+        target = member.linkname
+        # A symlink resolves from its own folder; a hard link names a member from the root.
+        base = str(PurePosixPath(name).parent) if member.issym() else ""
+        if _escapes(target) or _escapes(f"{base}/{target}" if base not in ("", ".") else target):
+            return f"is a link to {target!r}, outside the archive"
+    if member.ischr() or member.isblk() or member.isfifo():
+        return "is a device or FIFO, not a regular file"
+    return None
+
+
 def read_tarball(path: Path) -> CIFAR10:
     """Read ``cifar-10-python.tar.gz`` in place, member by member, without extracting it.
 
     We only read members by name into memory, so nothing is ever written; still, an
-    archive with absolute or ``..`` member names, or with the batch files as links,
-    is refused as tampered with.
+    archive with a member :func:`unsafe_member` objects to (absolute or ``..`` names,
+    links pointing outside, device files), or with the batch files as links, is refused
+    as tampered with.
     """
     path = Path(path)
     found: dict[str, Any] = {}
@@ -217,9 +259,9 @@ def read_tarball(path: Path) -> CIFAR10:
         with tarfile.open(path, "r:*") as tar:
             # Iterate in archive order: a .gz stream cannot seek back cheaply.
             for member in tar:
-                parts = PurePosixPath(member.name).parts
-                if member.name.startswith(("/", "\\")) or ".." in parts:
-                    raise DataError(f"{path}: member {member.name!r} has an unsafe path; {redo}")
+                unsafe = unsafe_member(member)
+                if unsafe:
+                    raise DataError(f"{path}:{member.name}: {unsafe}; {redo}")
                 key = _member_key(member.name)
                 if key is None:
                     continue
@@ -232,11 +274,12 @@ def read_tarball(path: Path) -> CIFAR10:
                 raw = fobj.read()
                 obj = _unpickle(lambda raw=raw, name=name: safe_loads(raw, name=name), name)
                 found[key] = parse_meta(obj, name) if key == META_FILE else parse_batch(obj, name)
-                if len(found) == len(REQUIRED_FILES):
-                    break
+                # No early exit once all batches are read: every member is checked, so a
+                # hostile member placed after them is refused too.
     except DataError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
+        # ValueError: e.g. a damaged header whose member name is not valid UTF-8.
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{path}: not a readable tar archive ({reason}); {redo}") from None
     for fname in REQUIRED_FILES:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,12 +73,38 @@ class RestrictedUnpickler(pickle.Unpickler):
         return text.encode("latin1")
 
 
+def check_opcodes(data: bytes, *, name: str) -> None:
+    """Walk the pickle's opcodes without running them; refuse a damaged or abusive stream.
+
+    pickletools checks every length field against the bytes that are really there, and
+    we check memo indices: C pickle grows (and zero-fills) its memo up to the largest
+    index a PUT names, so one damaged 4-byte index can make it write tens of gigabytes.
+    A pickler numbers its memo entries 0, 1, 2, ...: an index past the opcode count is
+    never legitimate.
+    """
+    try:
+        for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= int(arg) <= count:
+                raise DataError(
+                    f"{name}: damaged (memo index {arg} at opcode {count}); "
+                    "replace the file with a clean copy"
+                )
+    except DataError:
+        raise
+    except Exception as exc:  # ValueError for truncated/unknown opcodes, and the like
+        raise DataError(
+            f"{name}: truncated or not a CIFAR-10 batch ({type(exc).__name__}); "
+            "replace it with a clean copy"
+        ) from None
+
+
 def safe_load(path: Path) -> Any:
     """Unpickle the file at ``path`` with :class:`RestrictedUnpickler`."""
-    with open(path, "rb") as f:
-        return RestrictedUnpickler(f, name=str(path)).load()
+    data = Path(path).read_bytes()
+    return safe_loads(data, name=str(path))
 
 
 def safe_loads(data: bytes, *, name: str) -> Any:
     """Unpickle ``data`` (e.g. a tar member's bytes) with :class:`RestrictedUnpickler`."""
+    check_opcodes(data, name=name)
     return RestrictedUnpickler(io.BytesIO(data), name=name).load()

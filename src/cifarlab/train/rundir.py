@@ -6,6 +6,7 @@ import csv
 import fcntl
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class RunLock:
             ) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        remove_stale_temp_files(self.path.parent)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -47,6 +49,27 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+# The temp files of write-then-rename in a run directory: ".checkpoint.pt.tmp-PID", ...
+_TEMP_FILE = re.compile(
+    r"^\.(checkpoint\.pt|checkpoint\.prev\.pt|checkpoint\.json|history\.json|history\.csv"
+    r"|metrics\.json)\.tmp-\d+$"
+)
+
+
+def remove_stale_temp_files(run_dir: str | Path) -> list[Path]:
+    """Delete the temp files a killed run left in ``run_dir``; return them.
+
+    Only call this while holding the run's lock: then no live process owns them. They
+    are never the only copy of anything (a temp file is renamed only once complete).
+    """
+    removed = []
+    for entry in Path(run_dir).iterdir():
+        if _TEMP_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def git_commit() -> str:
@@ -92,11 +115,17 @@ def provenance(device: Any) -> dict[str, Any]:
 
 
 def write_history_csv(path: str | Path, history: dict[str, list[Any]]) -> None:
+    """history.csv, written to a temp file and renamed; a failed write raises TrainingError."""
     keys = list(history)
     tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(keys)
-        for row in zip(*(history[k] for k in keys), strict=True):
-            writer.writerow(["" if v is None else v for v in row])
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(keys)
+            for row in zip(*(history[k] for k in keys), strict=True):
+                writer.writerow(["" if v is None else v for v in row])
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise TrainingError(f"{path}: could not write ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,232 @@
+"""Property-based fuzzing (hypothesis) of every reader cifarlab has.
+
+Random bytes, truncations and byte mutations of real files must either read correctly
+or raise the reader's own cifarlab error (DataError, CheckpointError, RecipeError) with
+a one-line message: never another exception from deep inside pickle, tarfile, PIL,
+zipfile, torch or tomllib. Examples are derandomized (the same ones on every run).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from relhelpers import tiny_python_dir
+
+from cifarlab.data.readers import (
+    REQUIRED_FILES,
+    read_image_folders,
+    read_python_dir,
+    read_tarball,
+)
+from cifarlab.errors import CheckpointError, DataError, RecipeError
+from cifarlab.train.checkpoint import load_checkpoint, save_checkpoint
+from cifarlab.train.recipe import load_recipe, parse_overrides
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def damaged(original: bytes):
+    """Random bytes, a truncation of ``original``, or ``original`` with bytes overwritten."""
+    n = len(original)
+    truncated = st.integers(0, max(n - 1, 0)).map(lambda k: original[:k])
+    mutated = st.lists(
+        st.tuples(st.integers(0, n - 1), st.integers(0, 255)), min_size=1, max_size=8
+    ).map(lambda edits: _apply(original, edits))
+    return st.one_of(st.binary(max_size=4096), truncated, mutated)
+
+
+def _apply(data: bytes, edits) -> bytes:
+    b = bytearray(data)
+    for pos, value in edits:
+        b[pos] = value
+    return bytes(b)
+
+
+def _check(exc: BaseException, kind: type, where: str) -> None:
+    assert isinstance(exc, kind), f"{type(exc).__name__}: {exc}"
+    msg = str(exc)
+    assert msg and "\n" not in msg, repr(msg)
+    assert where in msg, msg
+
+
+def _run(ledger, category: str, read, kind: type, where: str, label: str) -> None:
+    with ledger.case(category, label) as case:
+        try:
+            read()
+            case.note = "read (the damage left a valid file)"
+        except Exception as exc:  # anything else than our own error type fails _check
+            _check(exc, kind, where)
+            case.note = type(exc).__name__
+
+
+def test_fuzz_batch_files(tmp_path_factory, ledger):
+    folder = tiny_python_dir(tmp_path_factory.mktemp("fuzz-batches"))
+    originals = {f: (folder / f).read_bytes() for f in REQUIRED_FILES}
+
+    @FUZZ
+    @given(
+        st.sampled_from(REQUIRED_FILES).flatmap(
+            lambda f: st.tuples(st.just(f), damaged(originals[f]))
+        )
+    )
+    def one(case):
+        fname, data = case
+        (folder / fname).write_bytes(data)
+        try:
+            _run(ledger, "fuzz_batch", lambda: read_python_dir(folder), DataError, fname, fname)
+        finally:
+            (folder / fname).write_bytes(originals[fname])
+
+    one()
+
+
+def test_fuzz_tarball(tmp_path_factory, ledger):
+    root = tmp_path_factory.mktemp("fuzz-tar")
+    folder = tiny_python_dir(root)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    original = buf.getvalue()
+    path = root / "cifar-10-python.tar.gz"
+
+    @FUZZ
+    @given(damaged(original))
+    def one(data):
+        path.write_bytes(data)
+        _run(ledger, "fuzz_tarball", lambda: read_tarball(path), DataError, str(path), "tarball")
+
+    one()
+
+
+def test_fuzz_image_folder(tmp_path_factory, sample_data, ledger):
+    root = tmp_path_factory.mktemp("fuzz-images")
+    files = []
+    for split, images, labels in (
+        ("train", sample_data.train_images, sample_data.train_labels),
+        ("test", sample_data.test_images, sample_data.test_labels),
+    ):
+        for c, name in enumerate(sample_data.classes):
+            (root / split / name).mkdir(parents=True)
+            i = int((labels == c).nonzero()[0][0])
+            path = root / split / name / "00000.png"
+            Image.fromarray(images[i]).save(path)
+            files.append(path)
+    originals = {p: p.read_bytes() for p in files}
+
+    @FUZZ
+    @given(st.sampled_from(files).flatmap(lambda p: st.tuples(st.just(p), damaged(originals[p]))))
+    def one(case):
+        path, data = case
+        path.write_bytes(data)
+        try:
+            _run(
+                ledger, "fuzz_image", lambda: read_image_folders(root), DataError, str(path), "png"
+            )
+        finally:
+            path.write_bytes(originals[path])
+
+    one()
+
+
+def test_fuzz_checkpoint(tmp_path_factory, ledger):
+    root = tmp_path_factory.mktemp("fuzz-ckpt")
+    payload = {
+        "model": {"fc.weight": torch.randn(4, 3), "fc.bias": torch.zeros(4)},
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]},
+        "step": 12,
+        "recipe": {"name": "tiny", "train": {"epochs": 1}},
+        "history": {"step": [0, 12], "val_acc": [None, 0.5]},
+    }
+    save_checkpoint(root, payload, {"step": 12})
+    original = (root / "checkpoint.pt").read_bytes()
+    path = root / "fuzzed.pt"
+
+    @FUZZ
+    @given(damaged(original))
+    def one(data):
+        path.write_bytes(data)
+        _run(
+            ledger,
+            "fuzz_checkpoint",
+            lambda: load_checkpoint(path),
+            CheckpointError,
+            str(path),
+            "checkpoint",
+        )
+
+    one()
+
+
+def test_fuzz_recipe_toml_and_overrides(tmp_path_factory, ledger):
+    from importlib import resources
+
+    root = tmp_path_factory.mktemp("fuzz-recipe")
+    original = (resources.files("cifarlab") / "recipes" / "seed-improved.toml").read_bytes()
+    shutil.copy(
+        resources.files("cifarlab") / "recipes" / "seed-baseline.toml", root / "seed-baseline.toml"
+    )
+    path = root / "fuzzed.toml"
+    # Field names and TOML-ish fragments, so mutations often stay parseable and reach validation.
+    keys = st.sampled_from(
+        [
+            "optim.lr",
+            "train.epochs",
+            "train.batch_size",
+            "model.name",
+            "augment.flip",
+            "seed",
+            "data.mean",
+            "schedule.name",
+            "train",
+            "optim",
+            "nope",
+            "optim.lr.x",
+            "",
+        ]
+    )
+    values = st.one_of(
+        st.sampled_from(
+            ["-1", "0", "1e9", "nan", "inf", "true", '"x"', "[1, 2]", "{a = 1}", "", "[", '"']
+        ),
+        st.text(max_size=12),
+    )
+    override = st.tuples(keys, st.sampled_from(["=", "", "=="]), values).map("".join)
+
+    @FUZZ
+    @given(
+        st.one_of(
+            damaged(original),
+            st.text(max_size=300).map(str.encode),
+        ),
+        st.lists(override, max_size=3),
+    )
+    def one(data, overrides):
+        path.write_bytes(data)
+
+        def read():
+            return load_recipe(path, parse_overrides(overrides))
+
+        with ledger.case("fuzz_recipe", "recipe") as case:
+            try:
+                read()
+                case.note = "valid recipe"
+            except Exception as exc:
+                # A recipe error names the file or the field (or the --set item).
+                assert isinstance(exc, RecipeError), f"{type(exc).__name__}: {exc}"
+                msg = str(exc)
+                assert msg and "\n" not in msg, repr(msg)
+                case.note = "RecipeError"
+
+    one()
