@@ -118,7 +118,6 @@ def evaluate(
 ) -> dict[str, Any]:
     """Test accuracy of a checkpoint (a file or a run directory), with its per-class table and
     confusion matrix; with ``out_dir``, also writes confusion.png and evaluation.json there."""
-    from cifarlab.data import load_cifar10
     from cifarlab.models import create_model
     from cifarlab.runtime import resolve_device
     from cifarlab.train.checkpoint import load_checkpoint, write_json_atomic
@@ -131,7 +130,10 @@ def evaluate(
     model.load_state_dict(payload["model"])
     model.to(dev)
     if data is None:
-        data = load_cifar10(data_dir if data_dir is not None else _source_of(recipe))
+        from cifarlab.train.loop import load_data_for
+
+        # The same rule as training: "auto" falls back to the bundled sample, saying so.
+        data = load_data_for(recipe, data_dir, log=lambda line: None)
     from cifarlab.data.batches import to_uint8_tensor
 
     images = to_uint8_tensor(data.test_images, dev)
@@ -153,8 +155,3 @@ def evaluate(
         plot_confusion(result["confusion"], classes, out_dir / "confusion.png")
         write_json_atomic(out_dir / "evaluation.json", result)
     return result
-
-
-def _source_of(recipe) -> str | None:
-    src = recipe.data.source
-    return None if src == "auto" else src

@@ -216,3 +216,27 @@ def test_cli_evaluate_and_models(tmp_path, sample_data):
     assert (out / "confusion.png").is_file()
     res = cli("models")
     assert res.returncode == 0 and "seednet-improved" in res.stdout
+
+
+def test_evaluate_follows_the_recipes_auto_data_rule(tmp_path, sample_data, monkeypatch):
+    """A run trained with data.source = "auto" on the sample evaluates without --data-dir."""
+    from cifarlab.data import download
+    from cifarlab.evaluate import evaluate
+
+    out = tmp_path / "run"
+    train(
+        "seed-baseline",
+        out_dir=out,
+        data=sample_data,
+        overrides={**TINY, "train.epochs": 0.2},
+        progress=False,
+        log=lambda s: None,
+    )
+    monkeypatch.delenv("CIFARLAB_DATA", raising=False)
+    monkeypatch.setenv("CIFARLAB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(download, "OFFICIAL_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    result = evaluate(out)
+    assert result["data"].startswith("bundled sample")
+    assert result["count"] == 500
+    stored = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    assert result["accuracy"] == pytest.approx(stored)
