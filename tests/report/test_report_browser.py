@@ -3,7 +3,7 @@ no network request, every image decoded, and a full-page screenshot saved.
 
 Chromium is driven over the DevTools protocol through a pipe (--remote-debugging-pipe),
 so no port is opened and no websocket package is needed. Set CIFARLAB_REPORT_SCREENSHOT
-to a path to keep a copy of the screenshot (docs/img/report-screenshot.png was made so).
+to a path to keep a copy of the screenshot.
 """
 
 from __future__ import annotations

@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.errors import RecipeError
+from cifarlab.train.recipe import read_named_toml
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    pass
 
 # Step names become directory names (runs/<step>/seed<k>): keep them plain. A leading "-" is
 # reserved for leave-one-out steps, "final" for the full recipe of a leave-one-out study.
@@ -105,24 +106,7 @@ def builtin_ladders() -> list[str]:
 def load_ladder(name_or_path: str | Path) -> Ladder:
     """A ladder by built-in name or TOML path, checked: every step's recipe must resolve."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.is_file():
-        if not path.is_file():
-            raise RecipeError(f"{path}: ladder file not found")
-        text = path.read_text(encoding="utf-8", errors="replace")
-        where = str(path)
-    else:
-        res = resources.files("cifarlab") / "studies" / "ladders" / f"{name_or_path}.toml"
-        if not res.is_file():
-            raise RecipeError(
-                f"ladder {str(name_or_path)!r}: no such built-in ladder or file; "
-                f"built-in: {', '.join(builtin_ladders())}"
-            )
-        text = res.read_text(encoding="utf-8")
-        where = f"ladder {str(name_or_path)!r}"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{where}: not valid TOML ({exc})") from None
+    raw, where = read_named_toml(str(name_or_path), "ladder", "studies/ladders", builtin_ladders())
     ladder = _ladder_from_raw(raw, where, default_name=path.stem, folder=path.parent)
     check_ladder(ladder)
     return ladder

@@ -162,28 +162,39 @@ def load_recipe(
     return recipe_from_dict(raw)
 
 
-def _read_raw(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
-    if name_or_path in seen:
-        raise RecipeError(f"recipe {name_or_path!r}: 'base' chain loops ({' -> '.join(seen)})")
+def read_named_toml(
+    name_or_path: str, kind: str, folder: str, builtins: list[str]
+) -> tuple[dict, str]:
+    """A TOML file, or the built-in ``cifarlab/<folder>/<name>.toml``: (parsed table, where).
+
+    ``kind`` ("recipe", "ladder") words the one-line errors; shared by recipes and ladders.
+    """
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
-            raise RecipeError(f"{path}: recipe file not found")
+            raise RecipeError(f"{path}: {kind} file not found")
         text = path.read_text(encoding="utf-8", errors="replace")
         where = str(path)
     else:
-        res = resources.files("cifarlab") / "recipes" / f"{name_or_path}.toml"
+        res = resources.files("cifarlab") / folder / f"{name_or_path}.toml"
         if not res.is_file():
             raise RecipeError(
-                f"recipe {name_or_path!r}: no such built-in recipe or file; "
-                f"built-in: {', '.join(builtin_recipes())}"
+                f"{kind} {name_or_path!r}: no such built-in {kind} or file; "
+                f"built-in: {', '.join(builtins)}"
             )
         text = res.read_text(encoding="utf-8")
-        where = f"recipe {name_or_path!r}"
+        where = f"{kind} {name_or_path!r}"
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), where
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{where}: not valid TOML ({exc})") from None
+
+
+def _read_raw(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    if name_or_path in seen:
+        raise RecipeError(f"recipe {name_or_path!r}: 'base' chain loops ({' -> '.join(seen)})")
+    raw, _ = read_named_toml(name_or_path, "recipe", "recipes", builtin_recipes())
+    path = Path(name_or_path)
     raw.setdefault("name", path.stem if path.suffix == ".toml" else name_or_path)
     return _resolve_base(raw, seen + (name_or_path,))
 
