@@ -27,6 +27,18 @@ def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
+def tiny_run(out: Path, data) -> dict:
+    """A 10-step seed-baseline run on the sample, silent."""
+    return train(
+        "seed-baseline",
+        out_dir=out,
+        data=data,
+        overrides={**TINY, "train.epochs": 0.2},
+        progress=False,
+        log=lambda s: None,
+    )
+
+
 def test_run_directory_holds_everything(tmp_path, sample_data):
     out = tmp_path / "run"
     m = train(
@@ -87,14 +99,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, sample_data):
 
 def test_existing_run_is_refused_not_overwritten(tmp_path, sample_data):
     out = tmp_path / "run"
-    train(
-        "seed-baseline",
-        out_dir=out,
-        data=sample_data,
-        overrides={**TINY, "train.epochs": 0.2},
-        progress=False,
-        log=lambda s: None,
-    )
+    tiny_run(out, sample_data)
     before = (out / "metrics.json").read_bytes()
     with pytest.raises(TrainingError, match="already holds a run"):
         train("seed-baseline", out_dir=out, data=sample_data, progress=False, log=lambda s: None)
@@ -199,14 +204,7 @@ def test_cli_bad_recipe_value_is_one_line_exit_2(tmp_path):
 
 def test_cli_evaluate_and_models(tmp_path, sample_data):
     out = tmp_path / "run"
-    train(
-        "seed-baseline",
-        out_dir=out,
-        data=sample_data,
-        overrides={**TINY, "train.epochs": 0.2},
-        progress=False,
-        log=lambda s: None,
-    )
+    tiny_run(out, sample_data)
     res = cli("evaluate", str(out), "--data-dir", "sample", "--json")
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
@@ -224,14 +222,7 @@ def test_evaluate_follows_the_recipes_auto_data_rule(tmp_path, sample_data, monk
     from cifarlab.evaluate import evaluate
 
     out = tmp_path / "run"
-    train(
-        "seed-baseline",
-        out_dir=out,
-        data=sample_data,
-        overrides={**TINY, "train.epochs": 0.2},
-        progress=False,
-        log=lambda s: None,
-    )
+    tiny_run(out, sample_data)
     monkeypatch.delenv("CIFARLAB_DATA", raising=False)
     monkeypatch.setenv("CIFARLAB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(download, "OFFICIAL_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
