@@ -231,3 +231,11 @@ def test_evaluate_follows_the_recipes_auto_data_rule(tmp_path, sample_data, monk
     assert result["count"] == 500
     stored = json.loads((out / "metrics.json").read_text())["test_accuracy"]
     assert result["accuracy"] == pytest.approx(stored)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_subcommand(tmp_path, where):
+    args = ["train", "--set", "optim.lr=-1", "--out", str(tmp_path / "r")]
+    res = cli(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
+    assert res.returncode != 0
+    assert "Traceback" in res.stderr and "optim.lr: must be > 0" in res.stderr

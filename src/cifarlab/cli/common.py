@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-# Every subcommand takes --debug after its name too (`cifarlab data --debug`).
+# Every subcommand takes --debug after its name too (`cifarlab data --debug`). SUPPRESS: a
+# subparser's own default would otherwise overwrite `cifarlab --debug data`'s True.
 COMMON = argparse.ArgumentParser(add_help=False)
-COMMON.add_argument("--debug", action="store_true", help="show the full traceback for errors")
+COMMON.add_argument(
+    "--debug",
+    action="store_true",
+    default=argparse.SUPPRESS,
+    help="show the full traceback for errors",
+)
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
