@@ -178,6 +178,7 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
+    assert (killed / "recipe.toml").is_file()  # written at the start, not only at the end
     step_at_kill = load_checkpoint(killed)["step"]
     assert 0 < step_at_kill < 300
 

@@ -50,7 +50,7 @@ from cifarlab.train.checkpoint import (
 )
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
 from cifarlab.train.recipe import Recipe, load_recipe, recipe_from_dict
-from cifarlab.train.rundir import RunLock, provenance, write_history_csv
+from cifarlab.train.rundir import RunLock, provenance, write_history_csv, write_text_atomic
 
 HISTORY_KEYS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s")
 METRICS = "metrics.json"
@@ -216,6 +216,8 @@ def _train_locked(
         log(f"resuming {out_dir} from {ckpt_name} at step {payload['step']}")
     else:
         recipe = recipe_from_dict(found)
+        if world.is_main:  # the resolved recipe is in the run directory from the first step on
+            write_text_atomic(out_dir / "recipe.toml", recipe.to_toml())
 
     device = distributed.device_for(resolve_device(recipe.system.device), world)
     if recipe.system.threads:
@@ -532,7 +534,7 @@ def _finish(
         return metrics
     write_json_atomic(out_dir / "history.json", history)
     write_history_csv(out_dir / "history.csv", history)
-    (out_dir / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
+    write_text_atomic(out_dir / "recipe.toml", recipe.to_toml())
     plot_curves(history, out_dir, title=recipe.name)
     plot_confusion(test["confusion"], t.classes, out_dir / "confusion.png")
     metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)

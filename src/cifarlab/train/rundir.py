@@ -54,7 +54,7 @@ class RunLock:
 # The temp files of write-then-rename in a run directory: ".checkpoint.pt.tmp-PID", ...
 _TEMP_FILE = re.compile(
     r"^\.(checkpoint\.pt|checkpoint\.prev\.pt|checkpoint\.json|history\.json|history\.csv"
-    r"|metrics\.json)\.tmp-\d+$"
+    r"|metrics\.json|recipe\.toml)\.tmp-\d+$"
 )
 
 
@@ -129,3 +129,15 @@ def write_history_csv(path: str | Path, history: dict[str, list[Any]]) -> None:
         raise TrainingError(f"{path}: could not write ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Text to a temp file, then rename: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrainingError(f"{path}: could not write ({exc.strerror or exc})") from None
