@@ -55,3 +55,28 @@ def sample_data():
     from cifarlab.data import load_cifar10
 
     return load_cifar10("sample")
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, sample_data):
+    """sample_run(recipe) -> a real 0.2-epoch run of that recipe on the bundled sample,
+    trained once per session and shared by the tests that need a finished run."""
+    from cifarlab.train.loop import train
+
+    runs: dict[str, Path] = {}
+
+    def get(recipe: str) -> Path:
+        if recipe not in runs:
+            out = tmp_path_factory.mktemp(f"run-{recipe}") / "run"
+            train(
+                recipe,
+                out_dir=out,
+                data=sample_data,
+                overrides={"train.epochs": 0.2, "train.eval_points": 1, "system.threads": 1},
+                progress=False,
+                log=lambda s: None,
+            )
+            runs[recipe] = out
+        return runs[recipe]
+
+    return get

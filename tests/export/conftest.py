@@ -8,22 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cifarlab.train.loop import train
-
 
 @pytest.fixture(scope="session")
-def export_run(tmp_path_factory, sample_data) -> Path:
-    out = tmp_path_factory.mktemp("export") / "run"
+def export_run(sample_run) -> Path:
     # The final recipe's model: batch norm and dropout must export in eval mode.
-    train(
-        "seed-improved",
-        out_dir=out,
-        data=sample_data,
-        overrides={"train.epochs": 0.2, "train.eval_points": 1, "system.threads": 1},
-        progress=False,
-        log=lambda s: None,
-    )
-    return out
+    return sample_run("seed-improved")
 
 
 @pytest.fixture(scope="session")

@@ -455,46 +455,45 @@ def _train_locked(
     if start >= total and total == 0:
         checkpoint(0)
 
-    return _finish(
-        recipe,
-        model,
-        t,
-        out_dir,
-        history,
-        train_time,
-        wall_start,
-        total,
-        per_epoch,
-        device,
-        amp_dtype,
-        mem_format,
-        log,
-        world,
-    )
+    run = _Run(recipe, model, t, out_dir, device, amp_dtype, mem_format, world, log)
+    return _finish(run, history, train_time, total, per_epoch, wall_start)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the end of a run needs from its set-up: the recipe, model, data, device, writer."""
+
+    recipe: Recipe
+    model: torch.nn.Module
+    t: Tensors
+    out_dir: Path
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    mem_format: torch.memory_format
+    world: distributed.World
+    log: Callable[[str], None]
 
 
 def _finish(
-    recipe,
-    model,
-    t,
-    out_dir,
-    history,
-    train_time,
-    wall_start,
-    total,
-    per_epoch,
-    device,
-    amp_dtype,
-    mem_format,
-    log,
-    world: distributed.World = distributed.SINGLE,
+    run: _Run,
+    history: dict[str, list[Any]],
+    train_time: float,
+    total: int,
+    per_epoch: int,
+    wall_start: float,
 ) -> dict[str, Any]:
     """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures.
 
     Every rank evaluates its shard of the test set; only rank 0 writes."""
     from cifarlab.report.plots import plot_confusion, plot_curves
 
-    kwargs = dict(batch_size=recipe.eval.batch_size, amp_dtype=amp_dtype, memory_format=mem_format)
+    recipe, model, t, world = run.recipe, run.model, run.t, run.world
+    out_dir, log, device = run.out_dir, run.log, run.device
+    kwargs = {
+        "batch_size": recipe.eval.batch_size,
+        "amp_dtype": run.amp_dtype,
+        "memory_format": run.mem_format,
+    }
     test = finalize(shard_sums(model, t.test_x, t.test_y, t, world, **kwargs), t.classes)
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
