@@ -155,3 +155,30 @@ def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path
     assert data.id == "data"
     assert not [b for b in data.blocks if type(b).__name__ in ("Figure", "Row")]
     assert any("left out" in getattr(b, "text", "") for b in data.blocks)
+
+
+def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies, tiny_runs):
+    """A real study stopped part-way (3 of 10 seeds) renders as such, not as a 3-seed study;
+    the comparison's mean images/s is a rounded number, not a float's full repr."""
+    import json
+    import shutil
+
+    from cifarlab.report.sections import write_report
+
+    study = tmp_path / "seeds"
+    shutil.copytree(studies["seeds"], study)
+    spec = json.loads((study / "study.json").read_text())
+    spec["seeds"] = list(range(10))
+    (study / "study.json").write_text(json.dumps(spec))
+    for seed, speed in enumerate((100.1, 200.2, 300.3)):  # mean: 200.20000000000002
+        path = study / "runs" / "seed-improved" / f"seed{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["images_per_s"] = speed
+        path.write_text(json.dumps(metrics))
+
+    out = write_report([study, tiny_runs["seed-baseline"]], tmp_path / "r.html")
+    html = out.read_text(encoding="utf-8")
+    robustness = html[html.index('id="robustness"') : html.index('id="comparison"')]
+    assert "3 of 10 planned seeds (the study is not finished" in robustness
+    comparison = html[html.index('id="comparison"') :]
+    assert ">200.2<" in comparison and "200.2000" not in comparison

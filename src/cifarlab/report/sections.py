@@ -297,7 +297,9 @@ def _pct(value: float | None, digits: int = 2) -> str:
 
 
 def _num(value: float | int | None) -> str:
-    return "—" if value is None else f"{value:,}"
+    if value is None:
+        return "—"
+    return f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
 
 
 def _secs(seconds: float | None) -> str:
@@ -805,9 +807,17 @@ def robustness_section(studies: list[Study], names: _Names) -> Section | None:
             title = study.name if len(study.runs) <= 1 else f"{study.name}: {step}"
             blocks.append(Heading(title, level=3))
             if row:
+                n = int(row.get("n", len(row.get("values") or [])))
+                planned = len(study.spec.get("seeds") or [])
+                seeds = (
+                    f"{n} of {planned} planned seeds (the study is not finished: rerun its "
+                    f"command to train the rest)"
+                    if planned > n
+                    else f"{n} seeds"
+                )
                 blocks.append(
                     Paragraph(
-                        f"{row.get('n', len(row.get('values') or []))} seeds: test accuracy "
+                        f"{seeds}: test accuracy "
                         f"{row['mean']:.2f}% ± {row['std']:.2f} (std)"
                         + (f", 95% CI {_ci(row.get('ci95'))}" if row.get("ci95") else "")
                         + (
