@@ -7,6 +7,9 @@
 # 10 runs x 25 epochs of seednet-improved: about 2 h on a 2-core CPU. Rerun to resume. Writes
 # studies-out/seed-improved-seeds/summary.md (mean ± std, 95% t interval, min, max, every seed) and
 # curves_grid.png (the report's figures 9-18 in one), accuracies_strip.png, accuracy_by_step.png.
+#
+# Seeds 0-2 are the issue-3 reproduction runs: `python benchmarks/reuse_reproduction_runs.py`
+# copies them in first (checked to be the same resolved recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${1:-${CIFARLAB_DATA:-../shared/cifar10}}"
