@@ -158,7 +158,7 @@ def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path
 
 
 def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies, tiny_runs):
-    """A real study stopped part-way (3 of 10 seeds) renders as such, not as a 3-seed study;
+    """Studies stopped part-way (2 of 3 seeds a step, 3 of 10 seeds) render as such;
     the comparison's mean images/s is a rounded number, not a float's full repr."""
     import json
     import shutil
@@ -176,8 +176,16 @@ def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies,
         metrics["images_per_s"] = speed
         path.write_text(json.dumps(metrics))
 
-    out = write_report([study, tiny_runs["seed-baseline"]], tmp_path / "r.html")
+    ladder = tmp_path / "ladder"  # an ablation study with a third seed still to train
+    shutil.copytree(studies["ablation"], ladder)
+    spec = json.loads((ladder / "study.json").read_text())
+    spec["seeds"] = [0, 1, 2]
+    (ladder / "study.json").write_text(json.dumps(spec))
+
+    out = write_report([ladder, study, tiny_runs["seed-baseline"]], tmp_path / "r.html")
     html = out.read_text(encoding="utf-8")
+    improvements = html[html.index('id="improvements"') : html.index('id="robustness"')]
+    assert improvements.count(">2 of 3</td>") == 6
     robustness = html[html.index('id="robustness"') : html.index('id="comparison"')]
     assert "3 of 10 planned seeds (the study is not finished" in robustness
     comparison = html[html.index('id="comparison"') :]

@@ -115,11 +115,21 @@ def seed_chart(
     return _png(fig)
 
 
+def _short(v: float) -> str:
+    """1500 -> "1.5k", 2e6 -> "2M"."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{suffix}"
+    return f"{v:g}"
+
+
 def comparison_chart(points: list[dict[str, Any]]) -> bytes:
     """Test accuracy against training time and against parameters, one labelled point per model.
 
     points: ``{"label", "accuracy" (percent), "train_time_s", "parameters"}``.
     """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     fig, (left, right) = _figure(11, 4.2, ncols=2)
     for ax, key, xlabel in (
         (left, "train_time_s", "training time (s, log scale)"),
@@ -137,6 +147,10 @@ def comparison_chart(points: list[dict[str, Any]]) -> bytes:
             )
         if pts:
             ax.set_xscale("log")
+            # Labels at 1, 2, 5 x 10^k only, written short: minor labels overlapped.
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             xs = [p[key] for p in pts]
             ax.set_xlim(min(xs) / 1.6, max(xs) * 2.5)
         ax.set_xlabel(xlabel)

@@ -711,7 +711,7 @@ def improvements_section(studies: list[Study], names: _Names) -> Section | None:
             cells = [
                 r["step"],
                 _changes(changes.get(r["step"])),
-                str(r.get("n", len(r.get("values") or []))),
+                _n_of(r, study),
                 f"{r['mean']:.2f} ± {r['std']:.2f}"
                 if r.get("std") is not None
                 else f"{r['mean']:.2f}",
@@ -761,6 +761,13 @@ def _ci(ci: list[float] | None, signed: bool = False) -> str:
         return "—"
     fmt = "{:+.2f}" if signed else "{:.2f}"
     return f"{fmt.format(ci[0])} to {fmt.format(ci[1])}"
+
+
+def _n_of(row: dict[str, Any], study: Study) -> str:
+    """The runs behind a row: "3", or "2 of 3" while some of the study's seeds are unfinished."""
+    n = int(row.get("n", len(row.get("values") or [])))
+    planned = len(study.spec.get("seeds") or [])
+    return f"{n} of {planned}" if planned > n else str(n)
 
 
 def _study_rows(study: Study) -> list[dict[str, Any]]:
