@@ -763,10 +763,14 @@ def _ci(ci: list[float] | None, signed: bool = False) -> str:
     return f"{fmt.format(ci[0])} to {fmt.format(ci[1])}"
 
 
+def _n_planned(row: dict[str, Any], study: Study) -> tuple[int, int]:
+    """(finished runs behind a row, seeds the study plans for it)."""
+    return int(row.get("n", len(row.get("values") or []))), len(study.spec.get("seeds") or [])
+
+
 def _n_of(row: dict[str, Any], study: Study) -> str:
     """The runs behind a row: "3", or "2 of 3" while some of the study's seeds are unfinished."""
-    n = int(row.get("n", len(row.get("values") or [])))
-    planned = len(study.spec.get("seeds") or [])
+    n, planned = _n_planned(row, study)
     return f"{n} of {planned}" if planned > n else str(n)
 
 
@@ -814,8 +818,7 @@ def robustness_section(studies: list[Study], names: _Names) -> Section | None:
             title = study.name if len(study.runs) <= 1 else f"{study.name}: {step}"
             blocks.append(Heading(title, level=3))
             if row:
-                n = int(row.get("n", len(row.get("values") or [])))
-                planned = len(study.spec.get("seeds") or [])
+                n, planned = _n_planned(row, study)
                 seeds = (
                     f"{n} of {planned} planned seeds (the study is not finished: rerun its "
                     f"command to train the rest)"
