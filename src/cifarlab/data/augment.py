@@ -101,7 +101,7 @@ def color_jitter(
                 _uniform(n, max(0.0, 1 - saturation), 1 + saturation, gen, x.device),
             )
         )
-    order = torch.randperm(len(ops), generator=gen).tolist() if ops else []
+    order = torch.randperm(len(ops), generator=gen, device=gen.device).tolist() if ops else []
     for i in order:
         fn, factor = ops[i]
         x = fn(x, factor)
