@@ -7,7 +7,7 @@
 #
 # Needs an otherwise idle machine for honest times; CIFARLAB_DATA (or the cache) must hold
 # the full data set. NOT run yet on the 2-core CPU: see docs/BENCHMARKS.md (fastnet needs
-# ~0.7 GFLOP per training image, ~280 TFLOP for 8 epochs: hours at ~30-45 GFLOP/s).
+# ~0.7 GFLOP per training image, ~350 TFLOP for 10 epochs: hours at ~30-45 GFLOP/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
