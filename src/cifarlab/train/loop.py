@@ -274,18 +274,7 @@ def _train_locked(
     ddp_model = distributed.wrap_model(model, device, world, recipe.system.sync_bn)
     train_model = torch.compile(ddp_model) if recipe.system.compile else ddp_model
 
-    def evaluate_split(x, y) -> dict[str, Any]:
-        sums = shard_sums(
-            model,
-            x,
-            y,
-            t,
-            world,
-            batch_size=recipe.eval.batch_size,
-            amp_dtype=amp_dtype,
-            memory_format=mem_format,
-        )
-        return finalize(sums, t.classes)
+    run = _Run(recipe, model, t, out_dir, device, amp_dtype, mem_format, world, log)
 
     def checkpoint(step: int) -> Path | None:
         # Collective first (every rank reaches every checkpoint step), then rank 0 writes.
@@ -329,7 +318,7 @@ def _train_locked(
         distributed.all_reduce_running(running, world)  # rank 0 now holds the job's totals
         train_loss = running["loss_sum"] / running["seen"] if running["seen"] else None
         train_acc = running["correct"] / running["seen"] if running["seen"] else None
-        val = evaluate_split(t.val_x, t.val_y) if len(t.val_y) else {"loss": None, "accuracy": None}
+        val = run.evaluate(t.val_x, t.val_y) if len(t.val_y) else {"loss": None, "accuracy": None}
         for key, value in zip(
             HISTORY_KEYS,
             (
@@ -455,13 +444,12 @@ def _train_locked(
     if start >= total and total == 0:
         checkpoint(0)
 
-    run = _Run(recipe, model, t, out_dir, device, amp_dtype, mem_format, world, log)
     return _finish(run, history, train_time, total, per_epoch, wall_start)
 
 
 @dataclass(frozen=True)
 class _Run:
-    """What the end of a run needs from its set-up: the recipe, model, data, device, writer."""
+    """A run's set-up as evaluation and the end of the run need it: recipe, model, data, device."""
 
     recipe: Recipe
     model: torch.nn.Module
@@ -472,6 +460,21 @@ class _Run:
     mem_format: torch.memory_format
     world: distributed.World
     log: Callable[[str], None]
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, tta: str = "none") -> dict[str, Any]:
+        """Loss, accuracy, per-class accuracy and confusion on (x, y), sharded over the ranks."""
+        sums = shard_sums(
+            self.model,
+            x,
+            y,
+            self.t,
+            self.world,
+            batch_size=self.recipe.eval.batch_size,
+            amp_dtype=self.amp_dtype,
+            memory_format=self.mem_format,
+            tta=tta,
+        )
+        return finalize(sums, self.t.classes)
 
 
 def _finish(
@@ -489,12 +492,7 @@ def _finish(
 
     recipe, model, t, world = run.recipe, run.model, run.t, run.world
     out_dir, log, device = run.out_dir, run.log, run.device
-    kwargs = {
-        "batch_size": recipe.eval.batch_size,
-        "amp_dtype": run.amp_dtype,
-        "memory_format": run.mem_format,
-    }
-    test = finalize(shard_sums(model, t.test_x, t.test_y, t, world, **kwargs), t.classes)
+    test = run.evaluate(t.test_x, t.test_y)
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -505,10 +503,7 @@ def _finish(
         "test_count": test["count"],
     }
     if recipe.eval.tta != "none":
-        tta = finalize(
-            shard_sums(model, t.test_x, t.test_y, t, world, tta=recipe.eval.tta, **kwargs),
-            t.classes,
-        )
+        tta = run.evaluate(t.test_x, t.test_y, tta=recipe.eval.tta)
         metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
     metrics.update(
         val_accuracy=history["val_acc"][-1] if history["val_acc"] else None,
