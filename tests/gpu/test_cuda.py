@@ -16,11 +16,9 @@ import torch
 
 from cifarlab.data.augment import augment_batch, color_jitter
 from cifarlab.data.batches import step_generator
-from cifarlab.train.recipe import load_recipe
+from cifarlab.train.recipe import builtin_recipes, load_recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-RECIPES = ["seed-baseline", "seed-improved", "fast94", "resnet20", "resnet18"]
 
 
 def test_every_augmentation_draws_from_a_cuda_generator():
@@ -32,7 +30,7 @@ def test_every_augmentation_draws_from_a_cuda_generator():
     assert augment_batch(x, cfg, step_generator(0, 3, device="cuda")).device.type == "cuda"
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", builtin_recipes())
 def test_recipe_trains_and_checkpoints_on_cuda(name, tmp_path, sample_data):
     from cifarlab.evaluate import evaluate
     from cifarlab.train.loop import train
