@@ -1,13 +1,24 @@
-"""Registry-wide tests: every registered model builds, runs, and learns on the sample."""
+"""Registry-wide tests: every registered model builds, runs, keeps the model protocol, and learns
+on the sample; the registry refuses a model outside the protocol."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cifarlab.errors import RecipeError
-from cifarlab.models import count_parameters, create_model, list_models, register_model
+from cifarlab.models import (
+    ROLES,
+    CifarModel,
+    ModelProtocol,
+    count_parameters,
+    create_model,
+    list_models,
+    register_model,
+    registry,
+)
 
 
 def test_duplicate_names_are_refused():
@@ -18,6 +29,75 @@ def test_duplicate_names_are_refused():
 def test_unknown_model_names_the_choices():
     with pytest.raises(RecipeError, match="seednet"):
         create_model("no-such-net")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_keeps_the_protocol(name):
+    model = create_model(name)
+    assert isinstance(model, CifarModel) and isinstance(model, ModelProtocol)
+    roles = model.parameter_roles()
+    assert roles and set(roles) <= set(ROLES)
+    in_roles = [p for params in roles.values() for p in params]
+    assert len({id(p) for p in in_roles}) == len(in_roles)  # no parameter in two roles
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable <= {id(p) for p in in_roles}  # every trainable parameter has a role
+    # The loop calls both hooks on every model, with no hasattr.
+    model.init_from_data(torch.randn(8, 3, 32, 32))
+    model.after_step(0, 10)
+    model.after_step(1, 10)
+
+
+def _grad_pattern(model: nn.Module, x: torch.Tensor) -> list[str]:
+    model.zero_grad(set_to_none=True)
+    model(x).sum().backward()
+    return [n for n, p in model.named_parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_after_step_depends_only_on_its_arguments(name):
+    # A resumed run calls after_step(start, total) once: that must restore what steps 1..start set.
+    x, total = torch.randn(2, 3, 32, 32), 10
+    for start in (1, 5, total):
+        torch.manual_seed(0)
+        stepped = create_model(name)
+        for step in range(start + 1):
+            stepped.after_step(step, total)
+        torch.manual_seed(0)
+        resumed = create_model(name)
+        resumed.load_state_dict(stepped.state_dict())
+        resumed.after_step(start, total)
+        assert _grad_pattern(stepped, x) == _grad_pattern(resumed, x)
+
+
+def test_a_model_outside_the_protocol_is_refused(monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, "plain", lambda num_classes=10: nn.Linear(4, 2))
+    with pytest.raises(TypeError, match="not a CifarModel"):
+        create_model("plain")
+
+    class Twice(CifarModel):
+        def __init__(self, num_classes: int = 10) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, num_classes)
+
+        def parameter_roles(self):
+            return {"weights": [self.fc.weight, self.fc.bias], "biases": [self.fc.bias]}
+
+    class LeftOut(Twice):
+        def parameter_roles(self):
+            return {"weights": [self.fc.weight]}
+
+    class Unknown(Twice):
+        def parameter_roles(self):
+            return {"weights": [self.fc.weight], "gains": [self.fc.bias]}
+
+    for cls, needle in (
+        (Twice, "two roles"),
+        (LeftOut, "'fc.bias' has no role"),
+        (Unknown, "'gains'"),
+    ):
+        monkeypatch.setitem(registry._REGISTRY, "bad", cls)
+        with pytest.raises(TypeError, match=needle):
+            create_model("bad")
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -1,8 +1,26 @@
 """Model families and the registry (``create_model``, ``list_models``)."""
 
-from cifarlab.models.registry import create_model, list_models, register_model
+from cifarlab.models.registry import (
+    ROLES,
+    CifarModel,
+    ModelProtocol,
+    check_model,
+    create_model,
+    list_models,
+    register_model,
+)
 
-__all__ = ["create_model", "list_models", "register_model", "count_parameters", "count_flops"]
+__all__ = [
+    "ROLES",
+    "CifarModel",
+    "ModelProtocol",
+    "check_model",
+    "create_model",
+    "list_models",
+    "register_model",
+    "count_parameters",
+    "count_flops",
+]
 
 
 def count_parameters(model) -> int:

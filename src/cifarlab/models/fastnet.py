@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cifarlab.models.registry import register_model
+from cifarlab.models.registry import CifarModel, register_model
 from cifarlab.runtime import fp32_linear
 
 
@@ -64,7 +64,7 @@ class ConvGroup(nn.Module):
         return F.gelu(self.norm2(self.conv2(x)))
 
 
-class FastNet(nn.Module):
+class FastNet(CifarModel):
     def __init__(
         self,
         num_classes: int = 10,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cifarlab.models.registry import register_model
+from cifarlab.models.registry import CifarModel, register_model
 from cifarlab.runtime import fp32_linear
 
 
@@ -57,7 +57,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + short)
 
 
-class ResNet(nn.Module):
+class ResNet(CifarModel):
     def __init__(
         self,
         widths: list[int],

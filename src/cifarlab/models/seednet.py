@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cifarlab.models.registry import register_model
+from cifarlab.models.registry import CifarModel, register_model
 
 
-class SeedNet(nn.Module):
+class SeedNet(CifarModel):
     def __init__(
         self,
         num_classes: int = 10,
