@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from cifarlab.data import load_cifar10
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
 from cifarlab.models import create_model
+from cifarlab.recipe import load_recipe
 from cifarlab.runtime import autocast, resolve_device
 from cifarlab.train.optim import build_optimizer
-from cifarlab.train.recipe import load_recipe
 
 CONFIGS = [  # (label, autocast dtype, channels_last)
     ("fp32", None, False),

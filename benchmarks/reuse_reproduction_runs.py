@@ -21,9 +21,9 @@ import argparse
 import shutil
 from pathlib import Path
 
+from cifarlab.recipe import load_recipe
 from cifarlab.studies.ladder import load_ladder
-from cifarlab.studies.runner import Study, ablation_study, init_study_dir, seed_study
-from cifarlab.train.recipe import load_recipe
+from cifarlab.studies.runner import StudySpec, ablation_study, init_study_dir, seed_study
 
 SEEDS = (0, 1, 2)
 # The ladder's last step builds seednet with the report's options; `seed-improved` names the
@@ -43,7 +43,7 @@ def _resolved(recipe: str, overrides: dict) -> dict:
     return out
 
 
-def reuse(study: Study, study_dir: Path, step: str, runs: Path, recipe: str) -> None:
+def reuse(study: StudySpec, study_dir: Path, step: str, runs: Path, recipe: str) -> None:
     init_study_dir(study, study_dir)
     for seed in SEEDS:
         src = runs / f"{recipe}-seed{seed}"

@@ -27,3 +27,7 @@ class CheckpointError(CifarlabError):
 
 class TrainingError(CifarlabError):
     """Training cannot go on (non-finite loss, a locked run directory, ...)."""
+
+
+class OutputError(CifarlabError):
+    """An output file or folder could not be written (full disk, read-only, permissions)."""

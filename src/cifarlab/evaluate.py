@@ -7,14 +7,21 @@ entry point that starts from a checkpoint, as ``cifarlab evaluate`` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cifarlab.data.batches import normalize, to_float
-from cifarlab.runtime import autocast
+from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
+from cifarlab.data.tensors import load_data_for
+from cifarlab.errors import OutputError
+from cifarlab.figures import plot_confusion
+from cifarlab.models import create_model
+from cifarlab.recipe import recipe_from_dict
+from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION, load_checkpoint, reason, write_json
+from cifarlab.runtime import autocast, resolve_device
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -115,43 +122,47 @@ def evaluate(
     tta: str = "none",
     device: str = "auto",
     out_dir: str | Path | None = None,
+    log: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Test accuracy of a checkpoint (a file or a run directory), with its per-class table and
-    confusion matrix; with ``out_dir``, also writes confusion.png and evaluation.json there."""
-    from cifarlab.models import create_model
-    from cifarlab.runtime import resolve_device
-    from cifarlab.train.checkpoint import load_checkpoint, write_json_atomic
-    from cifarlab.train.recipe import recipe_from_dict
+    confusion matrix.
 
+    Data: ``data``, else ``data_dir``, else what the run recorded (a run trained on the
+    bundled sample is evaluated on it, without searching or touching the network), else the
+    recipe's rule (``auto`` falls back to the sample). With ``out_dir``, evaluation.json and
+    confusion.png are written there — ``cifarlab evaluate`` passes RUN/evaluation/<tta>/, so
+    the training's own files are never replaced. ``log`` sees the result before anything is
+    written, so a failed write never hides it.
+    """
     payload = load_checkpoint(checkpoint)
     recipe = recipe_from_dict(payload["recipe"])
     dev = resolve_device(device)
-    model = create_model(recipe.model.name, **recipe.model.options)
+    if data is None:
+        data = load_data_for(
+            recipe.data.source, data_dir, log=lambda line: None, run_data=payload.get("data")
+        )
+    classes = list(payload.get("classes") or data.classes)
+    model = create_model(recipe.model.name, num_classes=len(classes), **recipe.model.options)
     model.load_state_dict(payload["model"])
     model.to(dev)
-    if data is None:
-        from cifarlab.train.loop import load_data_for
-
-        # The same rule as training: "auto" falls back to the bundled sample, saying so.
-        data = load_data_for(recipe, data_dir, log=lambda line: None)
-    from cifarlab.data.batches import to_uint8_tensor
-
     images = to_uint8_tensor(data.test_images, dev)
     labels = torch.from_numpy(data.test_labels)
     mean = torch.tensor(recipe.data.mean, device=dev)
     std = torch.tensor(recipe.data.std, device=dev)
-    classes = list(payload.get("classes") or data.classes)
     result = evaluate_model(
         model, images, labels, mean, std, classes, tta=tta, batch_size=recipe.eval.batch_size
     )
     result.update(
         {"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]}
     )
+    if log is not None:
+        log(result)
     if out_dir is not None:
-        from cifarlab.report.plots import plot_confusion
-
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        plot_confusion(result["confusion"], classes, out_dir / "confusion.png")
-        write_json_atomic(out_dir / "evaluation.json", result)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{out_dir}: cannot create the folder ({reason(exc)})") from None
+        plot_confusion(result["confusion"], classes, out_dir / CONFUSION_FIGURE)
+        write_json(out_dir / EVALUATION, result)
     return result

@@ -13,12 +13,13 @@ sidecar beside it, so a consumer in another language needs nothing else.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from cifarlab.errors import CifarlabError
+from cifarlab.rundir import write_atomic, write_json
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 FILENAMES = {
@@ -99,7 +100,6 @@ def export_model(
 
 
 def _write_sidecar(out_dir: Path, meta: dict[str, Any], written: dict[str, Path]) -> None:
-    from cifarlab.train.checkpoint import write_json_atomic
 
     files: dict[str, str] = {}
     old = out_dir / SIDECAR
@@ -117,23 +117,7 @@ def _write_sidecar(out_dir: Path, meta: dict[str, Any], written: dict[str, Path]
         except (OSError, ValueError, AttributeError):
             pass  # a sidecar we cannot read is replaced, never trusted
     files.update({fmt: path.name for fmt, path in written.items()})
-    write_json_atomic(out_dir / SIDECAR, {**meta, "files": files})
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    try:
-        # Some writers (safetensors) create the file 0600; give it the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"{path}: could not write ({exc.strerror or exc})") from None
+    write_json(out_dir / SIDECAR, {**meta, "files": files}, error=ExportError)
 
 
 def _example_input():
@@ -145,18 +129,16 @@ def _example_input():
 def export_onnx(model, meta: dict[str, Any], path: Path) -> Path:
     """ONNX with a dynamic batch axis, through torch's torch.export-based exporter (dynamo)."""
     import contextlib
-    import io
     import warnings
 
     import torch
 
     try:
-        import onnx
+        import onnx  # noqa: F401  (the exporter needs it; say so before tracing)
     except ImportError:
         raise ExportError(
             "ONNX export needs onnx and onnxscript: pip install 'cifarlab[extras]'"
         ) from None
-    tmp = _tmp(path)
     batch = torch.export.Dim("batch", min=1)
     try:
         # The exporter prints progress lines on stdout; keep `cifarlab export` quiet.
@@ -177,15 +159,13 @@ def export_onnx(model, meta: dict[str, Any], path: Path) -> Path:
         for key, value in _flat_metadata(meta).items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
-        onnx.save_model(proto, str(tmp))
+        content = proto.SerializeToString()  # what onnx.save_model writes (< 2 GB)
     except ExportError:
         raise
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: ONNX export failed ({first[:200]})") from None
-    _replace(tmp, path)
-    return path
+    return write_atomic(path, content, error=ExportError)
 
 
 def export_torchscript(model, meta: dict[str, Any], path: Path) -> Path:
@@ -194,37 +174,32 @@ def export_torchscript(model, meta: dict[str, Any], path: Path) -> Path:
 
     import torch
 
-    tmp = _tmp(path)
+    buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice
             traced = torch.jit.trace(model.eval(), _example_input())
-            torch.jit.save(traced, str(tmp), _extra_files={SIDECAR: json.dumps(meta)})
+            torch.jit.save(traced, buffer, _extra_files={SIDECAR: json.dumps(meta)})
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: TorchScript export failed ({first[:200]})") from None
-    _replace(tmp, path)
-    return path
+    return write_atomic(path, buffer.getvalue(), error=ExportError)
 
 
 def export_safetensors(model, meta: dict[str, Any], path: Path) -> Path:
     """The state dict as safetensors; metadata (JSON strings) in the header."""
     try:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
     except ImportError:
         raise ExportError(
             "safetensors export needs safetensors: pip install 'cifarlab[extras]'"
         ) from None
-    tmp = _tmp(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     try:
-        save_file(tensors, str(tmp), metadata=_flat_metadata(meta))
+        content = save(tensors, metadata=_flat_metadata(meta))
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         raise ExportError(f"{path}: safetensors export failed ({exc})") from None
-    _replace(tmp, path)
-    return path
+    return write_atomic(path, content, error=ExportError)
 
 
 _EXPORTERS = {

@@ -52,9 +52,9 @@ class TrainedModel:
 def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedModel:
     """Load a checkpoint (file or run directory) safely and rebuild its model in eval mode."""
     from cifarlab.models import create_model
+    from cifarlab.recipe import recipe_from_dict
+    from cifarlab.rundir import load_checkpoint
     from cifarlab.runtime import resolve_device
-    from cifarlab.train.checkpoint import load_checkpoint
-    from cifarlab.train.recipe import recipe_from_dict
 
     payload = load_checkpoint(checkpoint)
     recipe = recipe_from_dict(payload["recipe"])

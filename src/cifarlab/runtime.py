@@ -1,8 +1,12 @@
-"""Device, precision and memory-format choices, in one place."""
+"""Device, precision and memory-format choices, and the provenance of a result."""
 
 from __future__ import annotations
 
 import contextlib
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -73,3 +77,46 @@ def fp32_linear(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", enabled=False):
             return layer(x.float())
     return layer(x)
+
+
+def git_commit() -> str:
+    """The commit of the cifarlab source tree, when it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if out.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def provenance(device: Any) -> dict[str, Any]:
+    """What produced a result: versions, git commit, device, threads, host (STYLE.md 8)."""
+    import numpy
+    import torch
+
+    from cifarlab import __version__
+
+    return {
+        "cifarlab": __version__,
+        "git_commit": git_commit(),
+        "torch": str(torch.__version__),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if getattr(device, "type", "") == "cuda"
+        else (platform.processor() or platform.machine()),
+        "torch_threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }

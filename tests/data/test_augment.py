@@ -79,7 +79,7 @@ def test_cutout_zeroes_one_square_per_image(batch):
 
 
 def test_same_generator_seed_same_batch(batch):
-    from cifarlab.train.recipe import AugmentConfig
+    from cifarlab.recipe import AugmentConfig
 
     cfg = AugmentConfig(
         flip=True, translate=2, brightness=0.2, contrast=0.2, saturation=0.2, cutout=4

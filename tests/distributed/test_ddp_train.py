@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from cifarlab.evaluate import evaluate
-from cifarlab.train.checkpoint import load_checkpoint
+from cifarlab.rundir import load_checkpoint
 from cifarlab.train.loop import train
 
 # seednet (no batch norm, no dropout, no augmentation), 20 steps of 32, SGD.

@@ -16,7 +16,7 @@ import torch
 
 from cifarlab.data.augment import augment_batch, color_jitter
 from cifarlab.data.batches import step_generator
-from cifarlab.train.recipe import builtin_recipes, load_recipe
+from cifarlab.recipe import builtin_recipes, load_recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

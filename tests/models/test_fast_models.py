@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
 from cifarlab.evaluate import predict_logits, tta_views
 from cifarlab.models import count_parameters, create_model
+from cifarlab.recipe import load_recipe
 from cifarlab.train.optim import MuonSGD, build_optimizer, zeropower_newton_schulz
-from cifarlab.train.recipe import load_recipe
 
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465])
 STD = torch.tensor([0.2470, 0.2435, 0.2616])

@@ -188,7 +188,7 @@ def warm_imports() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import cifarlab.report.plots  # noqa: F401
+    import cifarlab.figures  # noqa: F401
     import cifarlab.train.loop  # noqa: F401
     from cifarlab.cli.main import build_parser
 
@@ -254,7 +254,7 @@ def run_cli(argv: list[str], log: Path, **kwargs) -> Child:
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
-    from cifarlab.train.checkpoint import load_checkpoint
+    from cifarlab.rundir import load_checkpoint
 
     return load_checkpoint(run / "checkpoint.pt")["model"]
 

@@ -19,7 +19,7 @@ from relhelpers import same_result
 
 from cifarlab.cli.main import main
 from cifarlab.errors import CheckpointError
-from cifarlab.train.checkpoint import latest_checkpoint, load_checkpoint
+from cifarlab.rundir import latest_checkpoint, load_checkpoint
 
 SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
 

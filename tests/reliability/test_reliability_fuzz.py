@@ -25,8 +25,8 @@ from cifarlab.data.readers import (
     read_tarball,
 )
 from cifarlab.errors import CheckpointError, DataError, RecipeError
-from cifarlab.train.checkpoint import load_checkpoint, save_checkpoint
-from cifarlab.train.recipe import load_recipe, parse_overrides
+from cifarlab.recipe import load_recipe, parse_overrides
+from cifarlab.rundir import load_checkpoint, save_checkpoint
 
 FUZZ = settings(
     max_examples=150,

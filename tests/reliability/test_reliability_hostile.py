@@ -28,7 +28,7 @@ import cifarlab.data.download as download_module
 from cifarlab.cli.main import main
 from cifarlab.data import download_cifar10, load_cifar10
 from cifarlab.errors import CheckpointError, DataError
-from cifarlab.train.checkpoint import FORMAT, latest_checkpoint, load_checkpoint
+from cifarlab.rundir import FORMAT, latest_checkpoint, load_checkpoint
 
 
 class _System:

@@ -21,7 +21,7 @@ from relhelpers import (
     train_argv,
 )
 
-from cifarlab.train.checkpoint import TEST_PAUSE_ENV, load_checkpoint
+from cifarlab.rundir import TEST_PAUSE_ENV, load_checkpoint
 
 # The moments inside save_checkpoint where the process is held and killed: after
 # torch.save wrote the temp file (unflushed), before checkpoint.prev.pt is updated,

@@ -30,9 +30,9 @@ from relhelpers import (
 
 from cifarlab.cli.main import main
 from cifarlab.errors import RecipeError, TrainingError
-from cifarlab.train.checkpoint import TEST_PAUSE_ENV, load_checkpoint
+from cifarlab.recipe import load_recipe
+from cifarlab.rundir import TEST_PAUSE_ENV, load_checkpoint
 from cifarlab.train.loop import train
-from cifarlab.train.recipe import load_recipe
 
 SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
 

@@ -17,9 +17,9 @@ import pytest
 import torch
 from relhelpers import CHECKPOINT_EVERY, TOTAL_STEPS, same_result, temp_files, train_argv
 
-import cifarlab.train.checkpoint as ckpt_module
+import cifarlab.rundir as ckpt_module
 from cifarlab.cli.main import main
-from cifarlab.train.checkpoint import load_checkpoint
+from cifarlab.rundir import load_checkpoint
 
 SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
 CHECKPOINTS = TOTAL_STEPS // CHECKPOINT_EVERY  # written by the tiny run

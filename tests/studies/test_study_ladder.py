@@ -9,6 +9,7 @@ import pytest
 
 from cifarlab.errors import RecipeError
 from cifarlab.models import create_model
+from cifarlab.recipe import load_recipe
 from cifarlab.studies.ladder import (
     builtin_ladders,
     cumulative_steps,
@@ -16,7 +17,6 @@ from cifarlab.studies.ladder import (
     leave_one_out_steps,
     load_ladder,
 )
-from cifarlab.train.recipe import load_recipe
 
 REPORT = {
     "baseline": 71.77,

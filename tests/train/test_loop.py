@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cifarlab.errors import TrainingError
-from cifarlab.train.checkpoint import load_checkpoint
+from cifarlab.rundir import load_checkpoint
 from cifarlab.train.loop import train
 
 TINY = {"train.epochs": 1, "train.eval_points": 5}
@@ -70,7 +70,14 @@ def test_run_directory_holds_everything(tmp_path, sample_data):
         40,
         50,
     ]  # 1,600 train images / 32 = 50 steps, 5 points
-    assert m["data"] == {"source": sample_data.source, "n_train": 1600, "n_val": 400, "n_test": 500}
+    assert m["data"] == {
+        "source": sample_data.source,
+        "spec": "sample",  # a run on the bundled sample reopens it without searching
+        "fingerprint": m["data"]["fingerprint"],
+        "n_train": 1600,
+        "n_val": 400,
+        "n_test": 500,
+    }
     assert m["test_count"] == 500 and 0.0 <= m["test_accuracy"] <= 1.0
     assert sum(map(sum, m["confusion"])) == 500
     assert set(m["per_class_accuracy"]) == set(sample_data.classes)

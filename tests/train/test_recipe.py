@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cifarlab.errors import RecipeError
+from cifarlab.recipe import ScheduleConfig, builtin_recipes, load_recipe, recipe_from_dict
 from cifarlab.train.optim import lr_at
-from cifarlab.train.recipe import ScheduleConfig, builtin_recipes, load_recipe, recipe_from_dict
 
 
 def test_builtins_hold_the_report_numbers():

@@ -42,9 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cifarlab.recipe import parse_overrides
     from cifarlab.studies.ladder import load_ladder
     from cifarlab.studies.runner import ablation_study
-    from cifarlab.train.recipe import parse_overrides
 
     study = ablation_study(
         load_ladder(args.ladder),

@@ -112,7 +112,7 @@ def _print_row(row: dict, configs: list[str], header: bool, device: str) -> None
 
 def _time_to_accuracy(args: argparse.Namespace) -> int:
     from cifarlab.bench import time_to_accuracy
-    from cifarlab.train.recipe import parse_overrides
+    from cifarlab.recipe import parse_overrides
 
     overrides = parse_overrides(args.overrides)
     if args.seed is not None:

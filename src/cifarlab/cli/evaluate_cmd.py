@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         metavar="DIR",
         default=None,
-        help="where to write confusion.png and evaluation.json (default: beside the checkpoint)",
+        help="where to write confusion.png and evaluation.json (default: RUN/evaluation/<tta>/, "
+        "beside the training's own files, which are never replaced)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_data_dir(p)
@@ -37,21 +38,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cifarlab.evaluate import evaluate
+    from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION_DIR
 
     ckpt = Path(args.checkpoint)
-    out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent)
-    result = evaluate(ckpt, data_dir=args.data_dir, tta=args.tta, device=args.device, out_dir=out)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"data: {result['data']}")
-    label = "" if args.tta == "none" else f" ({args.tta} TTA)"
-    print(
-        f"test accuracy{label}: {result['accuracy'] * 100:.2f}% on {result['count']:,} images "
-        f"(loss {result['loss']:.4f})"
-    )
-    print(f"{'class':<12} {'accuracy':>9}")
-    for name, acc in result["per_class_accuracy"].items():
-        print(f"{name:<12} {acc * 100:>8.2f}%")
-    print(f"confusion matrix: {out / 'confusion.png'}")
+    run_dir = ckpt if ckpt.is_dir() else ckpt.parent
+    out = Path(args.out) if args.out else run_dir / EVALUATION_DIR / args.tta
+
+    def show(result: dict) -> None:  # printed before anything is written
+        if args.json:
+            print(json.dumps(result, indent=2), flush=True)
+            return
+        print(f"data: {result['data']}")
+        label = "" if args.tta == "none" else f" ({args.tta} TTA)"
+        print(
+            f"test accuracy{label}: {result['accuracy'] * 100:.2f}% on {result['count']:,} "
+            f"images (loss {result['loss']:.4f})"
+        )
+        print(f"{'class':<12} {'accuracy':>9}")
+        for name, acc in result["per_class_accuracy"].items():
+            print(f"{name:<12} {acc * 100:>8.2f}%")
+        print(f"confusion matrix: {out / CONFUSION_FIGURE}", flush=True)
+
+    evaluate(ckpt, data_dir=args.data_dir, tta=args.tta, device=args.device, out_dir=out, log=show)
     return 0

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cifarlab.train.recipe import builtin_recipes, load_recipe
+    from cifarlab.recipe import builtin_recipes, load_recipe
 
     if args.name:
         print(load_recipe(args.name, args.overrides).to_toml(), end="")

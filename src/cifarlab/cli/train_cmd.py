@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    from cifarlab.train.recipe import parse_overrides
+    from cifarlab.recipe import parse_overrides
 
     overrides = parse_overrides(args.overrides)
     if args.seed is not None:
@@ -143,8 +143,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace, rank: int) -> int:
+    from cifarlab.recipe import load_recipe
     from cifarlab.train.loop import train
-    from cifarlab.train.recipe import load_recipe
 
     overrides = _overrides(args)
     if args.resume:
@@ -185,8 +185,8 @@ def _train(args: argparse.Namespace, rank: int) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     """Start ``args.nproc`` workers on this node under torch.distributed.run; wait for them."""
+    from cifarlab.recipe import load_recipe
     from cifarlab.train import distributed
-    from cifarlab.train.recipe import load_recipe
 
     if distributed.launched_by_torchrun():
         raise TrainingError(

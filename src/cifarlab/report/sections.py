@@ -229,7 +229,7 @@ def read_run(path: Path, label: str | None = None) -> Run:
     if history is None or recipe is None:
         ckpt = path / "checkpoint.pt"
         if ckpt.is_file():  # an unfinished run: its checkpoint holds both
-            from cifarlab.train.checkpoint import load_checkpoint
+            from cifarlab.rundir import load_checkpoint
 
             payload = load_checkpoint(ckpt)
             history = history if history is not None else payload.get("history")
@@ -613,7 +613,7 @@ def _run_figures(run: Run, names: _Names) -> list[Figure]:
             got[fname] = p.read_bytes()
     missing = [f for f in RUN_FIGURES if f not in got]
     if missing:
-        from cifarlab.report.plots import plot_confusion, plot_curves
+        from cifarlab.figures import plot_confusion, plot_curves
 
         with tempfile.TemporaryDirectory(prefix="cifarlab-report-") as tmp:
             if (

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-from cifarlab.studies.runner import Study
+from cifarlab.rundir import HISTORY_JSON, save_figure
+from cifarlab.studies.spec import StudySpec
 
 
 def _pyplot():
@@ -25,16 +25,9 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
-    return path
-
-
 def plot_study(
     study_dir: str | Path,
-    study: Study,
+    study: StudySpec,
     summary: dict[str, Any],
     results: dict[str, dict[int, dict[str, Any]]],
 ) -> list[Path]:
@@ -85,7 +78,7 @@ def plot_accuracy_by_step(summary: dict[str, Any], path: str | Path) -> Path:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    out = _save(fig, Path(path))
+    out = save_figure(fig, Path(path))
     plt.close(fig)
     return out
 
@@ -99,7 +92,7 @@ def _offsets(n: int, width: float = 0.25) -> list[float]:
 
 def plot_curves_grid(
     study_dir: str | Path,
-    study: Study,
+    study: StudySpec,
     results: dict[str, dict[int, dict[str, Any]]],
     path: str | Path,
 ) -> Path:
@@ -119,7 +112,7 @@ def plot_curves_grid(
     for ax in axes.flat[len(cells) :]:
         ax.axis("off")
     for ax, (step, seed) in zip(axes.flat, cells, strict=False):
-        hist_path = study_dir / "runs" / step / f"seed{seed}" / "history.json"
+        hist_path = study_dir / "runs" / step / f"seed{seed}" / HISTORY_JSON
         metrics = results.get(step, {}).get(seed)
         if metrics is None or not hist_path.is_file():
             ax.text(0.5, 0.5, "not finished", ha="center", va="center", transform=ax.transAxes)
@@ -144,7 +137,7 @@ def plot_curves_grid(
         fig.legend(handles, labels, loc="upper right", fontsize=8)
     fig.suptitle(f"{study.name}: train/validation accuracy of every run", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    out = _save(fig, Path(path))
+    out = save_figure(fig, Path(path))
     plt.close(fig)
     return out
 
@@ -171,6 +164,6 @@ def plot_accuracies_strip(summary: dict[str, Any], path: str | Path) -> Path:
     ax.set_title(f"{summary['name']}: test accuracy of every seed")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    out = _save(fig, Path(path))
+    out = save_figure(fig, Path(path))
     plt.close(fig)
     return out

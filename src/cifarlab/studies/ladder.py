@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.errors import RecipeError
-from cifarlab.train.recipe import read_named_toml
+from cifarlab.recipe import read_named_toml
 
 if sys.version_info >= (3, 11):
     pass
@@ -191,7 +191,7 @@ def flatten(changes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_ladder(ladder: Ladder) -> None:
     """Every cumulative step must give a valid recipe and a model that builds."""
     from cifarlab.models import create_model
-    from cifarlab.train.recipe import load_recipe
+    from cifarlab.recipe import load_recipe
 
     if not any(s.changes for s in ladder.steps):
         pass  # a ladder of one unchanged step is odd but valid (a seed study of its base)
@@ -235,7 +235,7 @@ def leave_one_out_steps(ladder: Ladder) -> list[StudyStep]:
     """ "final" (every change), then "-<step>" (every change but that step's) for each step
     with changes; each "-<step>" is compared with "final". Its ``changes`` are the values its
     keys fall back to once the step is left out."""
-    from cifarlab.train.recipe import load_recipe
+    from cifarlab.recipe import load_recipe
 
     final = final_overrides(ladder)
     last = ladder.steps[-1]

@@ -21,254 +21,33 @@ and rerun ends with exactly the summary of one that was not.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifarlab.errors import CifarlabError, RecipeError
+from cifarlab.data.tensors import load_data_for
+from cifarlab.errors import CifarlabError
+from cifarlab.recipe import load_recipe
+from cifarlab.rundir import CHECKPOINT, METRICS, TRAIN_LOG, RunDir
+from cifarlab.runtime import resolve_device
 from cifarlab.studies import StudyError
-from cifarlab.studies.ladder import Ladder, StudyStep, cumulative_steps, leave_one_out_steps
-
-FORMAT = "cifarlab-study"
-FORMAT_VERSION = 1
-STUDY_JSON = "study.json"
-STUDY_LOG = "study.log"
-METRICS = "metrics.json"
-KINDS = ("ablation", "seeds")
-MODES = ("cumulative", "leave-one-out", "seeds")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One (step, seed) of a study; ``index`` is its place in the study's fixed order."""
-
-    index: int
-    step: str
-    seed: int
-
-    @property
-    def rel(self) -> Path:
-        return Path("runs") / self.step / f"seed{self.seed}"
-
-
-@dataclass
-class Study:
-    """What a study runs: ``steps`` x ``seeds`` runs of ``recipe`` with each step's overrides.
-
-    ``overrides`` (the command's ``--set``) apply to every run after the step's own changes,
-    e.g. ``train.epochs`` for a quick look at a whole ladder.
-    """
-
-    kind: str  # one of KINDS
-    name: str
-    recipe: str  # the base recipe: built-in name or file
-    seeds: list[int]
-    steps: list[StudyStep]
-    ladder: str | None = None
-    mode: str = "cumulative"  # one of MODES
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        # Round-tripped through JSON so that comparing with a stored study.json is exact.
-        return json.loads(
-            json.dumps(
-                {
-                    "format": FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "kind": self.kind,
-                    "name": self.name,
-                    "mode": self.mode,
-                    "ladder": self.ladder,
-                    "recipe": self.recipe,
-                    "seeds": list(self.seeds),
-                    "overrides": dict(self.overrides),
-                    "steps": [s.to_json() for s in self.steps],
-                }
-            )
-        )
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Study:
-        return cls(
-            kind=raw["kind"],
-            name=raw["name"],
-            recipe=raw["recipe"],
-            seeds=[int(s) for s in raw["seeds"]],
-            steps=[StudyStep.from_json(s) for s in raw["steps"]],
-            ladder=raw.get("ladder"),
-            mode=raw.get("mode", "seeds" if raw["kind"] == "seeds" else "cumulative"),
-            overrides=dict(raw.get("overrides", {})),
-        )
-
-    def runs(self) -> list[Run]:
-        """Every (step, seed), seed-major; the order that indexes shards."""
-        out = []
-        for seed in self.seeds:
-            for step in self.steps:
-                out.append(Run(len(out), step.name, seed))
-        return out
-
-    def step(self, name: str) -> StudyStep:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-    def run_overrides(self, step: StudyStep, seed: int) -> dict[str, Any]:
-        """The overrides of one run: a name for the step, its changes, the study's --set, seed."""
-        out: dict[str, Any] = {}
-        if self.kind == "ablation":
-            out["name"] = f"{self.name}/{step.name}"
-            if step.description:
-                out["description"] = step.description
-        out.update(step.overrides)
-        out.update(self.overrides)
-        out["seed"] = seed
-        return out
-
-
-# --------------------------------------------------------------------------- building studies
-
-
-def ablation_study(
-    ladder: Ladder,
-    seeds: list[int],
-    leave_one_out: bool = False,
-    overrides: dict[str, Any] | None = None,
-) -> Study:
-    """A cumulative (or leave-one-out) study of ``ladder`` with the given seeds."""
-    steps = leave_one_out_steps(ladder) if leave_one_out else cumulative_steps(ladder)
-    study = Study(
-        kind="ablation",
-        name=ladder.name + ("-loo" if leave_one_out else ""),
-        recipe=ladder.base,
-        seeds=_check_seeds(seeds),
-        steps=steps,
-        ladder=ladder.name,
-        mode="leave-one-out" if leave_one_out else "cumulative",
-        overrides=dict(overrides or {}),
-    )
-    _check_overrides(study)
-    return study
-
-
-def seed_study(recipe: str, seeds: list[int], overrides: dict[str, Any] | None = None) -> Study:
-    """The same recipe trained once per seed: one step, named after the recipe."""
-    from cifarlab.train.recipe import load_recipe
-
-    name = re.sub(r"[^A-Za-z0-9_.+=-]", "-", load_recipe(recipe).name).lstrip("-") or "recipe"
-    study = Study(
-        kind="seeds",
-        name=name,
-        recipe=str(recipe),
-        seeds=_check_seeds(seeds),
-        steps=[StudyStep(name=name, overrides={}, changes={})],
-        mode="seeds",
-        overrides=dict(overrides or {}),
-    )
-    _check_overrides(study)
-    return study
-
-
-def _check_seeds(seeds: list[int]) -> list[int]:
-    if not seeds:
-        raise StudyError("seeds: a study needs at least one seed (--seeds N or --seed-list)")
-    if any(s < 0 for s in seeds):
-        raise StudyError(f"seeds: must be >= 0, got {seeds}")
-    if len(set(seeds)) != len(seeds):
-        raise StudyError(f"seeds: each seed once, got {seeds}")
-    return list(seeds)
-
-
-def _check_overrides(study: Study) -> None:
-    """Every run's recipe must resolve: fail before any training, naming the step."""
-    from cifarlab.train.recipe import load_recipe
-
-    for step in study.steps:
-        try:
-            load_recipe(study.recipe, study.run_overrides(step, study.seeds[0]))
-        except RecipeError as exc:
-            raise RecipeError(f"study {study.name!r}, step {step.name!r}: {exc}") from None
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` (0-based: 0 <= i < n) -> (i, n)."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise StudyError(
-            f"--shard {text!r}: expected i/n with 0 <= i < n (0-based), e.g. --shard 0/4 ... 3/4"
-        )
-    return int(m.group(1)), int(m.group(2))
-
-
-def shard_runs(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
-    """The runs of shard (i, n): index % n == i. None: every run."""
-    if shard is None:
-        return list(runs)
-    i, n = shard
-    return [r for r in runs if r.index % n == i]
-
-
-# --------------------------------------------------------------------------- study directories
-
-
-def read_study(study_dir: str | Path) -> Study:
-    """The study defined by ``study_dir/study.json``."""
-    path = Path(study_dir) / STUDY_JSON
-    if not path.is_file():
-        raise StudyError(
-            f"{path}: not found; {study_dir} is not a study directory "
-            f"(made by cifarlab ablate or cifarlab seeds)"
-        )
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("format") != FORMAT:
-            raise ValueError(f"no '{FORMAT}' format tag")
-        return Study.from_json(raw)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StudyError(f"{path}: damaged or not a cifarlab study ({exc})") from None
-
-
-def init_study_dir(study: Study, study_dir: str | Path) -> None:
-    """Write study.json, or check that the one there describes the same study."""
-    from cifarlab.train.checkpoint import write_json_atomic
-
-    study_dir = Path(study_dir)
-    path = study_dir / STUDY_JSON
-    if path.is_file():
-        existing = read_study(study_dir).to_json()
-        field_name = _first_difference(existing, study.to_json())
-        if field_name is not None:
-            raise StudyError(
-                f"{path}: holds another study ({field_name} differs); rerun with its exact "
-                f"options to resume it, or choose another --out"
-            )
-        return
-    study_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, study.to_json())
-
-
-def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            if key == "steps" and isinstance(a.get(key), list) and isinstance(b.get(key), list):
-                for sa, sb in zip(a[key], b[key], strict=False):
-                    if sa != sb:
-                        return f"step {sa.get('name')!r}"
-            return key
-    return None
-
-
-def is_finished(run_dir: Path) -> bool:
-    return (run_dir / METRICS).is_file()
+from cifarlab.studies.spec import (
+    STUDY_JSON,
+    STUDY_LOG,
+    StudySpec,
+    _first_difference,
+    init_study_dir,
+    is_finished,
+    read_study,
+    shard_runs,
+)
+from cifarlab.studies.summary import summarize_study
+from cifarlab.train.loop import train
 
 
 class _StudyLog:
@@ -296,7 +75,7 @@ def cpu_count() -> int:
 
 
 def run_study(
-    study: Study,
+    study: StudySpec,
     study_dir: str | Path,
     *,
     jobs: int = 1,
@@ -313,9 +92,6 @@ def run_study(
     (unless the study sets ``system.threads``); on a GPU one run at a time. Failed runs are
     reported after the others finished (StudyError); rerunning the command retries them.
     """
-    from cifarlab.runtime import resolve_device
-    from cifarlab.studies.summary import summarize_study
-    from cifarlab.train.recipe import load_recipe
 
     if jobs < 1:
         raise StudyError(f"--jobs {jobs}: must be >= 1")
@@ -445,16 +221,14 @@ _DATA: dict[str, Any] = {}
 
 def _run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume, or finish) one run; errors a user can cause come back as text."""
-    from cifarlab.train.loop import load_data_for, train
-    from cifarlab.train.recipe import load_recipe
 
     start = time.perf_counter()
     run_dir = Path(task["study_dir"]) / task["rel"]
     out = {"step": task["step"], "seed": task["seed"], "rel": task["rel"]}
-    resumed = any((run_dir / n).exists() for n in ("checkpoint.pt", "checkpoint.prev.pt"))
+    resumed = RunDir(run_dir).has_checkpoint()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / "train.log", "a", encoding="utf-8") as logf:
+        with open(run_dir / TRAIN_LOG, "a", encoding="utf-8") as logf:
 
             def log(line: str) -> None:
                 logf.write(line + "\n")
@@ -463,7 +237,7 @@ def _run_one(task: dict[str, Any]) -> dict[str, Any]:
             recipe = load_recipe(task["recipe"], task["overrides"])
             source = task["data_dir"] if task["data_dir"] is not None else recipe.data.source
             if source not in _DATA:
-                _DATA[source] = load_data_for(recipe, task["data_dir"], log)
+                _DATA[source] = load_data_for(recipe.data.source, task["data_dir"], log)
             metrics = train(
                 task["recipe"],
                 out_dir=run_dir,
@@ -499,7 +273,6 @@ def merge_studies(
     run is copied when ``out`` lacks it; an unfinished one only when no input finished it and
     ``out`` has nothing for it. Copies go through a temporary folder and a rename.
     """
-    from cifarlab.studies.summary import summarize_study
 
     if not dirs:
         raise StudyError("studies merge: name at least one study directory")
@@ -521,7 +294,7 @@ def merge_studies(
             continue
         sources = [d / run.rel for d, _ in studies if (d / run.rel).resolve() != dest.resolve()]
         finished = [s for s in sources if is_finished(s)]
-        partial = [s for s in sources if s.is_dir() and (s / "checkpoint.pt").exists()]
+        partial = [s for s in sources if s.is_dir() and (s / CHECKPOINT).exists()]
         if finished:
             src = finished[0]
         elif partial and not dest.exists():

@@ -15,20 +15,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cifarlab.rundir import METRICS, write_json, write_text
 from cifarlab.studies import StudyError
-from cifarlab.studies.runner import METRICS, Study, read_study
+from cifarlab.studies.figures import plot_study
+from cifarlab.studies.spec import StudySpec, read_study
 from cifarlab.studies.stats import describe, welch_difference
 
 SUMMARY_FORMAT = "cifarlab-study-summary"
 LEVEL = 0.95
 
 
-def collect(study_dir: str | Path, study: Study) -> dict[str, dict[int, dict[str, Any]]]:
+def collect(study_dir: str | Path, study: StudySpec) -> dict[str, dict[int, dict[str, Any]]]:
     """step -> seed -> that run's metrics.json, for the finished runs only."""
     study_dir = Path(study_dir)
     out: dict[str, dict[int, dict[str, Any]]] = {s.name: {} for s in study.steps}
@@ -45,7 +46,7 @@ def collect(study_dir: str | Path, study: Study) -> dict[str, dict[int, dict[str
     return out
 
 
-def summarize(study: Study, results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
+def summarize(study: StudySpec, results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
     """The summary dict (summary.json) from a study and its finished runs' metrics."""
     values: dict[str, list[float]] = {}
     rows: list[dict[str, Any]] = []
@@ -116,7 +117,6 @@ def summarize_study(
     study_dir: str | Path, *, figures: bool = True, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Recompute and write summary.json/csv/md (and the figures) of a study directory."""
-    from cifarlab.train.checkpoint import write_json_atomic
 
     study_dir = Path(study_dir)
     study = read_study(study_dir)
@@ -124,22 +124,14 @@ def summarize_study(
     summary = summarize(study, results)
     if len(summary["data"]) > 1:
         log(f"warning: the runs of {study_dir} used different data: {summary['data']}")
-    write_json_atomic(study_dir / "summary.json", summary)
-    _write_text(study_dir / "summary.csv", to_csv(summary))
-    _write_text(study_dir / "summary.md", to_markdown(summary))
+    write_json(study_dir / "summary.json", summary)
+    write_text(study_dir / "summary.csv", to_csv(summary))
+    write_text(study_dir / "summary.md", to_markdown(summary))
     if figures:
-        from cifarlab.studies.figures import plot_study
-
         plot_study(study_dir, study, summary, results)
     done = sum(r["n"] for r in summary["rows"])
     log(f"summary: {study_dir / 'summary.md'} ({done} of {done + len(summary['missing'])} runs)")
     return summary
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 CSV_COLUMNS = (

@@ -53,6 +53,49 @@ class World:
         """Rank 0: the only rank that prints, writes history and checkpoints."""
         return self.rank == 0
 
+    # The loop's interface: the few points where a data-parallel run differs from one
+    # process. With ``World()`` each is the identity, so one process is the same code.
+
+    def decide(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on rank 0, its result (or its CifarlabError) on every rank."""
+        return rank0_decides(fn, self)
+
+    def place(self, device: torch.device) -> torch.device:
+        """The device this rank trains on."""
+        return device_for(device, self)
+
+    def check_data(self, fingerprint: str, source: str, batch: int, n_train: int) -> None:
+        """Every rank holds the same data, and the global batch divides over the ranks."""
+        check_same(fingerprint, f"data ({source})", self)
+        check_batch(batch, n_train, self)
+
+    def wrap(self, model: torch.nn.Module, device: torch.device, sync_bn: bool) -> torch.nn.Module:
+        return wrap_model(model, device, self, sync_bn)
+
+    def share(self, idx: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """This rank's contiguous share of a global batch of indices, and the weight of its
+        loss: DDP averages gradients over ranks, so weighting each rank by its share of the
+        global batch (1.0 except in an uneven last batch) gives the global batch's mean."""
+        lo, hi = rank_share(len(idx), self.rank, self.size)
+        return idx[lo:hi], (hi - lo) * self.size / max(len(idx), 1)
+
+    def reduce_running(
+        self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The running train statistics summed into rank 0 (the others restart from zero)."""
+        return all_reduce_running(loss_sum, correct, seen, self)
+
+    def first_nonfinite(self, bad_step: torch.Tensor, bad_loss: torch.Tensor) -> tuple[int, float]:
+        """The first step (1-based, 0 = none) whose loss was not finite on any rank, and that
+        loss; two host reads (checkpoint points only)."""
+        return first_nonfinite(bad_step, bad_loss, self)
+
+    def reduce_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return all_reduce_sums(sums, self)
+
+    def sync_buffers(self, model: torch.nn.Module) -> None:
+        sync_buffers(model, self)
+
 
 SINGLE = World()  # a plain, single process
 
@@ -239,22 +282,44 @@ def all_reduce_sums(sums: dict[str, torch.Tensor], world: World) -> dict[str, to
     return sums
 
 
-def all_reduce_running(running: dict[str, Any], world: World) -> None:
-    """Sum the running train statistics into rank 0 (the others restart from zero).
+def all_reduce_running(
+    loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, world: World
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Sum the running train statistics into rank 0; the other ranks get zeros.
 
     Rank 0 then holds the job's totals, which is what its history and checkpoint record.
+    The sums stay tensors on the training device; ``seen`` is read back (a checkpoint point).
     """
     if not world.active:
-        return
+        return loss_sum, correct, seen
     import torch.distributed as dist
 
-    keys = ("loss_sum", "correct", "seen")
-    t = torch.tensor([float(running[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    if world.is_main:
-        running.update(loss_sum=float(t[0]), correct=int(t[1]), seen=int(t[2]))
-    else:
-        running.update(loss_sum=0.0, correct=0, seen=0)
+    packed = torch.stack(
+        [loss_sum.double(), correct.double(), torch.full_like(loss_sum, seen, dtype=torch.float64)]
+    )
+    dist.all_reduce(packed)
+    if not world.is_main:
+        packed.zero_()
+    return packed[0].clone(), packed[1].round().long(), int(packed[2])
+
+
+def first_nonfinite(
+    bad_step: torch.Tensor, bad_loss: torch.Tensor, world: World
+) -> tuple[int, float]:
+    """(step, loss) of the earliest non-finite loss over all ranks; (0, 0.0) when none."""
+    step = int(bad_step)
+    if not world.active or world.size == 1:
+        return step, float(bad_loss)
+    import torch.distributed as dist
+
+    # MIN over the ranks that saw one: "none" (0) counts as later than every step.
+    never = torch.iinfo(torch.int64).max
+    mine = torch.tensor([step or never], dtype=torch.int64, device=bad_step.device)
+    dist.all_reduce(mine, op=dist.ReduceOp.MIN)
+    first = int(mine[0])
+    if first == never:
+        return 0, 0.0
+    return first, float(bad_loss) if first == step else float("nan")
 
 
 def sync_buffers(model: torch.nn.Module, world: World) -> None:

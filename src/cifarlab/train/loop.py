@@ -1,20 +1,26 @@
-"""The training loop: flat and visible (STYLE.md 4).
+"""The training loop: plain functions over an explicit ``TrainState`` (STYLE.md 4).
 
-``train`` runs a recipe into a run directory: it resolves the recipe, loads and
-splits the data, builds the model and optimizer, then steps through
-``total_steps`` optimizer steps. The learning rate is a pure function of the
-step, the epoch order and each step's augmentation are pure functions of
-(seed, epoch/step), and dropout draws from torch's global RNG whose state is
-checkpointed — so a resumed run replays exactly what an uninterrupted one does.
-At each of ``eval_points`` evenly spaced steps it records the running train
-loss/accuracy since the last point and the full validation loss/accuracy,
-prints them like the seed report, and writes a checkpoint.
+``train`` runs a recipe into a run directory::
+
+    start (fresh / resume / finished) -> build the context and the state
+    for each checkpoint point p:          # the eval points, plus every checkpoint_every steps
+        train_segment(state, ctx, p)      # steps up to p, no host synchronisation
+        end_segment(state, ctx)           # the one wait for the device: timers, non-finite check
+        record(state, ctx) at eval points # running train + validation metrics, printed
+        save(state, ctx)                  # an atomic checkpoint
+    finish(state, ctx)                    # test (and TTA) accuracy, metrics.json, figures
+
+The learning rate is a pure function of the step, the epoch order and each step's
+augmentation are pure functions of (seed, epoch/step), and dropout draws from torch's global
+RNG, whose state is checkpointed, so a resumed run replays exactly what an uninterrupted one
+does. The running train loss/accuracy and the first non-finite loss stay on the device and
+are read only at checkpoint points; a checkpoint is never written after a non-finite loss.
+Data-parallel runs differ only at the few calls on ``ctx.world`` (cifarlab.train.distributed).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
@@ -26,93 +32,41 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cifarlab import rundir
 from cifarlab.data.augment import augment_batch
-from cifarlab.data.batches import (
-    derive_seed,
-    epoch_order,
-    normalize,
-    step_generator,
-    to_float,
-    to_uint8_tensor,
-)
+from cifarlab.data.batches import derive_seed, epoch_order, normalize, step_generator, to_float
+from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, TrainingError
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits
+from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_parameters, create_model
-from cifarlab.runtime import autocast, autocast_dtype, memory_format, resolve_device
+from cifarlab.recipe import Recipe, load_recipe, recipe_from_dict
+from cifarlab.runtime import autocast, autocast_dtype, memory_format, provenance, resolve_device
 from cifarlab.train import distributed
-from cifarlab.train.checkpoint import (
-    latest_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unwrap,
-    write_json_atomic,
-)
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
-from cifarlab.train.recipe import Recipe, load_recipe, recipe_from_dict
-from cifarlab.train.rundir import RunLock, provenance, write_history_csv, write_text_atomic
+from cifarlab.train.state import HISTORY_KEYS, TrainState, rng_state, set_rng_state, unwrap
 
-HISTORY_KEYS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "time_s")
-METRICS = "metrics.json"
+__all__ = ["HISTORY_KEYS", "train", "train_step", "train_segment"]
 
 
-@dataclass
-class Tensors:
-    """The run's data, resident on the device as uint8 images and int64 labels."""
+@dataclass(frozen=True)
+class RunContext:
+    """What stays fixed while a run trains: recipe, data, device, schedule, outputs."""
 
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
-    classes: list[str]
-    source: str
-    fingerprint: str
-
-
-def prepare_tensors(recipe: Recipe, data, device: torch.device) -> Tensors:
-    """Split the training set (stratified, seeded) and move everything to ``device`` once."""
-    import hashlib
-
-    import numpy as np
-
-    from cifarlab.data import split_train_val
-
-    train_idx, val_idx = split_train_val(
-        data.train_labels, recipe.data.val_fraction, recipe.data.split_seed
-    )
-    digest = hashlib.sha1()
-    for arr in (data.train_labels, data.test_labels, train_idx):
-        digest.update(np.ascontiguousarray(arr).tobytes())
-    return Tensors(
-        train_x=to_uint8_tensor(data.train_images[train_idx], device),
-        train_y=torch.from_numpy(data.train_labels[train_idx]).to(device),
-        val_x=to_uint8_tensor(data.train_images[val_idx], device),
-        val_y=torch.from_numpy(data.train_labels[val_idx]).to(device),
-        test_x=to_uint8_tensor(data.test_images, device),
-        test_y=torch.from_numpy(data.test_labels).to(device),
-        mean=torch.tensor(recipe.data.mean, device=device),
-        std=torch.tensor(recipe.data.std, device=device),
-        classes=list(data.classes),
-        source=data.source,
-        fingerprint=digest.hexdigest()[:16],
-    )
-
-
-def load_data_for(recipe: Recipe, data_dir: str | None, log: Callable[[str], None]):
-    """The dataset a recipe asks for; ``auto`` falls back to the bundled sample, saying so."""
-    from cifarlab.data import load_cifar10
-
-    source = data_dir if data_dir is not None else recipe.data.source
-    if source == "auto":
-        data = load_cifar10(None, fallback_to_sample=True)
-    else:
-        data = load_cifar10(source)
-    log(f"data: {data.source}")
-    return data
+    recipe: Recipe
+    data: TrainTensors
+    run: rundir.RunDir
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    mem_format: torch.memory_format
+    world: distributed.World
+    per_epoch: int  # optimizer steps per epoch
+    total: int  # optimizer steps in the run
+    eval_at: frozenset[int]  # steps after which to record train/validation metrics
+    log: Callable[[str], None]
+    emit: Callable[[str], None]  # the progress lines (through the bar when there is one)
+    bar: Any = None  # a tqdm bar, or None
+    tb: Any = None  # a TensorBoard SummaryWriter, or None
 
 
 def total_steps_for(recipe: Recipe, n_train: int) -> tuple[int, int]:
@@ -125,6 +79,268 @@ def eval_steps_for(total: int, points: int) -> set[int]:
     """Steps after which to evaluate: every total // points steps, and the last (the report's rule)."""
     every = max(total // points, 1)
     return {s for s in range(every, total + 1, every)} | ({total} if total else set())
+
+
+def checkpoint_points(ctx: RunContext, start: int) -> list[int]:
+    """The steps after ``start`` at which a segment ends: eval points and checkpoint_every."""
+    every = ctx.recipe.train.checkpoint_every
+    extra = set(range(every, ctx.total + 1, every)) if every else set()
+    return sorted(s for s in ctx.eval_at | extra if s > start)
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def train_step(state: TrainState, ctx: RunContext) -> None:
+    """One optimizer step; reads nothing back from the device."""
+    recipe, data, step = ctx.recipe, ctx.data, state.step
+    epoch, i = divmod(step, ctx.per_epoch)
+    batch = recipe.train.batch_size
+    idx, weight = ctx.world.share(epoch_indices(state, ctx, epoch)[i * batch : (i + 1) * batch])
+    set_lr(state.optimizer, lr_at(step, ctx.total, recipe.optim.lr, recipe.schedule))
+
+    gen = step_generator(recipe.seed, step, rank=ctx.world.rank, device=ctx.device)
+    x = augment_batch(to_float(data.train_x[idx]), recipe.augment, gen)
+    x = normalize(x, data.mean, data.std).contiguous(memory_format=ctx.mem_format)
+    y = data.train_y[idx]
+    with autocast(ctx.device, ctx.amp_dtype):
+        logits = state.step_model(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.train.label_smoothing)
+    note_nonfinite(state, loss, step + 1)
+    state.optimizer.zero_grad(set_to_none=True)
+    (loss * weight if weight != 1.0 else loss).backward()
+    if recipe.train.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), recipe.train.grad_clip)
+    state.optimizer.step()
+    state.model.after_step(step + 1, ctx.total)
+
+    n = len(y)
+    state.loss_sum += loss.detach().double() * n
+    state.correct += (logits.detach().argmax(1) == y).sum()
+    state.seen += n
+    state.step += 1
+
+
+def note_nonfinite(state: TrainState, loss: torch.Tensor, step: int) -> None:
+    """Remember the first step whose loss is not finite, on the device (no host read)."""
+    first = ~torch.isfinite(loss.detach()) & (state.bad_step == 0)
+    state.bad_step = torch.where(first, step, state.bad_step)
+    state.bad_loss = torch.where(first, loss.detach().float(), state.bad_loss)
+
+
+def epoch_indices(state: TrainState, ctx: RunContext, epoch: int) -> torch.Tensor:
+    """Epoch ``epoch``'s shuffled order on the device, computed once per epoch."""
+    if state.order_epoch != epoch:
+        order = epoch_order(len(ctx.data.train_y), ctx.recipe.seed, epoch)
+        if ctx.device.type == "cuda":  # pinned + non_blocking: the copy does not wait
+            order = order.pin_memory()
+        state.order, state.order_epoch = order.to(ctx.device, non_blocking=True), epoch
+    return state.order
+
+
+def train_segment(state: TrainState, ctx: RunContext, stop: int) -> None:
+    """Steps until ``state.step == stop``: no evaluation, no checkpoint, no host read."""
+    tick, first = time.perf_counter(), state.step
+    while state.step < stop:
+        train_step(state, ctx)
+        if ctx.bar is not None:
+            done = state.session_steps + state.step - first
+            elapsed = state.session_time + time.perf_counter() - tick
+            ctx.bar.update(1)
+            ctx.bar.set_postfix_str(
+                f"{ctx.recipe.train.batch_size * done / max(elapsed, 1e-9):,.0f} img/s",
+                refresh=False,
+            )
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)  # time the device's work, not the launch queue's
+    elapsed = time.perf_counter() - tick
+    state.train_time += elapsed
+    state.session_time += elapsed
+    state.session_steps += state.step - first
+
+
+def end_segment(state: TrainState, ctx: RunContext) -> None:
+    """After a segment: stop on a non-finite loss (the one host read of the segment)."""
+    bad_step, bad_loss = ctx.world.first_nonfinite(state.bad_step, state.bad_loss)
+    if not bad_step:
+        return
+    last = ctx.world.decide(lambda: ctx.run.latest_checkpoint())
+    where = f"{last[0]} (step {last[1]['step']}) is kept" if last else "no checkpoint was written yet"
+    raise TrainingError(
+        f"step {bad_step}: training loss is {bad_loss} (non-finite); stopped. Last good "
+        f"checkpoint {where}. Lower optim.lr or set train.grad_clip"
+    )
+
+
+# --------------------------------------------------------------------------- points
+
+
+def evaluate_split(
+    ctx: RunContext, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tta: str = "none"
+) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy and confusion on (x, y): every rank predicts its
+    contiguous shard (rank 0's buffers first) and the additive sums are all-reduced."""
+    ctx.world.sync_buffers(model)
+    shard, _ = ctx.world.share(torch.arange(len(y), device=y.device))
+    n_cls = len(ctx.data.classes)
+    if len(shard):
+        lo, hi = int(shard[0]), int(shard[-1]) + 1
+        logits = predict_logits(
+            model,
+            x[lo:hi],
+            ctx.data.mean,
+            ctx.data.std,
+            batch_size=ctx.recipe.eval.batch_size,
+            amp_dtype=ctx.amp_dtype,
+            memory_format=ctx.mem_format,
+            tta=tta,
+        )
+        labels = y[lo:hi]
+    else:  # more ranks than images: this rank adds zeros
+        logits, labels = torch.zeros(0, n_cls, device=y.device), y[:0]
+    return finalize(ctx.world.reduce_sums(evaluate_sums(logits, labels, n_cls)), ctx.data.classes)
+
+
+def record(state: TrainState, ctx: RunContext) -> None:
+    """An evaluation point: running train metrics since the last one, validation metrics,
+    one history row, the printed lines and TensorBoard scalars."""
+    step, data = state.step, ctx.data
+    loss_sum, correct, seen = ctx.world.reduce_running(state.loss_sum, state.correct, state.seen)
+    train_loss = float(loss_sum) / seen if seen else None
+    train_acc = int(correct) / seen if seen else None
+    val = (
+        evaluate_split(ctx, state.model, data.val_x, data.val_y)
+        if len(data.val_y)
+        else {"loss": None, "accuracy": None}
+    )
+    lr = lr_at(max(step - 1, 0), ctx.total, ctx.recipe.optim.lr, ctx.recipe.schedule)
+    row = (step, step / ctx.per_epoch, lr, train_loss, train_acc, val["loss"], val["accuracy"])
+    for key, value in zip(HISTORY_KEYS, (*row, round(state.train_time, 3)), strict=True):
+        state.history[key].append(value)
+    state.reset_running(ctx.device)
+    if ctx.tb is not None:
+        for tag, value in (
+            ("loss/train", train_loss),
+            ("loss/val", val["loss"]),
+            ("accuracy/train", train_acc),
+            ("accuracy/val", val["accuracy"]),
+            ("lr", lr),
+        ):
+            if value is not None:
+                ctx.tb.add_scalar(tag, value, step)
+        ctx.tb.flush()
+    ctx.emit(progress_lines(state, ctx, train_loss, train_acc, val))
+
+
+def progress_lines(state, ctx, train_loss, train_acc, val) -> str:
+    """The seed report's printout of one evaluation point, with speed and ETA."""
+    batch, step = ctx.recipe.train.batch_size, state.step
+    speed = state.session_steps * batch / state.session_time if state.session_time else 0.0
+    eta = (ctx.total - step) * batch / speed if speed else 0.0
+    lines = [
+        f"Epoch {math.ceil(step / ctx.per_epoch) if step else 0}/"
+        f"{math.ceil(ctx.total / ctx.per_epoch)}, Step {step}/{ctx.total}"
+        + (f" | {speed:,.0f} img/s | ETA {_hms(eta)}" if speed else "")
+    ]
+    if train_acc is not None:
+        lines.append(f"Train -> accuracy: {train_acc * 100:.2f}, loss: {train_loss:.4f}")
+    if val["accuracy"] is not None:
+        lines.append(f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def save(state: TrainState, ctx: RunContext) -> Path | None:
+    """A checkpoint of the state (rank 0 writes; every rank reduces its running sums first)."""
+    loss_sum, correct, seen = ctx.world.reduce_running(state.loss_sum, state.correct, state.seen)
+    if not ctx.world.is_main:
+        state.reset_running(ctx.device)
+        return None
+    state.loss_sum, state.correct, state.seen = loss_sum, correct, seen
+    recipe, history = ctx.recipe, state.history
+    return rundir.save_checkpoint(
+        ctx.run.path,
+        {
+            "model": unwrap(state.model).state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "step": state.step,
+            "total_steps": ctx.total,
+            "rng": rng_state(),
+            "history": history,
+            "running": state.running(),
+            "recipe": recipe.to_dict(),
+            "classes": ctx.data.classes,
+            "normalization": {"mean": recipe.data.mean, "std": recipe.data.std},
+            "data": ctx.data.describe(),
+            "train_time_s": state.train_time,
+        },
+        {
+            "recipe": recipe.name,
+            "seed": recipe.seed,
+            "step": state.step,
+            "total_steps": ctx.total,
+            "epoch": state.step / ctx.per_epoch,
+            "val_acc": history["val_acc"][-1] if history["val_acc"] else None,
+            "train_time_s": round(state.train_time, 3),
+            "model": recipe.model.name,
+            "world_size": ctx.world.size,
+        },
+    )
+
+
+def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, Any]:
+    """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures.
+
+    Every rank evaluates its shard of the test set; only rank 0 writes."""
+    recipe, data, history, run = ctx.recipe, ctx.data, state.history, ctx.run
+    test = evaluate_split(ctx, state.model, data.test_x, data.test_y)
+    metrics: dict[str, Any] = {
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "model": recipe.model.name,
+        "parameters": count_parameters(state.model),
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_count": test["count"],
+    }
+    if recipe.eval.tta != "none":
+        tta = evaluate_split(ctx, state.model, data.test_x, data.test_y, tta=recipe.eval.tta)
+        metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
+    train_time = state.train_time
+    metrics.update(
+        val_accuracy=history["val_acc"][-1] if history["val_acc"] else None,
+        steps=ctx.total,
+        epochs=ctx.total / ctx.per_epoch,
+        train_time_s=round(train_time, 3),
+        images_per_s=round(ctx.total * recipe.train.batch_size / train_time, 1)
+        if train_time
+        else None,
+        per_class_accuracy=test["per_class_accuracy"],
+        confusion=test["confusion"],
+        classes=data.classes,
+        data=data.describe(),
+        provenance=provenance(ctx.device),
+    )
+    if ctx.world.active:
+        metrics["provenance"]["world_size"] = ctx.world.size
+    if not ctx.world.is_main:
+        return metrics
+    line = f"Test -> accuracy: {test['accuracy'] * 100:.2f}%"
+    if "test_accuracy_tta" in metrics:
+        line += f" ({metrics['tta']} TTA: {metrics['test_accuracy_tta'] * 100:.2f}%)"
+    rundir.write_json(run / rundir.HISTORY_JSON, history, error=TrainingError)
+    keys = list(history)
+    rows = [list(r) for r in zip(*(history[k] for k in keys), strict=True)]
+    rundir.write_csv(run / rundir.HISTORY_CSV, keys, rows, error=TrainingError)
+    rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
+    plot_curves(history, run.path, title=recipe.name)
+    plot_confusion(test["confusion"], data.classes, run / rundir.CONFUSION_FIGURE)
+    metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
+    rundir.write_json(run / rundir.METRICS, metrics, error=TrainingError)  # last: "finished"
+    ctx.log(f"{line} | train time {_hms(train_time)} | run: {run.path}")
+    return metrics
+
+
+# --------------------------------------------------------------------------- the run
 
 
 def train(
@@ -142,426 +358,190 @@ def train(
     """Train ``recipe`` into ``out_dir`` and return its final metrics (also in metrics.json).
 
     ``resume``: False refuses a directory that already holds a run; True continues the
-    run in ``out_dir`` from its last checkpoint (its own recipe); ``"auto"`` resumes
-    when there is a checkpoint, returns the stored metrics when the run finished, and
-    starts fresh otherwise (what studies use). ``tensorboard`` also writes TensorBoard event
-    files (losses, accuracies, learning rate) into ``out_dir/tensorboard``.
+    run in ``out_dir`` from its last checkpoint (its own recipe, and its own data when it
+    trained on the bundled sample); ``"auto"`` resumes when there is a checkpoint, returns
+    the stored metrics when the run finished, and starts fresh otherwise (what studies use).
+    ``tensorboard`` also writes TensorBoard event files into ``out_dir/tensorboard``.
 
     Under torchrun (``torchrun -m cifarlab train`` or ``cifarlab train --nproc N``) every
     rank calls this: it joins the process group, takes its share of each global batch, and
     only rank 0 locks and writes ``out_dir`` (see cifarlab.train.distributed).
     """
-    out_dir = Path(out_dir)
+    run = rundir.RunDir(out_dir, error=TrainingError)
     with distributed.session() as world, contextlib.ExitStack() as held:
-
-        def lock() -> None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            held.enter_context(RunLock(out_dir))
-
         if not world.is_main:
             log, progress, tensorboard = (lambda s: None), False, False
-        distributed.rank0_decides(lock, world)  # only rank 0 locks the directory it writes
+
+        def lock() -> None:
+            if resume is True and not run.has_checkpoint():  # a failed resume creates nothing
+                raise TrainingError(
+                    f"{run.path}: no checkpoint to resume (checkpoint.pt not found)"
+                )
+            run.path.mkdir(parents=True, exist_ok=True)
+            held.enter_context(rundir.RunLock(run.path))
+
+        world.decide(lock)  # only rank 0 locks the directory it writes
         try:
             return _train_locked(
-                recipe,
-                out_dir,
-                data,
-                data_dir,
-                overrides,
-                resume,
-                progress,
-                log,
-                tensorboard,
-                world,
+                recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world
             )
         except RuntimeError as exc:
             if world.active and distributed.is_collective_failure(exc):
-                raise distributed.collective_failure(exc, world, str(out_dir)) from None
+                raise distributed.collective_failure(exc, world, str(run.path)) from None
             raise
 
 
-def _decide_start(recipe, out_dir: Path, overrides, resume) -> tuple[str, Any]:
-    """("finished", metrics) | ("resume", checkpoint payload) | ("fresh", recipe dict)."""
-    found = latest_checkpoint(out_dir)
-    finished = (out_dir / METRICS).is_file()
+def decide_start(recipe, run: rundir.RunDir, overrides, resume) -> tuple[str, Any]:
+    """("finished", metrics) | ("resume", (name, checkpoint payload)) | ("fresh", recipe dict)."""
+    found = run.latest_checkpoint()
+    finished = run.is_finished()
     if resume is False and (found or finished):
         raise TrainingError(
-            f"{out_dir}: already holds a run; resume it with --resume {out_dir}, or choose another --out"
+            f"{run.path}: already holds a run; resume it with --resume {run.path}, or choose "
+            f"another --out"
         )
     if resume is True and not found:
-        raise TrainingError(f"{out_dir}: no checkpoint to resume (checkpoint.pt not found)")
+        raise TrainingError(f"{run.path}: no checkpoint to resume (checkpoint.pt not found)")
     if found:
         ckpt_path, payload = found
         if finished and payload["step"] >= payload.get("total_steps", -1):
-            return "finished", json.loads((out_dir / METRICS).read_text())
+            return "finished", run.metrics()
         return "resume", (ckpt_path.name, payload)
     return "fresh", load_recipe(recipe, overrides).to_dict()
 
 
 def _train_locked(
-    recipe, out_dir, data, data_dir, overrides, resume, progress, log, tensorboard, world
+    recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     # Rank 0 reads the run directory and hands the outcome (a checkpoint, too) to every rank.
-    kind, found = distributed.rank0_decides(
-        lambda: _decide_start(recipe, out_dir, overrides, resume), world
-    )
+    kind, found = world.decide(lambda: decide_start(recipe, run, overrides, resume))
     payload = None
     if kind == "finished":
-        log(f"{out_dir}: run already finished; nothing to do")
+        log(f"{run.path}: run already finished; nothing to do")
         return found
     if kind == "resume":
         ckpt_name, payload = found
         recipe = recipe_from_dict(payload["recipe"])
-        log(f"resuming {out_dir} from {ckpt_name} at step {payload['step']}")
+        log(f"resuming {run.path} from {ckpt_name} at step {payload['step']}")
     else:
         recipe = recipe_from_dict(found)
         if world.is_main:  # the resolved recipe is in the run directory from the first step on
-            write_text_atomic(out_dir / "recipe.toml", recipe.to_toml())
+            rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
 
-    device = distributed.device_for(resolve_device(recipe.system.device), world)
+    ctx, state = build(recipe, run, data, data_dir, payload, progress, log, tensorboard, world)
+    try:
+        log(
+            f"model: {recipe.model.name} ({count_parameters(state.model):,} parameters) | "
+            f"device: {ctx.device} | precision: {ctx.amp_dtype or 'fp32'} | {ctx.total} steps of "
+            f"{recipe.train.batch_size} images ({ctx.per_epoch}/epoch)"
+        )
+        if state.step == 0 and not state.history["step"]:
+            record(state, ctx)
+        state.step_model.train()
+        for point in checkpoint_points(ctx, state.step):
+            train_segment(state, ctx, point)
+            end_segment(state, ctx)
+            if point in ctx.eval_at:
+                record(state, ctx)
+            save(state, ctx)
+        if ctx.total == 0 and payload is None:
+            save(state, ctx)
+    finally:
+        if ctx.bar is not None:
+            ctx.bar.close()
+        if ctx.tb is not None:
+            ctx.tb.close()
+    return finish(state, ctx, wall_start)
+
+
+def build(
+    recipe: Recipe, run, data, data_dir, payload, progress, log, tensorboard, world
+) -> tuple[RunContext, TrainState]:
+    """The run's context and its state: fresh, or restored from a checkpoint ``payload``."""
+    device = world.place(resolve_device(recipe.system.device))
     if recipe.system.threads:
         torch.set_num_threads(recipe.system.threads)
     elif world.size > 1 and device.type == "cpu":
         # N processes share the CPU: C // N threads each, not C each (oversubscription).
         torch.set_num_threads(distributed.threads_per_rank(world.local_size))
-    amp_dtype = autocast_dtype(device, recipe.system.precision)
     mem_format = memory_format(recipe.system.channels_last)
 
     if data is None:
-        data = load_data_for(recipe, data_dir, log)
-    t = prepare_tensors(recipe, data, device)
-    distributed.check_same(t.fingerprint, f"data ({t.source})", world)
-    if payload is not None and payload.get("data", {}).get("fingerprint") not in (
-        None,
-        t.fingerprint,
-    ):
+        run_data = payload.get("data") if payload else None
+        data = load_data_for(recipe.data.source, data_dir, log, run_data=run_data)
+    tensors = prepare_tensors(
+        data,
+        val_fraction=recipe.data.val_fraction,
+        split_seed=recipe.data.split_seed,
+        mean=recipe.data.mean,
+        std=recipe.data.std,
+        device=device,
+    )
+    recorded = (payload or {}).get("data", {}).get("fingerprint")
+    if recorded not in (None, tensors.fingerprint):
         raise CheckpointError(
-            f"{out_dir}: the checkpoint was trained on other data ({payload['data'].get('source')}); "
-            f"point --data-dir at that data to resume"
+            f"{run.path}: the checkpoint was trained on other data "
+            f"({payload['data'].get('source')}); point --data-dir at that data to resume"
         )
+    per_epoch, total = total_steps_for(recipe, len(tensors.train_y))
+    world.check_data(
+        tensors.fingerprint, tensors.source, recipe.train.batch_size, len(tensors.train_y)
+    )
 
     torch.manual_seed(recipe.seed)
-    model = create_model(recipe.model.name, num_classes=len(t.classes), **recipe.model.options)
+    model = create_model(recipe.model.name, num_classes=len(tensors.classes), **recipe.model.options)
     model.to(device=device, memory_format=mem_format)
-    if payload is None and hasattr(model, "init_from_data"):
+    if payload is None:
         # Data-dependent initialisation (e.g. fastnet's whitening layer), from training images only.
         with torch.no_grad():
-            head = t.train_x[: min(len(t.train_x), 5000)]
+            head = tensors.train_x[: min(len(tensors.train_x), 5000)]
             model.init_from_data(
-                normalize(to_float(head), t.mean, t.std).contiguous(memory_format=mem_format)
+                normalize(to_float(head), tensors.mean, tensors.std).contiguous(
+                    memory_format=mem_format
+                )
             )
     optimizer = build_optimizer(recipe.optim, model)
-    per_epoch, total = total_steps_for(recipe, len(t.train_y))
-    eval_at = eval_steps_for(total, recipe.train.eval_points)
-    batch = recipe.train.batch_size
-    distributed.check_batch(batch, len(t.train_y), world)
-
-    history: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
-    running = {"loss_sum": 0.0, "correct": 0, "seen": 0}
-    start, train_time = 0, 0.0
+    state = TrainState(model=model, step_model=model, optimizer=optimizer, step=0)
+    state.reset_running(device)
+    state.bad_step = torch.zeros((), dtype=torch.int64, device=device)
+    state.bad_loss = torch.zeros((), dtype=torch.float32, device=device)
     if payload is not None:
         unwrap(model).load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
-        history = {k: list(v) for k, v in payload["history"].items()}
+        state.history = {k: list(v) for k, v in payload["history"].items()}
+        state.step = int(payload["step"])
+        state.train_time = float(payload.get("train_time_s", 0.0))
         # Rank 0 carries the job's running totals; the other ranks add theirs from zero.
-        running = dict(payload["running"]) if world.is_main else running
-        start, train_time = int(payload["step"]), float(payload.get("train_time_s", 0.0))
+        if world.is_main:
+            state.set_running(payload["running"], device)
         set_rng_state(payload["rng"])  # rank 0's state: the one checkpoints keep
+        model.after_step(state.step, total)  # per-step model state is a function of the step
     if world.rank > 0:
         # Dropout masks must differ between ranks, yet be reproducible: seed from (seed, step, rank).
-        torch.manual_seed(derive_seed(recipe.seed, start, stream=1000 + world.rank))
-    ddp_model = distributed.wrap_model(model, device, world, recipe.system.sync_bn)
-    train_model = torch.compile(ddp_model) if recipe.system.compile else ddp_model
+        torch.manual_seed(derive_seed(recipe.seed, state.step, stream=1000 + world.rank))
+    state.step_model = world.wrap(model, device, recipe.system.sync_bn)
+    if recipe.system.compile:
+        state.step_model = torch.compile(state.step_model)
 
-    run = _Run(recipe, model, t, out_dir, device, amp_dtype, mem_format, world, log)
-
-    def checkpoint(step: int) -> Path | None:
-        # Collective first (every rank reaches every checkpoint step), then rank 0 writes.
-        distributed.all_reduce_running(running, world)
-        if not world.is_main:
-            return None
-        return save_checkpoint(
-            out_dir,
-            {
-                "model": unwrap(model).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "total_steps": total,
-                "rng": rng_state(),
-                "history": history,
-                "running": running,
-                "recipe": recipe.to_dict(),
-                "classes": t.classes,
-                "normalization": {"mean": recipe.data.mean, "std": recipe.data.std},
-                "data": {
-                    "source": t.source,
-                    "fingerprint": t.fingerprint,
-                    "n_train": len(t.train_y),
-                },
-                "train_time_s": train_time,
-            },
-            {
-                "recipe": recipe.name,
-                "seed": recipe.seed,
-                "step": step,
-                "total_steps": total,
-                "epoch": step / per_epoch,
-                "val_acc": history["val_acc"][-1] if history["val_acc"] else None,
-                "train_time_s": round(train_time, 3),
-                "model": recipe.model.name,
-                "world_size": world.size,
-            },
-        )
-
-    def record(step: int, lr: float) -> None:
-        distributed.all_reduce_running(running, world)  # rank 0 now holds the job's totals
-        train_loss = running["loss_sum"] / running["seen"] if running["seen"] else None
-        train_acc = running["correct"] / running["seen"] if running["seen"] else None
-        val = run.evaluate(t.val_x, t.val_y) if len(t.val_y) else {"loss": None, "accuracy": None}
-        for key, value in zip(
-            HISTORY_KEYS,
-            (
-                step,
-                step / per_epoch,
-                lr,
-                train_loss,
-                train_acc,
-                val["loss"],
-                val["accuracy"],
-                round(train_time, 3),
-            ),
-            strict=True,
-        ):
-            history[key].append(value)
-        running.update(loss_sum=0.0, correct=0, seen=0)
-        if tb is not None:
-            for tag, value in (
-                ("loss/train", train_loss),
-                ("loss/val", val["loss"]),
-                ("accuracy/train", train_acc),
-                ("accuracy/val", val["accuracy"]),
-                ("lr", lr),
-            ):
-                if value is not None:
-                    tb.add_scalar(tag, value, step)
-            tb.flush()
-        done = step - start
-        speed = done * batch / train_time_run if train_time_run > 0 and done else 0.0
-        eta = (total - step) * batch / speed if speed else 0.0
-        lines = [
-            f"Epoch {math.ceil(step / per_epoch) if step else 0}/{math.ceil(total / per_epoch)}, "
-            f"Step {step}/{total}" + (f" | {speed:,.0f} img/s | ETA {_hms(eta)}" if speed else "")
-        ]
-        if train_acc is not None:
-            lines.append(f"Train -> accuracy: {train_acc * 100:.2f}, loss: {train_loss:.4f}")
-        if val["accuracy"] is not None:
-            lines.append(
-                f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}"
-            )
-        emit("\n".join(lines) + "\n")
-
-    tb = _tensorboard_writer(out_dir) if tensorboard else None
-    bar = _progress_bar(total, start, progress)
-    emit = bar.write if bar is not None else log
-    train_time_run = 0.0
-    log(
-        f"model: {recipe.model.name} ({count_parameters(model):,} parameters) | device: {device}"
-        f" | precision: {amp_dtype or 'fp32'} | {total} steps of {batch} images ({per_epoch}/epoch)"
+    bar = _progress_bar(total, state.step, progress)
+    ctx = RunContext(
+        recipe=recipe,
+        data=tensors,
+        run=run,
+        device=device,
+        amp_dtype=autocast_dtype(device, recipe.system.precision),
+        mem_format=mem_format,
+        world=world,
+        per_epoch=per_epoch,
+        total=total,
+        eval_at=frozenset(eval_steps_for(total, recipe.train.eval_points)),
+        log=log,
+        emit=bar.write if bar is not None else log,
+        bar=bar,
+        tb=_tensorboard_writer(run.path) if tensorboard else None,
     )
-    if start == 0 and not history["step"]:
-        record(0, lr_at(0, total, recipe.optim.lr, recipe.schedule))
-
-    train_model.train()
-    order, order_epoch = None, -1
-    for step in range(start, total):
-        tick = time.perf_counter()
-        epoch, i = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order, order_epoch = epoch_order(len(t.train_y), recipe.seed, epoch).to(device), epoch
-        idx = order[i * batch : (i + 1) * batch]
-        # This rank's contiguous share of the global batch (all of it in a single process).
-        lo, hi = distributed.rank_share(len(idx), world.rank, world.size)
-        share = (hi - lo) * world.size / len(idx)  # 1.0 except in an uneven last batch
-        idx = idx[lo:hi]
-        lr = lr_at(step, total, recipe.optim.lr, recipe.schedule)
-        set_lr(optimizer, lr)
-
-        gen = step_generator(recipe.seed, step, rank=world.rank, device=device)
-        x = augment_batch(to_float(t.train_x[idx]), recipe.augment, gen)
-        x = normalize(x, t.mean, t.std).contiguous(memory_format=mem_format)
-        y = t.train_y[idx]
-        with autocast(device, amp_dtype):
-            logits = train_model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.train.label_smoothing)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            last = latest_checkpoint(out_dir)
-            where = (
-                f"{last[0]} (step {last[1]['step']}) is kept"
-                if last
-                else "no checkpoint was written yet"
-            )
-            raise TrainingError(
-                f"step {step + 1}: training loss is {loss_value} (non-finite); stopped. Last good "
-                f"checkpoint {where}. Lower optim.lr or set train.grad_clip"
-            )
-        if share != 1.0:
-            # DDP averages gradients over ranks; weighting each rank by its share of the
-            # global batch makes that average the global batch's mean, as in one process.
-            loss = loss * share
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if recipe.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.train.grad_clip)
-        optimizer.step()
-        if hasattr(model, "after_step"):  # e.g. fastnet freezes its whitening bias
-            model.after_step(step + 1, total)
-
-        running["loss_sum"] += loss_value * len(y)
-        running["correct"] += int((logits.argmax(1) == y).sum())
-        running["seen"] += len(y)
-        elapsed = time.perf_counter() - tick
-        train_time += elapsed
-        train_time_run += elapsed
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(
-                f"{batch * (step + 1 - start) / max(train_time_run, 1e-9):,.0f} img/s",
-                refresh=False,
-            )
-
-        done = step + 1
-        if done in eval_at:
-            record(done, lr)
-            checkpoint(done)
-        elif recipe.train.checkpoint_every and done % recipe.train.checkpoint_every == 0:
-            checkpoint(done)
-    if bar is not None:
-        bar.close()
-    if tb is not None:
-        tb.close()
-    if start >= total and total == 0:
-        checkpoint(0)
-
-    return _finish(run, history, train_time, total, per_epoch, wall_start)
-
-
-@dataclass(frozen=True)
-class _Run:
-    """A run's set-up as evaluation and the end of the run need it: recipe, model, data, device."""
-
-    recipe: Recipe
-    model: torch.nn.Module
-    t: Tensors
-    out_dir: Path
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    mem_format: torch.memory_format
-    world: distributed.World
-    log: Callable[[str], None]
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, tta: str = "none") -> dict[str, Any]:
-        """Loss, accuracy, per-class accuracy and confusion on (x, y), sharded over the ranks."""
-        sums = shard_sums(
-            self.model,
-            x,
-            y,
-            self.t,
-            self.world,
-            batch_size=self.recipe.eval.batch_size,
-            amp_dtype=self.amp_dtype,
-            memory_format=self.mem_format,
-            tta=tta,
-        )
-        return finalize(sums, self.t.classes)
-
-
-def _finish(
-    run: _Run,
-    history: dict[str, list[Any]],
-    train_time: float,
-    total: int,
-    per_epoch: int,
-    wall_start: float,
-) -> dict[str, Any]:
-    """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures.
-
-    Every rank evaluates its shard of the test set; only rank 0 writes."""
-    from cifarlab.report.plots import plot_confusion, plot_curves
-
-    recipe, model, t, world = run.recipe, run.model, run.t, run.world
-    out_dir, log, device = run.out_dir, run.log, run.device
-    test = run.evaluate(t.test_x, t.test_y)
-    metrics: dict[str, Any] = {
-        "recipe": recipe.name,
-        "seed": recipe.seed,
-        "model": recipe.model.name,
-        "parameters": count_parameters(model),
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "test_count": test["count"],
-    }
-    if recipe.eval.tta != "none":
-        tta = run.evaluate(t.test_x, t.test_y, tta=recipe.eval.tta)
-        metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
-    metrics.update(
-        val_accuracy=history["val_acc"][-1] if history["val_acc"] else None,
-        steps=total,
-        epochs=total / per_epoch,
-        train_time_s=round(train_time, 3),
-        images_per_s=round(total * recipe.train.batch_size / train_time, 1) if train_time else None,
-        per_class_accuracy=test["per_class_accuracy"],
-        confusion=test["confusion"],
-        classes=t.classes,
-        data={
-            "source": t.source,
-            "n_train": len(t.train_y),
-            "n_val": len(t.val_y),
-            "n_test": len(t.test_y),
-        },
-        provenance=provenance(device),
-    )
-    if world.active:
-        metrics["provenance"]["world_size"] = world.size
-    if not world.is_main:
-        return metrics
-    write_json_atomic(out_dir / "history.json", history)
-    write_history_csv(out_dir / "history.csv", history)
-    write_text_atomic(out_dir / "recipe.toml", recipe.to_toml())
-    plot_curves(history, out_dir, title=recipe.name)
-    plot_confusion(test["confusion"], t.classes, out_dir / "confusion.png")
-    metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
-    write_json_atomic(out_dir / METRICS, metrics)
-    line = f"Test -> accuracy: {test['accuracy'] * 100:.2f}%"
-    if "test_accuracy_tta" in metrics:
-        line += f" ({metrics['tta']} TTA: {metrics['test_accuracy_tta'] * 100:.2f}%)"
-    log(f"{line} | train time {_hms(train_time)} | run: {out_dir}")
-    return metrics
-
-
-def shard_sums(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    t: Tensors,
-    world: distributed.World,
-    **kwargs: Any,
-) -> dict[str, torch.Tensor]:
-    """evaluate_sums over all of (x, y): each rank predicts its contiguous shard and the
-    additive sums are all-reduced, so every rank gets the same totals (one process: all of it).
-
-    Sharding rather than every rank evaluating everything: N ranks evaluate N times faster,
-    and rank 0's buffers are copied first so the shards see one and the same model.
-    """
-    distributed.sync_buffers(model, world)
-    lo, hi = distributed.rank_share(len(y), world.rank, world.size)
-    n_cls = len(t.classes)
-    if hi > lo:
-        logits = predict_logits(model, x[lo:hi], t.mean, t.std, **kwargs)
-    else:  # more ranks than images: this rank adds zeros
-        logits = torch.zeros(0, n_cls, device=y.device)
-    return distributed.all_reduce_sums(evaluate_sums(logits, y[lo:hi], n_cls), world)
+    return ctx, state
 
 
 def _tensorboard_writer(out_dir: Path):
@@ -572,7 +552,7 @@ def _tensorboard_writer(out_dir: Path):
         raise TrainingError(
             "--tensorboard needs the tensorboard package: pip install 'cifarlab[extras]'"
         ) from None
-    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+    return SummaryWriter(log_dir=str(out_dir / rundir.TENSORBOARD_DIR))
 
 
 def _progress_bar(total: int, start: int, progress: bool | None):

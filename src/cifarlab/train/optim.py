@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from cifarlab.train.recipe import OptimConfig, ScheduleConfig
+from cifarlab.recipe import OptimConfig, ScheduleConfig
 
 
 def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

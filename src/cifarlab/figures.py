@@ -1,13 +1,16 @@
 """Figures of a run: loss and accuracy curves (report figures 5-8), confusion matrix.
 
-matplotlib is imported inside each function with the Agg backend, so importing
-this module is cheap and never needs a display.
+Used by training, ``cifarlab evaluate`` and the report. matplotlib is imported inside each
+function with the Agg backend, so importing this module is cheap and never needs a display;
+every figure is written atomically (cifarlab.rundir.save_figure), never through a symlink.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from cifarlab.rundir import ACCURACY_FIGURE, LOSS_FIGURE, save_figure
 
 
 def _pyplot():
@@ -26,8 +29,8 @@ def plot_curves(history: dict[str, list[Any]], out_dir: str | Path, title: str =
     paths = []
     steps = history["step"]
     for key, ylabel, scale, name in (
-        ("loss", "loss", 1.0, "loss.png"),
-        ("acc", "% accuracy", 100.0, "accuracy.png"),
+        ("loss", "loss", 1.0, LOSS_FIGURE),
+        ("acc", "% accuracy", 100.0, ACCURACY_FIGURE),
     ):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for split, style in (("train", "-"), ("val", "-")):
@@ -47,10 +50,10 @@ def plot_curves(history: dict[str, list[Any]], out_dir: str | Path, title: str =
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        path = out_dir / name
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        try:
+            paths.append(save_figure(fig, out_dir / name))
+        finally:
+            plt.close(fig)
     return paths
 
 
@@ -80,7 +83,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
             )
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, Path(path))
+    finally:
+        plt.close(fig)
