@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cifarlab.recipe import load_recipe
 from cifarlab.studies.ladder import load_ladder
-from cifarlab.studies.runner import StudySpec, ablation_study, init_study_dir, seed_study
+from cifarlab.studies.spec import StudySpec, ablation_study, init_study_dir, seed_study
 
 SEEDS = (0, 1, 2)
 # The ladder's last step builds seednet with the report's options; `seed-improved` names the

@@ -22,14 +22,8 @@ import torch
 
 from cifarlab.studies import StudyError
 from cifarlab.studies.ladder import load_ladder
-from cifarlab.studies.runner import (
-    ablation_study,
-    merge_studies,
-    parse_shard,
-    run_study,
-    seed_study,
-    shard_runs,
-)
+from cifarlab.studies.runner import merge_studies, run_study
+from cifarlab.studies.spec import ablation_study, parse_shard, seed_study, shard_runs
 
 # 1,600 training images / 32 = 50 steps per epoch: 0.2 epochs = 10 steps, checkpoints at 5 and 10.
 TINY = {"train.epochs": 0.2, "train.eval_points": 2, "system.threads": 1}

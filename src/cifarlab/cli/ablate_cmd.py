@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cifarlab.recipe import parse_overrides
     from cifarlab.studies.ladder import load_ladder
-    from cifarlab.studies.runner import ablation_study
+    from cifarlab.studies.spec import ablation_study
 
     study = ablation_study(
         load_ladder(args.ladder),

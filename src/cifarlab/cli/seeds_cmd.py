@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cifarlab.recipe import parse_overrides
-    from cifarlab.studies.runner import seed_study
+    from cifarlab.studies.spec import seed_study
 
     study = seed_study(
         args.recipe, parse_seeds(args.n, args.seed_list), overrides=parse_overrides(args.overrides)

@@ -89,7 +89,8 @@ def execute(study, args: argparse.Namespace) -> int:
     """Run a study built by `ablate` or `seeds` with the shared options; print its table."""
     from pathlib import Path
 
-    from cifarlab.studies.runner import parse_shard, run_study
+    from cifarlab.studies.runner import run_study
+    from cifarlab.studies.spec import parse_shard
 
     shard = parse_shard(args.shard) if args.shard is not None else None
     out = Path(args.out) if args.out else Path("studies-out") / study.name

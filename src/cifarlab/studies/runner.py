@@ -40,7 +40,7 @@ from cifarlab.studies.spec import (
     STUDY_JSON,
     STUDY_LOG,
     StudySpec,
-    _first_difference,
+    first_difference,
     init_study_dir,
     is_finished,
     read_study,
@@ -280,7 +280,7 @@ def merge_studies(
     studies = [(Path(d), read_study(d)) for d in dirs]
     first_dir, study = studies[0]
     for d, other in studies[1:]:
-        field_name = _first_difference(study.to_json(), other.to_json())
+        field_name = first_difference(study.to_json(), other.to_json())
         if field_name is not None:
             raise StudyError(
                 f"{d / STUDY_JSON}: another study than {first_dir / STUDY_JSON} "

@@ -224,7 +224,7 @@ def init_study_dir(study: StudySpec, study_dir: str | Path) -> None:
     path = study_dir / STUDY_JSON
     if path.is_file():
         existing = read_study(study_dir).to_json()
-        field_name = _first_difference(existing, study.to_json())
+        field_name = first_difference(existing, study.to_json())
         if field_name is not None:
             raise StudyError(
                 f"{path}: holds another study ({field_name} differs); rerun with its exact "
@@ -235,7 +235,7 @@ def init_study_dir(study: StudySpec, study_dir: str | Path) -> None:
     write_json(path, study.to_json())
 
 
-def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+def first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
             if key == "steps" and isinstance(a.get(key), list) and isinstance(b.get(key), list):
