@@ -13,7 +13,7 @@ import torch), so ``cifarlab --help`` stays fast.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from cifarlab.version import __version__
 
 __all__ = ["__version__", "load_cifar10", "create_model", "list_models", "train", "evaluate"]
 

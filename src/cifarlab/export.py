@@ -39,7 +39,7 @@ class ExportError(CifarlabError):
 
 def metadata(trained) -> dict[str, Any]:
     """What a consumer needs besides the weights: classes, normalisation, model, input spec."""
-    from cifarlab import __version__
+    from cifarlab.version import __version__
 
     return {
         "format": "cifarlab-export",

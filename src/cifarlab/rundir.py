@@ -38,7 +38,7 @@ from typing import IO, Any
 
 import torch
 
-from cifarlab import __version__
+from cifarlab.version import __version__
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
 
 if sys.version_info >= (3, 11):
@@ -157,8 +157,6 @@ def os_error_in(exc: BaseException) -> OSError | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
-
-
 
 
 def fsync_dir(path: Path) -> None:

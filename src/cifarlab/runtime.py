@@ -105,7 +105,7 @@ def provenance(device: Any) -> dict[str, Any]:
     import numpy
     import torch
 
-    from cifarlab import __version__
+    from cifarlab.version import __version__
 
     return {
         "cifarlab": __version__,

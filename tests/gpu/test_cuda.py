@@ -51,3 +51,37 @@ def test_recipe_trains_and_checkpoints_on_cuda(name, tmp_path, sample_data):
     # flip a handful of the sample's 500 test images, no more).
     on_cpu = evaluate(out, data=sample_data, device="cpu")
     assert abs(on_cpu["accuracy"] - metrics["test_accuracy"]) <= 0.02
+
+
+@pytest.mark.parametrize("name", builtin_recipes())
+def test_training_steps_never_synchronise_with_the_host(name, tmp_path, sample_data, monkeypatch):
+    """Every step between checkpoint points runs under set_sync_debug_mode("error"): a
+    `.item()`, `bool(tensor)`, device-to-host copy or blocking copy there raises."""
+    import cifarlab.train.loop as loop
+
+    real_segment, segments = loop.train_segment, []
+
+    def strict_segment(state, ctx, stop):
+        start = state.step
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            real_segment(state, ctx, stop)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        segments.append(state.step - start)
+
+    monkeypatch.setattr(loop, "train_segment", strict_segment)
+    loop.train(
+        name,
+        out_dir=tmp_path / name,
+        data=sample_data,
+        overrides={
+            "train.epochs": 0.5,
+            "train.eval_points": 2,
+            "system.device": "cuda",
+            "eval.tta": "none",
+        },
+        progress=False,
+        log=lambda s: None,
+    )
+    assert len(segments) >= 2 and sum(segments) >= 2

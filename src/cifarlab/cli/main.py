@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from cifarlab import __version__
+from cifarlab.version import __version__
 from cifarlab.errors import CifarlabError
 
 # Order is the order shown in `cifarlab --help`.

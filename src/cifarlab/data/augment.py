@@ -10,6 +10,8 @@ saturation with the grayscale image, each clamped to [0, 1].
 
 from __future__ import annotations
 
+import random
+
 import torch
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
@@ -79,7 +81,9 @@ def color_jitter(
     """ColorJitter(brightness, contrast, saturation) with a factor per image.
 
     torchvision applies the three in a random order per call; here one random
-    order is drawn per batch (a per-image order would need a Python loop).
+    order is drawn per batch (a per-image order would need a Python loop). The order is
+    drawn on the host from the generator's seed: a ``randperm(...).tolist()`` on a GPU
+    generator would make every training step wait for the device.
     """
     n = x.shape[0]
     ops = []
@@ -101,7 +105,7 @@ def color_jitter(
                 _uniform(n, max(0.0, 1 - saturation), 1 + saturation, gen, x.device),
             )
         )
-    order = torch.randperm(len(ops), generator=gen, device=gen.device).tolist() if ops else []
+    order = random.Random(gen.initial_seed()).sample(range(len(ops)), len(ops))
     for i in order:
         fn, factor = ops[i]
         x = fn(x, factor)

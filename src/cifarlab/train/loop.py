@@ -143,7 +143,7 @@ def train_segment(state: TrainState, ctx: RunContext, stop: int) -> None:
     tick, first = time.perf_counter(), state.step
     while state.step < stop:
         train_step(state, ctx)
-        if ctx.bar is not None:
+        if ctx.bar is not None:  # host-side numbers only
             done = state.session_steps + state.step - first
             elapsed = state.session_time + time.perf_counter() - tick
             ctx.bar.update(1)
@@ -151,21 +151,24 @@ def train_segment(state: TrainState, ctx: RunContext, stop: int) -> None:
                 f"{ctx.recipe.train.batch_size * done / max(elapsed, 1e-9):,.0f} img/s",
                 refresh=False,
             )
+
+
+def end_segment(state: TrainState, ctx: RunContext, tick: float, first: int) -> None:
+    """After a segment begun at ``tick`` from step ``first``: wait for the device, count the
+    segment's time, and stop on a non-finite loss (the segment's only host reads)."""
     if ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)  # time the device's work, not the launch queue's
     elapsed = time.perf_counter() - tick
     state.train_time += elapsed
     state.session_time += elapsed
     state.session_steps += state.step - first
-
-
-def end_segment(state: TrainState, ctx: RunContext) -> None:
-    """After a segment: stop on a non-finite loss (the one host read of the segment)."""
     bad_step, bad_loss = ctx.world.first_nonfinite(state.bad_step, state.bad_loss)
     if not bad_step:
         return
     last = ctx.world.decide(lambda: ctx.run.latest_checkpoint())
-    where = f"{last[0]} (step {last[1]['step']}) is kept" if last else "no checkpoint was written yet"
+    where = (
+        f"{last[0]} (step {last[1]['step']}) is kept" if last else "no checkpoint was written yet"
+    )
     raise TrainingError(
         f"step {bad_step}: training loss is {bad_loss} (non-finite); stopped. Last good "
         f"checkpoint {where}. Lower optim.lr or set train.grad_clip"
@@ -245,7 +248,9 @@ def progress_lines(state, ctx, train_loss, train_acc, val) -> str:
     if train_acc is not None:
         lines.append(f"Train -> accuracy: {train_acc * 100:.2f}, loss: {train_loss:.4f}")
     if val["accuracy"] is not None:
-        lines.append(f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}")
+        lines.append(
+            f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -440,8 +445,9 @@ def _train_locked(
             record(state, ctx)
         state.step_model.train()
         for point in checkpoint_points(ctx, state.step):
+            tick, first = time.perf_counter(), state.step
             train_segment(state, ctx, point)
-            end_segment(state, ctx)
+            end_segment(state, ctx, tick, first)
             if point in ctx.eval_at:
                 record(state, ctx)
             save(state, ctx)
@@ -490,7 +496,9 @@ def build(
     )
 
     torch.manual_seed(recipe.seed)
-    model = create_model(recipe.model.name, num_classes=len(tensors.classes), **recipe.model.options)
+    model = create_model(
+        recipe.model.name, num_classes=len(tensors.classes), **recipe.model.options
+    )
     model.to(device=device, memory_format=mem_format)
     if payload is None:
         # Data-dependent initialisation (e.g. fastnet's whitening layer), from training images only.

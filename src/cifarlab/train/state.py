@@ -35,7 +35,9 @@ class TrainState:
     loss_sum: torch.Tensor | None = None  # float64, on the device: sum of per-image losses
     correct: torch.Tensor | None = None  # int64, on the device: correct train predictions
     seen: int = 0  # images behind loss_sum and correct (known on the host, no sync)
-    bad_step: torch.Tensor | None = None  # int64: first step (1-based) with a non-finite loss, 0 = none
+    bad_step: torch.Tensor | None = (
+        None  # int64: first step (1-based) with a non-finite loss, 0 = none
+    )
     bad_loss: torch.Tensor | None = None  # float32: that loss
     order: torch.Tensor | None = None  # the current epoch's shuffled indices, on the device
     order_epoch: int = -1
