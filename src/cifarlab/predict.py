@@ -1,12 +1,14 @@
 """Classify your own pictures with a trained checkpoint.
 
-Each picture (PNG, JPEG or WebP, any size) is turned the right way up from its
-EXIF orientation, converted to RGB, centre-cropped to a square and resized to
-32×32 with PIL's BILINEAR filter (antialiased when shrinking, the same filter as
-torchvision's ``Resize`` default), then normalised with the checkpoint's own mean
-and std. Pictures smaller than :data:`MIN_SIDE` pixels on a side are refused:
-a 1×1 or 4×4 image carries no object to recognise, and upscaling it would only
-produce a confident-looking guess.
+Each picture (PNG, JPEG or WebP, any size) is decoded to 8-bit RGB honouring its mode and
+bit depth (:func:`to_rgb`: 16-bit and 32-bit samples scaled by their full range,
+transparency composited on white, palettes expanded, CMYK converted; animated files give
+their first frame), turned the right way up from its EXIF orientation, centre-cropped to a
+square and resized to 32×32 with PIL's BILINEAR filter (antialiased when shrinking, the
+same filter as torchvision's ``Resize`` default), then normalised with the checkpoint's own
+mean and std. Pictures smaller than :data:`MIN_SIDE` pixels on a side are refused: a 1×1 or
+4×4 image carries no object to recognise, and upscaling it would only produce a
+confident-looking guess.
 
     >>> from cifarlab.predict import load_trained_model, predict_paths
     >>> trained = load_trained_model("runs/seed-improved-seed0")
@@ -24,9 +26,14 @@ import numpy as np
 from cifarlab.errors import CifarlabError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# Transparent pixels are shown on white, as a browser or image viewer shows them on a page;
+# black would turn a dark object on a transparent background into a silhouette.
+ALPHA_BACKGROUND = (255, 255, 255)
 MIN_SIDE = 8  # pixels: smaller pictures are refused, not upscaled
 SIZE = 32  # the network's input side
 RESAMPLE = "BILINEAR"  # PIL filter for the resize (antialiased when shrinking)
+
+_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 
 
 class ImageReadError(CifarlabError):
@@ -115,7 +122,8 @@ def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str,
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A picture file as uint8 (32, 32, 3) RGB: EXIF-rotated, centre-cropped, resized.
+    """A picture file as uint8 (32, 32, 3) RGB: decoded by :func:`to_rgb`, EXIF-rotated,
+    centre-cropped, resized.
 
     Raises ImageReadError with a one-line reason for anything unreadable or too small.
     """
@@ -124,8 +132,10 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as img:
+            white = white_level(img)  # before EXIF rotation: a TIFF's tags are read here
             img.load()  # decode now: a truncated file fails here, not later
-            return preprocess(ImageOps.exif_transpose(img))
+            ImageOps.exif_transpose(img, in_place=True)
+            return preprocess(img, white)
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not a PNG, JPEG or WebP image (cannot identify the file's format)"
@@ -138,8 +148,56 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot read the image ({reason})") from None
 
 
-def preprocess(img) -> np.ndarray:
-    """A PIL image as uint8 (32, 32, 3) RGB: centre-cropped to a square, resized with BILINEAR."""
+def white_level(img) -> float | None:
+    """The sample value that means full white in a 16-bit, 32-bit or float grey PIL image
+    (None for 8-bit modes).
+
+    Integers (I;16*, I): the top of the file's own range where a TIFF states it
+    (BitsPerSample, SampleFormat: a 12-bit TIFF opens as I;16 and is white at 4095), else
+    of the mode (65535 for I;16*, int32 for I); negatives count as black, as in
+    scikit-image's ``img_as_ubyte``. F: 1.0, the usual range of float pictures.
+    """
+    if img.mode == "F":
+        return 1.0
+    if img.mode != "I" and not img.mode.startswith("I;16"):
+        return None
+    tags = getattr(img, "tag_v2", None) or {}
+    default_bits, default_format = (32, 2) if img.mode == "I" else (16, 1)
+    bits = int(np.ravel(tags.get(258, default_bits))[0])  # BitsPerSample
+    signed = int(np.ravel(tags.get(339, default_format))[0]) == 2  # SampleFormat 2: signed
+    return 2.0 ** (bits - 1 if signed else bits) - 1
+
+
+def to_rgb(img, white: float | None = None):
+    """A PIL image of any mode as 8-bit RGB, honouring its bit depth and transparency.
+
+    Grey with more than 8 bits (I;16, I;16B, I;16L, I;16N, I, F) is scaled so that
+    ``white`` (default :func:`white_level`) becomes 255, rounded: a 16-bit picture reads
+    exactly as its 8-bit equivalent (v·257 → v). Anything with alpha or a transparent
+    colour (LA, PA, RGBA, P/L/RGB with a tRNS entry) is composited on
+    :data:`ALPHA_BACKGROUND`. The rest (1, L, P, RGB, CMYK, YCbCr) is PIL's conversion:
+    palettes expanded, CMYK as R = 255·(1−C)(1−K) (no ICC profile applied).
+    """
+    from PIL import Image
+
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        scaled = np.asarray(img).astype(np.float32)  # our own copy: changed in place below
+        np.nan_to_num(scaled, copy=False, nan=0.0)  # NaN: black, not an undefined cast
+        scaled *= 255.0 / (white or white_level(img))
+        grey = np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled).astype(np.uint8)
+        if "transparency" in img.info:  # a 16-bit PNG's tRNS grey value
+            grey[np.asarray(img) == img.info["transparency"]] = ALPHA_BACKGROUND[0]
+        return Image.fromarray(grey).convert("RGB")
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        background = Image.new("RGBA", img.size, (*ALPHA_BACKGROUND, 255))
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")  # no needless copy
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def preprocess(img, white: float | None = None) -> np.ndarray:
+    """A PIL image as uint8 (32, 32, 3) RGB: centre-cropped to a square, converted by
+    :func:`to_rgb` (``white`` is passed on), resized with BILINEAR."""
     from PIL import Image
 
     w, h = img.size
@@ -147,15 +205,11 @@ def preprocess(img) -> np.ndarray:
         raise ImageReadError(
             f"image is {w}×{h} pixels; need at least {MIN_SIDE}×{MIN_SIDE} (too small to classify)"
         )
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Transparent pixels on white, not on whatever colour the file stored under them.
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    img = img.convert("RGB")
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side))
+    if w != h:  # crop first: converting the square alone saves memory (conversions are per pixel)
+        img = img.crop((left, top, left + side, top + side))
+    img = to_rgb(img, white)
     if side != SIZE:
         img = img.resize((SIZE, SIZE), getattr(Image.Resampling, RESAMPLE))
     return np.asarray(img, dtype=np.uint8).copy()

@@ -1,0 +1,218 @@
+"""Reading pictures for `cifarlab predict`: every mode and bit depth reads as its 8-bit RGB
+equivalent."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifarlab import predict
+from cifarlab.predict import preprocess, read_image, to_rgb
+
+RNG = np.random.default_rng(0)
+# 48×40: not square and not 32×32, so the centre crop and the resize both run.
+GREY = RNG.integers(0, 256, (40, 48), dtype=np.uint8)
+RGB = RNG.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+ALPHA = RNG.integers(0, 256, (40, 48), dtype=np.uint8)
+
+
+def net_input(rgb: np.ndarray) -> np.ndarray:
+    """The (32, 32, 3) uint8 network input of a plain 8-bit RGB (or grey) picture."""
+    return preprocess(Image.fromarray(rgb))
+
+
+def write_png(path: Path, width: int, height: int, colour_type: int, depth: int, rows=b"") -> Path:
+    """A PNG written chunk by chunk: PIL cannot write 16-bit colour, nor a header that lies."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    idat = zlib.compress(rows or b"\0" * 64)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def png16(path: Path, samples: np.ndarray, colour_type: int) -> Path:
+    """A 16-bit PNG of (H, W, channels) uint16 samples."""
+    h, w = samples.shape[:2]
+    raw = samples.astype(">u2").reshape(h, -1).tobytes()
+    row = len(raw) // h
+    rows = b"".join(b"\0" + raw[i * row : (i + 1) * row] for i in range(h))  # filter 0 per row
+    return write_png(path, w, h, colour_type, 16, rows)
+
+
+def on_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """colour over white by alpha, the composite the reader promises."""
+    a = alpha[..., None].astype(np.float64) / 255
+    return np.rint(colour * a + 255 * (1 - a)).astype(np.uint8)
+
+
+# --- 1. every mode and bit depth -------------------------------------------------------
+
+
+def test_16_bit_png_reads_exactly_as_its_8_bit_equivalent(tmp_path):
+    Image.fromarray(GREY).save(tmp_path / "g8.png")
+    Image.fromarray(GREY.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    # Tolerance 0: the same (32, 32, 3) input, so the same normalised tensor.
+    assert np.array_equal(read_image(tmp_path / "g16.png"), read_image(tmp_path / "g8.png"))
+    # The scale is the full 16-bit range: 65535 → 255, 257 → 1, 32896 = 128·257 → 128.
+    ramp = Image.fromarray(np.array([[0, 128, 257, 32896, 65535]], np.uint16))
+    assert np.asarray(to_rgb(ramp))[0, :, 0].tolist() == [0, 0, 1, 128, 255]
+
+
+def _high_depth_cases(tmp_path: Path) -> dict[str, Image.Image]:
+    """The grey picture GREY in every mode of more than 8 bits PIL gives, at full range."""
+    g16 = GREY.astype(np.uint16) * 257
+    cases = {
+        mode: Image.frombytes(mode, (48, 40), g16.astype(dtype).tobytes())
+        for mode, dtype in (("I;16", "<u2"), ("I;16B", ">u2"), ("I;16L", "<u2"), ("I;16N", "=u2"))
+    }
+    # TIFF as PIL writes them: I is signed 32-bit (white 2³¹−1), F is 0..1.
+    int32 = np.rint(GREY / 255 * (2**31 - 1)).astype(np.int32)
+    Image.fromarray(int32).save(tmp_path / "i.tif")
+    Image.fromarray((GREY / 255).astype(np.float32)).save(tmp_path / "f.tif")
+    cases["I (TIFF int32)"] = Image.open(tmp_path / "i.tif")
+    cases["F (TIFF float32)"] = Image.open(tmp_path / "f.tif")
+    return cases
+
+
+@pytest.mark.parametrize(
+    "mode", ["I;16", "I;16B", "I;16L", "I;16N", "I (TIFF int32)", "F (TIFF float32)"]
+)
+def test_high_bit_depth_grey_reads_as_its_8_bit_equivalent(tmp_path, mode):
+    img = _high_depth_cases(tmp_path)[mode]
+    assert img.mode == mode.split()[0]
+    white = predict.white_level(img)  # read_image takes it from the file before any rotation
+    assert np.array_equal(preprocess(img, white), net_input(GREY))  # tolerance 0
+    if img.mode in ("I", "F"):
+        assert np.array_equal(read_image(img.filename), net_input(GREY))
+
+
+def test_the_white_level_is_the_top_of_the_files_own_range():
+    from types import SimpleNamespace as Fake  # PIL writes no 12-bit or 16-bit signed TIFF
+
+    assert predict.white_level(Fake(mode="I;16B")) == 65535  # PNG: no tags, all 16 bits
+    assert predict.white_level(Fake(mode="I;16", tag_v2={258: (12,), 339: (1,)})) == 4095
+    assert predict.white_level(Fake(mode="I", tag_v2={258: (16,), 339: (2,)})) == 32767
+    assert predict.white_level(Fake(mode="I")) == 2**31 - 1
+    assert predict.white_level(Fake(mode="F")) == 1.0
+    assert predict.white_level(Fake(mode="RGB")) is None
+
+
+def _palette(colours: int = 64) -> tuple[Image.Image, np.ndarray]:
+    img = Image.fromarray(RGB).quantize(colours)
+    lut = np.array(img.getpalette(), np.uint8).reshape(-1, 3)
+    return img, lut[np.asarray(img)]
+
+
+def _make(kind: str, tmp_path: Path) -> tuple[Path | Image.Image, np.ndarray]:
+    """(a picture in ``kind``, the 8-bit RGB it must read as)."""
+    f = tmp_path / "pic.png"
+    if kind == "1":
+        Image.fromarray(GREY > 127).save(f)
+        return f, np.where(GREY > 127, 255, 0).astype(np.uint8)
+    if kind == "L":
+        Image.fromarray(GREY).save(f)
+        return f, GREY
+    if kind == "L with tRNS":  # one grey value transparent: it shows white
+        Image.fromarray(GREY).save(f, transparency=int(GREY[20, 24]))
+        return f, np.where(GREY == GREY[20, 24], 255, GREY).astype(np.uint8)
+    if kind == "I;16 with tRNS":
+        Image.fromarray(GREY.astype(np.uint16) * 257).save(f, transparency=int(GREY[20, 24]) * 257)
+        return f, np.where(GREY == GREY[20, 24], 255, GREY).astype(np.uint8)
+    if kind == "P":
+        img, rgb = _palette()
+        img.save(f)
+        return f, rgb
+    if kind == "P with tRNS":  # palette entry 0 transparent
+        img, rgb = _palette()
+        img.save(f, transparency=0)
+        return f, np.where((np.asarray(img) == 0)[..., None], 255, rgb).astype(np.uint8)
+    if kind == "PA":  # PIL writes no PA file: in memory
+        img, rgb = _palette()
+        img = img.convert("PA")
+        img.putalpha(Image.fromarray(ALPHA))
+        return img, on_white(rgb, ALPHA)
+    if kind == "LA":
+        Image.fromarray(np.stack([GREY, ALPHA], -1)).save(f)
+        return f, on_white(np.repeat(GREY[..., None], 3, -1), ALPHA)
+    if kind == "RGB":
+        Image.fromarray(RGB).save(f)
+        return f, RGB
+    if kind == "RGB with tRNS":  # one colour transparent
+        key = tuple(int(v) for v in RGB[20, 24])
+        Image.fromarray(RGB).save(f, transparency=key)
+        return f, np.where((RGB == key).all(-1)[..., None], 255, RGB).astype(np.uint8)
+    if kind == "RGBA":
+        Image.fromarray(np.dstack([RGB, ALPHA])).save(f)
+        return f, on_white(RGB, ALPHA)
+    if kind == "RGB 16-bit":
+        return png16(f, RGB.astype(np.uint16) * 257, colour_type=2), RGB
+    if kind == "RGBA 16-bit":
+        rgba = np.dstack([RGB, ALPHA]).astype(np.uint16) * 257
+        return png16(f, rgba, colour_type=6), on_white(RGB, ALPHA)
+    if kind in ("CMYK TIFF", "CMYK JPEG"):
+        y, x = np.mgrid[0:40, 0:48]  # smooth, so JPEG keeps it to within a step or two
+        cmyk = np.stack([x * 5, y * 6, (x + y) * 2, (x * y) % 64], -1).astype(np.uint8)
+        f = tmp_path / ("pic.tif" if "TIFF" in kind else "pic.jpg")
+        Image.frombytes("CMYK", (48, 40), cmyk.tobytes()).save(f, quality=100)
+        ink = 255 - cmyk.astype(np.float64)  # R = 255·(1−C)(1−K), and so on
+        return f, np.rint(ink[..., :3] * ink[..., 3:] / 255).astype(np.uint8)
+    if kind == "YCbCr":  # what JPEGs hold inside; PIL hands it over only in memory
+        return Image.fromarray(RGB).convert("YCbCr"), RGB
+    if kind == "animated GIF":  # the first frame, not the second
+        first, rgb = _palette()
+        second = Image.new("P", first.size, 7)
+        second.putpalette(first.getpalette())
+        f = tmp_path / "pic.gif"
+        first.save(f, save_all=True, append_images=[second], duration=100, loop=0)
+        return f, rgb
+    if kind == "EXIF orientation 6":  # stored on its side; rotate 90° clockwise to view
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(RGB).save(f, exif=exif)
+        return f, np.rot90(RGB, k=-1)
+    raise AssertionError(kind)
+
+
+# Largest step allowed between the reader's input and that of the 8-bit equivalent: 0 where
+# the conversion is exact, 1 for rounding of alpha and CMYK arithmetic, 3 for lossy JPEG and
+# PIL's 8-bit fixed-point YCbCr.
+KINDS = {
+    "1": 0,
+    "L": 0,
+    "L with tRNS": 0,
+    "I;16 with tRNS": 0,
+    "P": 0,
+    "P with tRNS": 0,
+    "PA": 1,
+    "LA": 1,
+    "RGB": 0,
+    "RGB with tRNS": 0,
+    "RGBA": 1,
+    "RGB 16-bit": 0,
+    "RGBA 16-bit": 1,
+    "CMYK TIFF": 1,
+    "CMYK JPEG": 3,
+    "YCbCr": 3,
+    "animated GIF": 0,
+    "EXIF orientation 6": 0,
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_mode_reads_as_its_8_bit_rgb_equivalent(tmp_path, kind):
+    picture, rgb = _make(kind, tmp_path)
+    got = read_image(picture) if isinstance(picture, Path) else preprocess(picture)
+    diff = np.abs(got.astype(int) - net_input(np.ascontiguousarray(rgb)).astype(int))
+    assert diff.max() <= KINDS[kind], f"{kind}: off by up to {diff.max()}"
