@@ -1,9 +1,12 @@
 """Reading pictures for `cifarlab predict`: every mode and bit depth reads as its 8-bit RGB
-equivalent."""
+equivalent, and a header declaring too many pixels is refused before any decoding."""
 
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from PIL import Image
 
 from cifarlab import predict
-from cifarlab.predict import preprocess, read_image, to_rgb
+from cifarlab.predict import MAX_PIXELS, ImageReadError, preprocess, read_image, to_rgb
 
 RNG = np.random.default_rng(0)
 # 48×40: not square and not 32×32, so the centre crop and the resize both run.
@@ -216,3 +219,72 @@ def test_every_mode_reads_as_its_8_bit_rgb_equivalent(tmp_path, kind):
     got = read_image(picture) if isinstance(picture, Path) else preprocess(picture)
     diff = np.abs(got.astype(int) - net_input(np.ascontiguousarray(rgb)).astype(int))
     assert diff.max() <= KINDS[kind], f"{kind}: off by up to {diff.max()}"
+
+
+# --- 2. the pixel budget ---------------------------------------------------------------
+
+OVER_BUDGET = {  # declared sizes; each file is 69 bytes
+    "just over": (10_000, MAX_PIXELS // 10_000 + 1),
+    "past PIL's warning": (15_000, 10_000),  # 150 MP: PIL would warn on opening
+    "past PIL's error": (100_000, 100_000),  # 10 gigapixels: PIL refuses while opening
+}
+
+
+@pytest.mark.parametrize("case", list(OVER_BUDGET))
+def test_a_header_over_the_pixel_budget_is_refused_in_one_line_without_warnings(
+    tmp_path, recwarn, case
+):
+    import warnings
+
+    warnings.simplefilter("always")  # any warning that escapes is recorded
+    w, h = OVER_BUDGET[case]
+    f = write_png(tmp_path / "big.png", w, h, colour_type=6, depth=8)
+    with pytest.raises(ImageReadError) as err:
+        read_image(f)
+    msg = str(err.value)
+    assert msg.startswith(f"{f}: refused: ") and "\n" not in msg
+    assert f"more than the {MAX_PIXELS // 10**6}-megapixel limit" in msg
+    if case != "past PIL's error":  # there PIL raises before we see the size
+        assert f"{w}×{h} pixels" in msg
+    assert [str(x.message) for x in recwarn] == []
+
+
+def test_the_pixel_budget_is_a_limit_on_width_times_height(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict, "MAX_PIXELS", 48 * 40)
+    Image.fromarray(RGB).save(tmp_path / "at.png")
+    Image.fromarray(np.zeros((40, 49, 3), np.uint8)).save(tmp_path / "over.png")
+    assert read_image(tmp_path / "at.png").shape == (32, 32, 3)
+    with pytest.raises(ImageReadError, match="49×40 pixels, more than"):
+        read_image(tmp_path / "over.png")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmSize from /proc")
+def test_a_refused_header_is_never_decoded_even_with_little_memory(tmp_path):
+    # A child process may grow only 256 MiB past its start; the PNG declares 15000×10000 RGBA
+    # (600 MB decoded). The control shows the limit bites: PIL cannot allocate that picture.
+    f = write_png(tmp_path / "big.png", 15_000, 10_000, colour_type=6, depth=8)
+    child = textwrap.dedent(
+        f"""
+        import resource, sys
+        from PIL import Image
+        from cifarlab.predict import ImageReadError, read_image
+        status = open("/proc/self/status").read().split("VmSize:")[1]
+        start = int(status.split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (start + 256 * 2**20, resource.RLIM_INFINITY))
+        try:
+            Image.new("RGBA", (15_000, 10_000))
+        except MemoryError:
+            print("control: MemoryError")
+        try:
+            read_image({str(f)!r})
+        except ImageReadError as exc:
+            print(exc)
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == "", res.stderr[-2000:]
+    assert res.stdout.splitlines() == [
+        "control: MemoryError",
+        f"{f}: refused: 15000×10000 pixels, more than the {MAX_PIXELS // 10**6}-megapixel limit "
+        "(shrink it first)",
+    ]
