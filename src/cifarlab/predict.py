@@ -1,17 +1,18 @@
 """Classify your own pictures with a trained checkpoint.
 
-A picture that declares more than :data:`MAX_PIXELS` pixels in its header is refused before
-its pixels are decoded, so memory stays bounded whatever the file claims.
+A picture is a regular file named with one of :data:`IMAGE_SUFFIXES` (any case), whose
+content is PNG, JPEG, WebP, GIF, BMP or TIFF; folders are searched recursively for such
+names. A picture that declares more than :data:`MAX_PIXELS` pixels in its header is
+refused before its pixels are decoded, so memory stays bounded whatever the file claims.
 
-Each picture (PNG, JPEG or WebP, any size) is decoded to 8-bit RGB honouring its mode and
-bit depth (:func:`to_rgb`: 16-bit and 32-bit samples scaled by their full range,
-transparency composited on white, palettes expanded, CMYK converted; animated files give
-their first frame), turned the right way up from its EXIF orientation, centre-cropped to a
-square and resized to 32×32 with PIL's BILINEAR filter (antialiased when shrinking, the
-same filter as torchvision's ``Resize`` default), then normalised with the checkpoint's own
-mean and std. Pictures smaller than :data:`MIN_SIDE` pixels on a side are refused: a 1×1 or
-4×4 image carries no object to recognise, and upscaling it would only produce a
-confident-looking guess.
+Each picture is decoded to 8-bit RGB honouring its mode and bit depth (:func:`to_rgb`:
+16-bit and 32-bit samples scaled by their full range, transparency composited on white,
+palettes expanded, CMYK converted; animated files give their first frame), turned the
+right way up from its EXIF orientation, centre-cropped to a square and resized to 32×32
+with PIL's BILINEAR filter (antialiased when shrinking, the same filter as torchvision's
+``Resize`` default), then normalised with the checkpoint's own mean and std. Pictures
+smaller than :data:`MIN_SIDE` pixels on a side are refused: a 1×1 or 4×4 image carries no
+object to recognise, and upscaling it would only produce a confident-looking guess.
 
     >>> from cifarlab.predict import load_trained_model, predict_paths
     >>> trained = load_trained_model("runs/seed-improved-seed0")
@@ -20,16 +21,24 @@ confident-looking guess.
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from cifarlab.errors import CifarlabError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# Accepted picture names, for named files and folder searches alike. .jfif: what Chrome on
+# Windows long saved JPEGs as.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jfif", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+ACCEPTED = "accepted: " + " ".join(IMAGE_SUFFIXES)
+# The only PIL decoders tried, whatever the name says: nothing else (EPS, PSD, ...) is parsed.
+PIL_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+FORMAT_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 # 70 megapixels covers phone photos in 48/50/64 MP modes (a 64 MP one is 9248×6936 = 64.1 MP)
 # and cameras up to 61 MP. Decoding one peaks at about 1.1 GB (measured: +0.98 GB RSS for
 # an 8000×8000 RGBA PNG, the widest mode). Below PIL's 89.5 MP warning: PIL never warns
@@ -43,6 +52,13 @@ SIZE = 32  # the network's input side
 RESAMPLE = "BILINEAR"  # PIL filter for the resize (antialiased when shrinking)
 
 _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+_FILE_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
 
 
 class ImageReadError(CifarlabError):
@@ -107,36 +123,59 @@ def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedMo
 def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand folders (recursively, sorted) into picture files; named files are kept as given.
 
-    Returns (files, errors) where errors are (path, reason) for paths that do not exist
-    or folders holding no PNG/JPEG/WebP file.
+    A named path or a folder entry counts as a picture by its name (:data:`IMAGE_SUFFIXES`,
+    any case; hidden files skipped); what it really is gets checked by :func:`read_image`,
+    so a FIFO named ``x.png`` is reported as a FIFO, not skipped. Returns (files, errors)
+    where errors are (path, reason) for named paths that are missing or not named like a
+    picture, folders holding no picture, and subfolders that cannot be listed.
     """
     files: list[Path] = []
     errors: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )
-            if not found:
-                errors.append((str(path), f"no {'/'.join(IMAGE_SUFFIXES)} files in this folder"))
+            found, unlisted = _walk_pictures(path)
+            if not found and not unlisted:
+                errors.append((str(path), f"a folder with no picture files in it ({ACCEPTED})"))
             files.extend(found)
-        elif path.is_file():
+            errors.extend(unlisted)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
             files.append(path)
-        else:
+        elif not os.path.lexists(path):
             errors.append((str(path), "no such file or folder"))
+        else:
+            errors.append((str(path), f"not named like a picture ({ACCEPTED})"))
     return files, errors
+
+
+def _walk_pictures(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every non-hidden entry named like a picture under ``folder`` that is not a folder,
+    sorted, and (folder, reason) for subfolders that cannot be listed."""
+    found: list[Path] = []
+    errors: list[tuple[str, str]] = []
+
+    def unlisted(exc: OSError) -> None:
+        errors.append((str(exc.filename), f"cannot list this folder ({exc.strerror})"))
+
+    # os.walk puts FIFOs, devices and dangling links with the files; symlinked folders are
+    # not followed (no loops).
+    for root, _dirs, names in os.walk(folder, onerror=unlisted):
+        found.extend(
+            Path(root, name)
+            for name in names
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found), errors
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """A picture file as uint8 (32, 32, 3) RGB: decoded by :func:`to_rgb`, EXIF-rotated,
     centre-cropped, resized.
 
-    A header declaring more than :data:`MAX_PIXELS` pixels is refused before any pixel data
-    is decoded. Raises ImageReadError with a one-line reason for anything unreadable, too
-    large or too small; no PIL warning is printed.
+    Only regular files are opened (never blocking on a FIFO), only the :data:`PIL_FORMATS`
+    decoders are tried, and a header declaring more than :data:`MAX_PIXELS` pixels is
+    refused before any pixel data is decoded. Raises ImageReadError with a one-line reason
+    for anything unreadable, too large or too small; no PIL warning is printed.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -145,7 +184,7 @@ def read_image(path: str | Path) -> np.ndarray:
         with warnings.catch_warnings():
             # Our limit, checked below, is lower than PIL's: its warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _open_regular_file(path) as f, Image.open(f, formats=PIL_FORMATS) as img:
                 if img.size[0] * img.size[1] > MAX_PIXELS:  # Image.open read only the header
                     raise ImageReadError(_too_large(path, img.size))
                 white = white_level(img)  # before EXIF rotation: a TIFF's tags are read here
@@ -154,7 +193,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 return preprocess(img, white)
     except UnidentifiedImageError:
         raise ImageReadError(
-            f"{path}: not a PNG, JPEG or WebP image (cannot identify the file's format)"
+            f"{path}: not a {FORMAT_NAMES} image (cannot identify the file's format)"
         ) from None
     except Image.DecompressionBombError:
         # PIL's own hard limit (twice its warning limit), hit while reading the header.
@@ -171,6 +210,39 @@ def _too_large(path: Path, size: tuple[int, int] | None) -> str:
         f"{path}: refused: {declared}more than the {MAX_PIXELS // 10**6}-megapixel limit "
         "(shrink it first)"
     )
+
+
+def _open_regular_file(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading if it is a regular file (symlinks followed), else
+    ImageReadError saying what it is instead."""
+    try:
+        _require_regular(path, os.stat(path).st_mode)  # before opening: opening a device can act
+        # O_NONBLOCK: had it become a FIFO since the stat, opening must not wait for a writer.
+        # Reads from a regular file ignore the flag.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        if os.path.islink(path):
+            target = os.readlink(path)
+            raise ImageReadError(
+                f"{path}: dangling symbolic link (to {target}, which does not exist)"
+            ) from None
+        raise ImageReadError(f"{path}: no such file or folder") from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: permission denied (cannot open it for reading)") from None
+    except OSError as exc:  # a symlink loop, a path through a file, ...
+        raise ImageReadError(f"{path}: cannot open it ({exc.strerror or exc})") from None
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)
+    except ImageReadError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for is_kind, name in _FILE_KINDS if is_kind(mode)), "special file")
+        raise ImageReadError(f"{path}: not a regular file ({kind})")
 
 
 def white_level(img) -> float | None:

@@ -1,13 +1,17 @@
 """Reading pictures for `cifarlab predict`: every mode and bit depth reads as its 8-bit RGB
-equivalent, and a header declaring too many pixels is refused before any decoding."""
+equivalent, a header declaring too many pixels is refused before any decoding, files and
+folders accept the same formats, and each kind of non-regular file gets one accurate line."""
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
 import subprocess
 import sys
 import textwrap
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +19,22 @@ import pytest
 from PIL import Image
 
 from cifarlab import predict
-from cifarlab.predict import MAX_PIXELS, ImageReadError, preprocess, read_image, to_rgb
+from cifarlab.predict import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    ImageReadError,
+    collect_images,
+    preprocess,
+    read_image,
+    to_rgb,
+)
 
 RNG = np.random.default_rng(0)
 # 48×40: not square and not 32×32, so the centre crop and the resize both run.
 GREY = RNG.integers(0, 256, (40, 48), dtype=np.uint8)
 RGB = RNG.integers(0, 256, (40, 48, 3), dtype=np.uint8)
 ALPHA = RNG.integers(0, 256, (40, 48), dtype=np.uint8)
+ACCEPTED = "accepted: .png .jpg .jpeg .jfif .webp .gif .bmp .tif .tiff"
 
 
 def net_input(rgb: np.ndarray) -> np.ndarray:
@@ -288,3 +301,139 @@ def test_a_refused_header_is_never_decoded_even_with_little_memory(tmp_path):
         f"{f}: refused: 15000×10000 pixels, more than the {MAX_PIXELS // 10**6}-megapixel limit "
         "(shrink it first)",
     ]
+
+
+# --- 3. one set of accepted formats ----------------------------------------------------
+
+
+def test_files_and_folders_accept_the_same_formats(tmp_path):
+    img, rgb = _palette()  # 64 colours: lossless in GIF too
+    folder = tmp_path / "pictures"
+    (folder / "sub").mkdir(parents=True)
+    names = ["a.png", "b.JPG", "c.jpeg", "d.jfif", "e.webp", "f.gif", "g.BMP", "h.tif"]
+    names.append("sub/i.TIFF")
+    for name in names:
+        suffix = Path(name).suffix.lower()
+        fmt = {".jfif": "JPEG"}.get(suffix)  # PIL does not know the name .jfif
+        (img if suffix == ".gif" else img.convert("RGB")).save(folder / name, fmt, lossless=True)
+    (folder / "notes.txt").write_text("not a picture\n")
+    Image.fromarray(RGB).save(folder / ".hidden.png")  # e.g. macOS ._ files: skipped
+
+    files, errors = collect_images([folder])
+    assert errors == [] and files == sorted(folder / n for n in names)
+    named, errors = collect_images([folder / n for n in names])
+    assert errors == [] and named == [folder / n for n in names]
+    for f in files:
+        got = read_image(f)
+        if f.suffix.lower() in (".jpg", ".jpeg", ".jfif"):
+            assert got.shape == (32, 32, 3)
+        else:  # lossless: exactly the picture
+            assert np.array_equal(got, net_input(rgb)), f
+
+
+def test_the_accepted_formats_are_listed_where_something_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a picture\n")
+    Image.fromarray(RGB).save(tmp_path / "picture.ppm")
+    # The same PPM named .png: only PNG/JPEG/WebP/GIF/BMP/TIFF decoders are ever tried.
+    (tmp_path / "ppm.png").write_bytes((tmp_path / "picture.ppm").read_bytes())
+    no_pictures = tmp_path / "no-pictures"
+    no_pictures.mkdir()
+    (no_pictures / "notes.txt").write_text("not a picture\n")
+
+    files, errors = collect_images([tmp_path / "notes.txt", tmp_path / "picture.ppm", no_pictures])
+    assert files == []
+    assert errors == [
+        (str(tmp_path / "notes.txt"), f"not named like a picture ({ACCEPTED})"),
+        (str(tmp_path / "picture.ppm"), f"not named like a picture ({ACCEPTED})"),
+        (str(no_pictures), f"a folder with no picture files in it ({ACCEPTED})"),
+    ]
+    with pytest.raises(ImageReadError, match=r"ppm.png: not a PNG, JPEG, WebP, GIF, BMP or TIFF"):
+        read_image(tmp_path / "ppm.png")
+    assert predict.ACCEPTED == ACCEPTED == "accepted: " + " ".join(IMAGE_SUFFIXES)
+
+
+def test_predict_help_states_the_formats_and_the_pixel_budget():
+    import argparse
+
+    from cifarlab.cli import predict_cmd
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    predict_cmd.add_parser(sub)
+    text = " ".join(sub.choices["predict"].description.split())
+    assert " ".join(IMAGE_SUFFIXES) in text
+    assert f"more than {MAX_PIXELS // 10**6} megapixels is refused" in text
+
+
+# --- 4. non-regular files --------------------------------------------------------------
+
+
+class Hung(Exception):
+    """Raised by the alarm: reading blocked."""
+
+
+@contextmanager
+def no_hang(seconds: int = 30):
+    def alarm(signum, frame):
+        raise Hung(f"blocked for {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev/null are POSIX")
+def test_each_kind_of_non_regular_file_gets_its_own_accurate_line(tmp_path, predict_run, capsys):
+    from cifarlab.cli.main import main
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(RGB).save(folder / "good.png")
+    os.mkfifo(folder / "pipe.png")  # nobody ever writes: opening it for reading could block
+    (folder / "device.png").symlink_to("/dev/null")
+    (folder / "broken.png").symlink_to(folder / "deleted.png")
+    (folder / "empty.png").mkdir()  # a folder named like a picture
+    expected = {
+        "pipe.png": "not a regular file (FIFO)",
+        "device.png": "not a regular file (character device)",
+        "broken.png": f"dangling symbolic link (to {folder / 'deleted.png'}, which does not exist)",
+        "empty.png": "not a regular file (directory)",
+        "gone.png": "no such file or folder",
+    }
+    with no_hang():
+        for name, why in expected.items():
+            with pytest.raises(ImageReadError) as err:
+                read_image(folder / name)
+            assert str(err.value) == f"{folder / name}: {why}"
+
+        # Through the CLI: the folder walk reports them too, a folder named like a picture is
+        # searched, and the good picture is still predicted (exit 1: some failed).
+        argv = ["predict", str(predict_run), str(folder), str(folder / "empty.png")]
+        code = main([*argv, str(folder / "gone.png")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert sorted(err.splitlines()) == sorted(
+        f"cifarlab: error: {folder / name}: {why}"
+        for name, why in {
+            **expected,
+            "empty.png": f"a folder with no picture files in it ({ACCEPTED})",
+        }.items()
+    )
+    lines = out.splitlines()  # the header, then good.png (long names start with "…")
+    assert len(lines) == 2 and lines[1].split()[0].endswith("pictures/good.png")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads anyway")
+def test_a_file_it_may_not_read_is_reported_as_permission_denied(tmp_path):
+    f = tmp_path / "secret.png"
+    Image.fromarray(RGB).save(f)
+    f.chmod(0)
+    try:
+        with pytest.raises(ImageReadError) as err:
+            read_image(f)
+    finally:
+        f.chmod(0o600)
+    assert str(err.value) == f"{f}: permission denied (cannot open it for reading)"
