@@ -48,7 +48,7 @@ def test_predict_folder_with_good_and_bad_files(predict_run, mixed_folder, sampl
     assert all(line.startswith("cifarlab: error: ") for line in errors)
     fake = next(line for line in errors if "fake.png" in line)
     dot = next(line for line in errors if "dot.png" in line)
-    assert "not a PNG, JPEG or WebP image" in fake
+    assert "not a PNG, JPEG, WebP, GIF, BMP or TIFF image" in fake
     assert "1×1 pixels" in dot and f"at least {MIN_SIDE}×{MIN_SIDE}" in dot
 
     out = json.loads(res.stdout)

@@ -15,11 +15,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         parents=[COMMON],
         help="classify your own pictures",
         description=(
-            "Classify PNG, JPEG or WebP pictures of any size with a trained checkpoint. Each "
-            "picture is centre-cropped to a square and resized to 32×32 (bilinear); pictures "
-            "smaller than 8×8 are refused. A file that cannot be read gets its own error line "
-            "and the others are still predicted. Exit status: 0 all predicted, 1 some failed, "
-            "2 none could be predicted."
+            "Classify pictures of any size with a trained checkpoint. Accepted: PNG, JPEG, WebP, "
+            "GIF (first frame), BMP and TIFF files named .png .jpg .jpeg .jfif .webp .gif .bmp "
+            ".tif .tiff (any case), named directly or found in folders. Any mode and bit depth "
+            "is read: 16-bit and 32-bit grey is scaled by its full range (65535 is white), "
+            "transparency is shown on white, CMYK and palettes are converted to RGB. A picture "
+            "whose header declares more than 70 megapixels is refused before it is decoded "
+            "(decoding one takes at most about 1.1 GB). Each picture is turned upright from its "
+            "EXIF orientation, centre-cropped to a square and resized to 32×32 (bilinear); "
+            "pictures smaller than 8×8 are refused. A file that cannot be read (missing, not a "
+            "regular file, damaged, too large, too small) gets its own error line and the others "
+            "are still predicted. Exit status: 0 all predicted, 1 some failed, 2 none could be "
+            "predicted."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
@@ -27,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="picture files, or folders searched for .png/.jpg/.jpeg/.webp files",
+        help="picture files, or folders searched (recursively) for picture files",
     )
     p.add_argument(
         "--top-k",
