@@ -38,8 +38,8 @@ from typing import IO, Any
 
 import torch
 
-from cifarlab.version import __version__
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
+from cifarlab.version import __version__
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from cifarlab.version import __version__
 from cifarlab.errors import CifarlabError
+from cifarlab.version import __version__
 
 # Order is the order shown in `cifarlab --help`.
 COMMAND_MODULES = [
