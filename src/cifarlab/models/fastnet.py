@@ -18,7 +18,8 @@ arXiv 2404.00498 (2024), sections 3.1-3.4, written from the paper's description:
 
 The per-group learning rates of the paper (batch-norm biases at 64x the lr, no
 weight decay scaling issue) come from ``param_groups``; the whitening bias is
-frozen through ``after_step``, which the training loop calls after every step.
+frozen through ``after_step`` (see ``CifarModel``), which the training loop calls
+after every step, and which forward reads without a host synchronisation.
 """
 
 from __future__ import annotations
@@ -103,8 +104,12 @@ class FastNet(CifarModel):
         self.head_lr_scale = float(head_lr_scale)
         # airbench94_muon: momentum 0.6 for Muon's filters but 0.85 for the SGD-trained rest.
         self.bias_momentum = None if bias_momentum is None else float(bias_momentum)
-        # A buffer, so a resumed run knows whether the whitening bias was already frozen.
+        # Whether the whitening bias is frozen. forward reads a Python bool: reading a tensor
+        # there would cost a host synchronisation every step. The buffer records it in
+        # checkpoints (as ever), and loading a state dict sets the bool from it, once.
+        self._whiten_bias_frozen = False
         self.register_buffer("whiten_bias_frozen", torch.tensor(False))
+        self.register_load_state_dict_post_hook(_read_whiten_bias_frozen)
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
@@ -119,16 +124,20 @@ class FastNet(CifarModel):
         self.whiten.weight.copy_(torch.cat((filters, -filters)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.whiten.bias.detach() if bool(self.whiten_bias_frozen) else self.whiten.bias
+        bias = self.whiten.bias.detach() if self._whiten_bias_frozen else self.whiten.bias
         x = F.gelu(F.conv2d(x, self.whiten.weight, bias))
         x = self.group3(self.group2(self.group1(x)))
         x = F.max_pool2d(x, 3).flatten(1)
         return fp32_linear(self.head, x) * self.head_scale
 
     def after_step(self, step: int, total_steps: int) -> None:
-        """Called by the loop after optimizer step ``step`` (1-based): freeze the whitening bias."""
-        if step >= math.ceil(self.whiten_bias_train * total_steps):
-            self.whiten_bias_frozen.fill_(True)
+        """Freeze the whitening bias once ``whiten_bias_train`` of the steps are done (it trains
+        for at least the first step); a function of (step, total_steps) alone, so the call at
+        a resume restores it."""
+        frozen = step >= max(1, math.ceil(self.whiten_bias_train * total_steps))
+        if frozen != self._whiten_bias_frozen:
+            self._whiten_bias_frozen = frozen
+            self.whiten_bias_frozen.fill_(frozen)
 
     def param_groups(self, cfg) -> list[dict]:
         """Optimizer groups (paper 3.3): BN biases and the whitening bias at ``bias_lr_scale``
@@ -165,6 +174,11 @@ class FastNet(CifarModel):
             for group in groups[1:]:
                 group["momentum"] = self.bias_momentum
         return groups
+
+
+def _read_whiten_bias_frozen(model: FastNet, incompatible_keys) -> None:
+    # A load_state_dict post-hook: the one host read of the buffer, at load time.
+    model._whiten_bias_frozen = bool(model.whiten_bias_frozen)
 
 
 @register_model("fastnet")
