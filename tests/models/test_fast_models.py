@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
 from cifarlab.evaluate import predict_logits, tta_views
 from cifarlab.models import count_parameters, create_model
-from cifarlab.train.optim import MuonSGD, build_optimizer, zeropower_newton_schulz
+from cifarlab.train.optim import MuonSGD, build_optimizer, param_groups, zeropower_newton_schulz
 from cifarlab.train.recipe import load_recipe
 
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465])
@@ -47,7 +47,7 @@ def test_fastnet_frozen_parts_stay_frozen_and_groups_cover_the_rest(sample_data)
     model = create_model("fastnet", widths=TINY, whiten_bias_train=0.5)
     model.init_from_data(x)
     recipe = load_recipe("fast94")
-    groups = model.param_groups(recipe.optim)
+    groups = param_groups(recipe.optim, model)
     grouped = [p for g in groups for p in g["params"]]
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(grouped) == len(trainable) and {id(p) for p in grouped} == {id(p) for p in trainable}
