@@ -13,10 +13,11 @@ import dataclasses
 import json
 import math
 import sys
+import types
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from cifarlab.errors import RecipeError
 
@@ -66,12 +67,24 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
+    """The optimiser, and per parameter role (models name them; see train/optim.py) its options.
+
+    Learning rates are per step on the batch's mean loss. The ``bias_*`` and ``head_lr``
+    options apply to models that name those roles (fastnet); absent, a role gets ``lr``
+    and ``momentum``. Each role's weight decay is ``weight_decay`` x lr / (its lr), so the
+    decay per step, lr x weight decay, is the same in every role.
+    """
+
     name: str = "adam"  # one of OPTIMIZERS
-    lr: float = 1e-3  # peak learning rate
+    lr: float = 1e-3  # peak learning rate (Muon: of the filters' orthogonalised update)
     momentum: float = 0.9  # SGD / Muon momentum
     nesterov: bool = False  # SGD / Muon
     weight_decay: float = 0.0  # L2 (Adam, SGD) or decoupled (AdamW)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # Adam / AdamW
+    bias_lr: float | None = None  # peak lr of the "biases" role (biases, norm shifts); absent: lr
+    head_lr: float | None = None  # peak lr of the "head" role (classifier weights); absent: lr
+    bias_momentum: float | None = None  # SGD / Muon momentum of biases and head; absent: momentum
+    weight_norm: bool = False  # Muon: filters held at norm sqrt(out_channels), not decayed
 
 
 @dataclass
@@ -284,6 +297,12 @@ def _build(cls, raw: Any, prefix: str):
 
 def _coerce(value: Any, hint: Any, name: str) -> Any:
     origin = getattr(hint, "__origin__", None)
+    if get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint):
+        # ``X | None``: None comes only from a dict (TOML has no null: absent means None).
+        if value is None:
+            return None
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return _coerce(value, inner, name)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -322,6 +341,28 @@ def _choice(value: str, name: str, choices: tuple[str, ...]) -> None:
     _check(value in choices, name, f"{value!r} is not allowed; choose one of {', '.join(choices)}")
 
 
+# Optimiser options that models used to take, and the [optim] field that replaces each.
+MOVED_MODEL_OPTIONS = {
+    "bias_lr_scale": "bias_lr",
+    "head_lr_scale": "head_lr",
+    "bias_momentum": "bias_momentum",
+}
+
+
+def _check_moved_options(r: Recipe) -> None:
+    for old, new in MOVED_MODEL_OPTIONS.items():
+        if old not in r.model.options:
+            continue
+        value = r.model.options[old]
+        hint = ""
+        if old.endswith("_lr_scale") and isinstance(value, (int, float)):
+            hint = f" (here optim.lr x {old} = {r.optim.lr * value:g})"
+        raise RecipeError(
+            f"model.options.{old}: optimiser policy moved to the recipe; "
+            f"set optim.{new} instead, in natural units{hint}"
+        )
+
+
 def validate(r: Recipe) -> None:
     """Range checks that types alone cannot express."""
     _check(
@@ -355,6 +396,15 @@ def validate(r: Recipe) -> None:
         "optim.betas",
         f"needs two values in [0, 1), got {r.optim.betas}",
     )
+    for key in ("bias_lr", "head_lr"):
+        value = getattr(r.optim, key)
+        _check(value is None or value > 0, f"optim.{key}", f"must be > 0, got {value}")
+    _check(
+        r.optim.bias_momentum is None or 0 <= r.optim.bias_momentum < 1,
+        "optim.bias_momentum",
+        f"must be in [0, 1), got {r.optim.bias_momentum}",
+    )
+    _check_moved_options(r)
     _choice(r.schedule.name, "schedule.name", SCHEDULES)
     _check(
         0 <= r.schedule.warmup < 1, "schedule.warmup", f"must be in [0, 1), got {r.schedule.warmup}"
@@ -397,10 +447,15 @@ def validate(r: Recipe) -> None:
 
 
 def dumps_toml(raw: dict[str, Any]) -> str:
-    """A small TOML writer for recipe dicts (scalars, lists, nested tables)."""
+    """A small TOML writer for recipe dicts (scalars, lists, nested tables).
+
+    None is left out: TOML has no null, and an absent optional field reads back as None.
+    """
     lines: list[str] = []
     tables: list[tuple[str, dict]] = []
     for key, value in raw.items():
+        if value is None:
+            continue
         if isinstance(value, dict):
             tables.append((key, value))
         else:
@@ -415,6 +470,8 @@ def _emit_table(lines: list[str], name: str, table: dict[str, Any]) -> None:
     lines.append(f"[{name}]")
     subtables = []
     for key, value in table.items():
+        if value is None:
+            continue
         if isinstance(value, dict):
             subtables.append((f"{name}.{key}", value))
         else:

@@ -14,7 +14,7 @@ from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
 from cifarlab.evaluate import predict_logits, tta_views
 from cifarlab.models import count_parameters, create_model
 from cifarlab.recipe import load_recipe
-from cifarlab.train.optim import MuonSGD, build_optimizer, zeropower_newton_schulz
+from cifarlab.train.optim import MuonSGD, build_optimizer, param_groups, zeropower_newton_schulz
 
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465])
 STD = torch.tensor([0.2470, 0.2435, 0.2616])
@@ -47,7 +47,7 @@ def test_fastnet_frozen_parts_stay_frozen_and_groups_cover_the_rest(sample_data)
     model = create_model("fastnet", widths=TINY, whiten_bias_train=0.5)
     model.init_from_data(x)
     recipe = load_recipe("fast94")
-    groups = model.param_groups(recipe.optim)
+    groups = param_groups(recipe.optim, model)
     grouped = [p for g in groups for p in g["params"]]
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(grouped) == len(trainable) and {id(p) for p in grouped} == {id(p) for p in trainable}
@@ -80,6 +80,18 @@ def test_fastnet_frozen_parts_stay_frozen_and_groups_cover_the_rest(sample_data)
     # Muon's filters keep norm sqrt(out_channels) (weight_norm groups)
     conv = model.group1.conv2.weight
     assert conv.norm().item() == pytest.approx(len(conv) ** 0.5, rel=0.05)
+
+
+def test_a_loaded_state_dict_keeps_the_whitening_bias_frozen(sample_data):
+    # A checkpoint of a run past the freeze point resumes frozen, whether or not the loop
+    # also calls after_step(start, total) (the buffer is read once, at load).
+    x, y = _images(sample_data, 64)
+    trained = create_model("fastnet", widths=TINY)
+    trained.after_step(10, 10)
+    resumed = create_model("fastnet", widths=TINY)
+    resumed.load_state_dict(trained.state_dict())
+    F.cross_entropy(resumed(x), y).backward()
+    assert resumed.whiten.bias.grad is None and resumed.group1.norm1.bias.grad is not None
 
 
 def test_newton_schulz_orthogonalises():
@@ -183,3 +195,37 @@ def test_a_short_resnet18_run_learns(tmp_path):
     hist = json.loads((tmp_path / "r18" / "history.json").read_text())
     assert hist["train_loss"][-1] < hist["train_loss"][1]  # second half below the first
     assert m["test_accuracy"] > 0.2  # chance is 0.1
+
+
+def test_fast94_resumed_after_the_bias_froze_is_bit_identical(tmp_path, sample_data):
+    # 8 steps, the whitening bias frozen after step 3; the run stops after step 4's checkpoint.
+    from cifarlab.train.loop import train
+
+    overrides = {
+        "model.options.widths": TINY,
+        "train.epochs": 2,
+        "train.batch_size": 500,
+        "train.eval_points": 8,
+        "eval.batch_size": 500,
+    }
+
+    class Stop(Exception):
+        pass
+
+    def stop_before_step_5_is_saved(line: str) -> None:
+        if "Step 5/8" in line:
+            raise Stop
+
+    train("fast94", data=sample_data, out_dir=tmp_path / "full", overrides=overrides,
+          progress=False, log=lambda s: None)  # fmt: skip
+    with pytest.raises(Stop):
+        train("fast94", data=sample_data, out_dir=tmp_path / "cut", overrides=overrides,
+              progress=False, log=stop_before_step_5_is_saved)  # fmt: skip
+    cut = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert cut["step"] == 4 and bool(cut["model"]["whiten_bias_frozen"])
+    train("fast94", data=sample_data, out_dir=tmp_path / "cut", resume=True, progress=False,
+          log=lambda s: None)  # fmt: skip
+    a, b = (torch.load(tmp_path / r / "checkpoint.pt", weights_only=True) for r in ("full", "cut"))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"]) for i in sa)

@@ -101,6 +101,23 @@ def test_a_model_outside_the_protocol_is_refused(monkeypatch):
 
 
 @pytest.mark.parametrize("name", list_models())
+def test_a_training_forward_reads_no_tensor_on_the_host(name, monkeypatch):
+    # bool() or .item() of a device tensor waits for the device: a host sync every step.
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    x = torch.randn(4, 3, 32, 32)
+
+    def host_read(*args, **kwargs):
+        raise AssertionError("a tensor was read on the host in forward")
+
+    for attr in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist"):
+        monkeypatch.setattr(torch.Tensor, attr, host_read)
+    for step in (0, 10):  # before and after per-step changes (fastnet freezes its whitening bias)
+        model.after_step(step, 10)
+        model(x)
+
+
+@pytest.mark.parametrize("name", list_models())
 def test_forward_shape_and_finite(name):
     torch.manual_seed(0)
     model = create_model(name).eval()

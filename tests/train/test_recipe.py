@@ -77,6 +77,11 @@ def test_resolved_recipe_round_trips_through_toml(tmp_path):
         (["data.val_fraction=1.0"], "data.val_fraction: must be in [0, 1)"),
         (["optim=3"], "optim: expected a table"),
         (["noequals"], "expected key=value"),
+        (["optim.bias_lr=0"], "optim.bias_lr: must be > 0"),
+        (["optim.head_lr=-1"], "optim.head_lr: must be > 0"),
+        (["optim.head_lr=fast"], "optim.head_lr: expected a number"),
+        (["optim.bias_momentum=1.0"], "optim.bias_momentum: must be in [0, 1)"),
+        (["optim.weight_norm=1"], "optim.weight_norm: expected true or false"),
     ],
 )
 def test_bad_values_name_the_field(override, needle):
@@ -84,6 +89,42 @@ def test_bad_values_name_the_field(override, needle):
         load_recipe("seed-baseline", override)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "option, value, needle",
+    [
+        ("bias_lr_scale", 441.6667, "set optim.bias_lr instead, in natural units (here optim.lr x"),
+        ("head_lr_scale", 5583.333, "set optim.head_lr instead"),
+        ("bias_momentum", 0.85, "set optim.bias_momentum instead"),
+    ],
+)
+def test_optimiser_options_of_the_model_name_their_optim_field(option, value, needle):
+    with pytest.raises(RecipeError) as err:
+        load_recipe("fast94", {f"model.options.{option}": value})
+    assert str(err.value).startswith(f"model.options.{option}: ") and needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_per_role_optim_fields_are_optional():
+    base = load_recipe("seed-baseline").optim
+    assert (base.bias_lr, base.head_lr, base.bias_momentum, base.weight_norm) == (
+        None,
+        None,
+        None,
+        False,
+    )
+    fast = load_recipe("fast94", ["optim.bias_lr=0.5"]).optim
+    assert (fast.bias_lr, fast.head_lr, fast.bias_momentum) == (0.5, 1340.0, 0.85)
+
+
+@pytest.mark.parametrize("name", ["seed-improved", "fast94"])
+def test_optional_fields_round_trip_through_toml(tmp_path, name):
+    # TOML has no null: an absent optional field is left out and reads back as None.
+    r = load_recipe(name)
+    path = tmp_path / "r.toml"
+    path.write_text(r.to_toml())
+    assert load_recipe(path) == r
 
 
 def test_unknown_recipe_and_bad_toml(tmp_path):

@@ -16,9 +16,11 @@ arXiv 2404.00498 (2024), sections 3.1-3.4, written from the paper's description:
   a small constant (1/9 in the paper's SGD recipe; the Muon variant of the
   repository, airbench94_muon.py, uses unit-std head weights and 1/256).
 
-The per-group learning rates of the paper (batch-norm biases at 64x the lr, no
-weight decay scaling issue) come from ``param_groups``; the whitening bias is
-frozen through ``after_step``, which the training loop calls after every step.
+The model names its parameters by role (``parameter_roles``: filters, biases, head);
+their learning rates (the paper's 3.3: biases at a higher lr) are the recipe's
+``[optim]`` options, applied by train/optim.py. The whitening bias is frozen
+through ``after_step`` (see ``CifarModel``), which the training loop calls after
+every step, and which forward reads without a host synchronisation.
 """
 
 from __future__ import annotations
@@ -74,9 +76,6 @@ class FastNet(CifarModel):
         head_init: str = "default",
         whiten_eps: float = 5e-4,
         whiten_bias_train: float = 0.3,
-        bias_lr_scale: float = 64.0,
-        head_lr_scale: float = 1.0,
-        bias_momentum: float | None = None,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or any(int(w) <= 0 for w in widths):
@@ -99,12 +98,12 @@ class FastNet(CifarModel):
         self.head_scale = float(head_scale)
         self.whiten_eps = float(whiten_eps)
         self.whiten_bias_train = float(whiten_bias_train)
-        self.bias_lr_scale = float(bias_lr_scale)
-        self.head_lr_scale = float(head_lr_scale)
-        # airbench94_muon: momentum 0.6 for Muon's filters but 0.85 for the SGD-trained rest.
-        self.bias_momentum = None if bias_momentum is None else float(bias_momentum)
-        # A buffer, so a resumed run knows whether the whitening bias was already frozen.
+        # Whether the whitening bias is frozen. forward reads a Python bool: reading a tensor
+        # there would cost a host synchronisation every step. The buffer records it in
+        # checkpoints (as ever), and loading a state dict sets the bool from it, once.
+        self._whiten_bias_frozen = False
         self.register_buffer("whiten_bias_frozen", torch.tensor(False))
+        self.register_load_state_dict_post_hook(_read_whiten_bias_frozen)
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
@@ -119,52 +118,36 @@ class FastNet(CifarModel):
         self.whiten.weight.copy_(torch.cat((filters, -filters)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.whiten.bias.detach() if bool(self.whiten_bias_frozen) else self.whiten.bias
+        bias = self.whiten.bias.detach() if self._whiten_bias_frozen else self.whiten.bias
         x = F.gelu(F.conv2d(x, self.whiten.weight, bias))
         x = self.group3(self.group2(self.group1(x)))
         x = F.max_pool2d(x, 3).flatten(1)
         return fp32_linear(self.head, x) * self.head_scale
 
     def after_step(self, step: int, total_steps: int) -> None:
-        """Called by the loop after optimizer step ``step`` (1-based): freeze the whitening bias."""
-        if step >= math.ceil(self.whiten_bias_train * total_steps):
-            self.whiten_bias_frozen.fill_(True)
+        """Freeze the whitening bias once ``whiten_bias_train`` of the steps are done (it trains
+        for at least the first step); a function of (step, total_steps) alone, so the call at
+        a resume restores it."""
+        frozen = step >= max(1, math.ceil(self.whiten_bias_train * total_steps))
+        if frozen != self._whiten_bias_frozen:
+            self._whiten_bias_frozen = frozen
+            self.whiten_bias_frozen.fill_(frozen)
 
-    def param_groups(self, cfg) -> list[dict]:
-        """Optimizer groups (paper 3.3): BN biases and the whitening bias at ``bias_lr_scale``
-        times the lr, the head at ``head_lr_scale``; each group's weight decay is divided by
-        its lr scale so that every group decays by the same amount per step (decoupled)."""
-        biases = [self.whiten.bias] + [
-            m.bias for m in self.modules() if isinstance(m, _BatchNorm) and m.bias.requires_grad
-        ]
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """The conv filters but the frozen whitening ones; the whitening bias and the batch-norm
+        shifts (their scales are frozen at 1); the head (paper 3.3, airbench94_muon's groups)."""
         filters = [
             m.weight for m in self.modules() if isinstance(m, nn.Conv2d) and m is not self.whiten
         ]
-        wd = cfg.weight_decay
-        groups = [
-            # Conv filters: Muon when the recipe asks for it (airbench94_muon keeps their norm fixed).
-            {
-                "params": filters,
-                "lr_scale": 1.0,
-                "weight_decay": wd,
-                "muon": True,
-                "weight_norm": True,
-            },
-            {
-                "params": biases,
-                "lr_scale": self.bias_lr_scale,
-                "weight_decay": wd / self.bias_lr_scale,
-            },
-            {
-                "params": [self.head.weight],
-                "lr_scale": self.head_lr_scale,
-                "weight_decay": wd / self.head_lr_scale,
-            },
+        biases = [self.whiten.bias] + [
+            m.bias for m in self.modules() if isinstance(m, _BatchNorm) and m.bias.requires_grad
         ]
-        if self.bias_momentum is not None:
-            for group in groups[1:]:
-                group["momentum"] = self.bias_momentum
-        return groups
+        return {"weights": filters, "biases": biases, "head": [self.head.weight]}
+
+
+def _read_whiten_bias_frozen(model: FastNet, incompatible_keys) -> None:
+    # A load_state_dict post-hook: the one host read of the buffer, at load time.
+    model._whiten_bias_frozen = bool(model.whiten_bias_frozen)
 
 
 @register_model("fastnet")

@@ -6,18 +6,16 @@ import math
 
 import torch
 
+from cifarlab.errors import RecipeError
+from cifarlab.models import CifarModel
 from cifarlab.recipe import OptimConfig, ScheduleConfig
 
 
 def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov), Adam (L2 weight decay, as the report), AdamW (decoupled), or
-    Muon for convolution filters with Nesterov SGD for every other parameter (``MuonSGD``).
-
-    A model may define ``param_groups(cfg) -> list[dict]`` to set per-group options
-    (e.g. no weight decay on batch-norm parameters); a group's ``lr_scale`` multiplies
-    the scheduled learning rate (see ``set_lr``).
-    """
-    params = model.param_groups(cfg) if hasattr(model, "param_groups") else model.parameters()
+    Muon for convolution filters with Nesterov SGD for every other parameter (``MuonSGD``),
+    over the groups of ``param_groups``."""
+    params = param_groups(cfg, model)
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params,
@@ -28,7 +26,7 @@ def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Opt
         )
     if cfg.name == "muon":
         return MuonSGD(
-            _muon_groups(params),
+            params,
             lr=cfg.lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov,
@@ -43,6 +41,59 @@ def build_optimizer(cfg: OptimConfig, model: torch.nn.Module) -> torch.optim.Opt
             params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
         )
     raise AssertionError(cfg.name)  # validated by the recipe
+
+
+def param_groups(cfg: OptimConfig, model: CifarModel) -> list[dict]:
+    """Optimizer groups from the model's parameter roles and the recipe's options for each.
+
+    A model with only "weights" (the default) gets one group with the optimizer's options,
+    or under Muon the split of ``_muon_groups``. Otherwise one group per role, in ``ROLES``
+    order: "weights" at ``lr`` (Muon's, with ``weight_norm``), "biases" at ``bias_lr``, "head"
+    at ``head_lr``, both at ``bias_momentum``. A group's ``lr_scale``, its peak lr / ``lr``,
+    multiplies the scheduled lr (``set_lr``); its weight decay is ``weight_decay / lr_scale``
+    so that every group decays by the same lr x weight decay per step (airbench: wd / bias_lr).
+    """
+    roles = {role: list(params) for role, params in model.parameter_roles().items() if params}
+    # A per-role option for a role the model does not name would silently do nothing.
+    for key, wanted in (
+        ("bias_lr", "biases"),
+        ("head_lr", "head"),
+        ("bias_momentum", "biases/head"),
+    ):
+        if getattr(cfg, key) is not None and not set(wanted.split("/")) & set(roles):
+            raise RecipeError(
+                f"optim.{key}: model {type(model).__name__} names no {wanted} parameters "
+                f"(its roles: {', '.join(roles)}); leave optim.{key} out"
+            )
+    if set(roles) <= {"weights"}:
+        params = roles.get("weights", [])
+        return _muon_groups(params, cfg.weight_norm) if cfg.name == "muon" else [{"params": params}]
+    groups = []
+    if "weights" in roles:
+        weights = roles["weights"]
+        muon = [p for p in weights if p.ndim >= 2] if cfg.name == "muon" else []
+        rest = [p for p in weights if all(p is not m for m in muon)]
+        if muon:
+            groups.append(
+                {
+                    "params": muon,
+                    "lr_scale": 1.0,
+                    "weight_decay": cfg.weight_decay,
+                    "muon": True,
+                    "weight_norm": cfg.weight_norm,
+                }
+            )
+        if rest:
+            groups.append({"params": rest, "lr_scale": 1.0, "weight_decay": cfg.weight_decay})
+    for role, lr in (("biases", cfg.bias_lr), ("head", cfg.head_lr)):
+        if role not in roles:
+            continue
+        scale = 1.0 if lr is None else lr / cfg.lr
+        group = {"params": roles[role], "lr_scale": scale, "weight_decay": cfg.weight_decay / scale}
+        if cfg.bias_momentum is not None:
+            group["momentum"] = cfg.bias_momentum
+        groups.append(group)
+    return groups
 
 
 def lr_at(step: int, total_steps: int, peak: float, cfg: ScheduleConfig) -> float:
@@ -70,6 +121,7 @@ def lr_at(step: int, total_steps: int, peak: float, cfg: ScheduleConfig) -> floa
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's lr to the scheduled ``lr`` times the group's ``lr_scale``."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
@@ -160,15 +212,15 @@ class MuonSGD(torch.optim.Optimizer):
         return loss
 
 
-def _muon_groups(params) -> list[dict]:
-    """Param groups for MuonSGD: a model's own groups (``muon`` keys set by the model), or
-    Muon for every parameter of 2+ dimensions except the last (the head) and SGD for the rest."""
-    params = list(params)
-    if params and isinstance(params[0], dict):
-        return params
+def _muon_groups(params: list[torch.nn.Parameter], weight_norm: bool) -> list[dict]:
+    """Param groups for MuonSGD when a model names no roles: Muon for every parameter of 2+
+    dimensions except the last matrix (taken for the head), SGD for the rest."""
     params = [p for p in params if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
     head = matrices[-1:] if matrices and matrices[-1].ndim == 2 else []
     muon = [p for p in matrices if all(p is not h for h in head)]
     rest = [p for p in params if all(p is not m for m in muon)]
-    return [{"params": muon, "muon": True}, {"params": rest, "muon": False}]
+    return [
+        {"params": muon, "muon": True, "weight_norm": weight_norm},
+        {"params": rest, "muon": False},
+    ]
