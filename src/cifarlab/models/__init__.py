@@ -10,6 +10,10 @@ from cifarlab.models.registry import (
     register_model,
 )
 
+# Every family registers its models on import; the registry itself never imports them
+# (that would be a cycle: each family imports the registry).
+from cifarlab.models import families  # noqa: E402, F401  (isort: skip)
+
 __all__ = [
     "ROLES",
     "CifarModel",

@@ -117,13 +117,11 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    _import_families()
     return sorted(_REGISTRY)
 
 
 def create_model(name: str, **options: Any) -> CifarModel:
     """Build the model registered as ``name`` with the given options."""
-    _import_families()
     if name not in _REGISTRY:
         raise RecipeError(
             f"model.name: unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}"
@@ -134,8 +132,3 @@ def create_model(name: str, **options: Any) -> CifarModel:
         raise RecipeError(f"model.options for {name!r}: {exc}") from None
     check_model(model, name)
     return model
-
-
-def _import_families() -> None:
-    # Importing a family module runs its @register_model decorators.
-    from cifarlab.models import families  # noqa: F401

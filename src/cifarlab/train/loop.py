@@ -524,7 +524,7 @@ def build(
         if world.is_main:
             state.set_running(payload["running"], device)
         set_rng_state(payload["rng"])  # rank 0's state: the one checkpoints keep
-        model.after_step(state.step, total)  # per-step model state is a function of the step
+    model.after_step(state.step, total)  # a model's per-step state is a function of the step
     if world.rank > 0:
         # Dropout masks must differ between ranks, yet be reproducible: seed from (seed, step, rank).
         torch.manual_seed(derive_seed(recipe.seed, state.step, stream=1000 + world.rank))
