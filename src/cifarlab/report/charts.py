@@ -11,6 +11,8 @@ import io
 import math
 from typing import Any
 
+from cifarlab.studies import stats
+
 
 def _figure(width: float, height: float, ncols: int = 1):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -96,12 +98,8 @@ def seed_chart(
     labels = list(accuracies)
     vals = [accuracies[k] for k in labels]
     if vals:
-        mean = sum(vals) / len(vals)
-        std = (
-            math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-            if len(vals) > 1
-            else 0.0
-        )
+        mean = stats.mean(vals)
+        std = stats.sample_std(vals) or 0.0
         right.axhspan(mean - std, mean + std, color="tab:blue", alpha=0.12, label="mean ± std")
         right.axhline(mean, color="tab:blue", linewidth=1.5, label=f"mean {mean:.2f}%")
         right.plot(range(len(vals)), vals, "o", color="tab:orange", markersize=7, label="seed")

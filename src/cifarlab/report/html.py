@@ -1,4 +1,4 @@
-"""Render a report :class:`~cifarlab.report.sections.Document` as one self-contained HTML file.
+"""Render a report :class:`~cifarlab.report.document.Document` as one self-contained HTML file.
 
 Every figure is inlined as a base64 PNG data URI and the style sheet is in the
 page, so the file opens from disk with no network, can be mailed as one
@@ -13,15 +13,8 @@ import html
 import os
 from pathlib import Path
 
-from cifarlab.report.sections import (
-    Document,
-    Figure,
-    Heading,
-    Paragraph,
-    ReportError,
-    Row,
-    Table,
-)
+from cifarlab.report import ReportError
+from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
 
 CSS = """
 :root { --ink: #1d2330; --muted: #5b6474; --line: #d9dde4; --accent: #2a5db0; --bg: #f6f7f9; }

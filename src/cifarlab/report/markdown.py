@@ -1,4 +1,4 @@
-"""Render a report :class:`~cifarlab.report.sections.Document` as Markdown with PNGs beside it.
+"""Render a report :class:`~cifarlab.report.document.Document` as Markdown with PNGs beside it.
 
 ``report.md`` gets its figures in ``report_files/`` next to it, linked by
 relative paths, so the folder renders on GitHub, in editors and through pandoc.
@@ -9,15 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cifarlab.report.sections import (
-    Document,
-    Figure,
-    Heading,
-    Paragraph,
-    ReportError,
-    Row,
-    Table,
-)
+from cifarlab.report import ReportError
+from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
 
 
 def _cell(text: object) -> str:
