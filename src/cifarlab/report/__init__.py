@@ -11,8 +11,7 @@
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
   document model only.
 
-Imports point one way (tests/report/test_report_layers.py): sections imports document,
-inputs, charts and the writers; the writers import document only.
+Imports point one way: document <- inputs, charts <- sections -> html, markdown -> document.
 """
 
 from __future__ import annotations
@@ -22,3 +21,6 @@ from cifarlab.errors import CifarlabError
 
 class ReportError(CifarlabError):
     """A report input is not a run or study directory, or the output cannot be written."""
+
+
+WRITE_HINT = "free disk space or choose another --out"

@@ -2,15 +2,21 @@
 
 ``report.md`` gets its figures in ``report_files/`` next to it, linked by
 relative paths, so the folder renders on GitHub, in editors and through pandoc.
+
+The two parts are written so that a failure (full disk, I/O error) leaves neither half
+written: the figures go into a temporary folder, the Markdown into a temporary file; only
+when both are complete does the folder replace ``<stem>_files/`` and the file ``<stem>.md``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-from cifarlab.report import ReportError
+from cifarlab.report import WRITE_HINT, ReportError
 from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
+from cifarlab.rundir import temp_path, write_atomic, write_text
 
 
 def _cell(text: object) -> str:
@@ -61,20 +67,65 @@ def render_markdown(doc: Document, figures_dir: str) -> str:
 
 
 def write_markdown(doc: Document, path: str | Path) -> Path:
-    """Write ``path`` (.md) and its figures into ``<stem>_files/`` beside it."""
+    """Write ``path`` (.md) and its figures into ``<stem>_files/`` beside it.
+
+    All or nothing: the figures go into a temporary folder and the Markdown into a temporary
+    file; once both are complete the folder replaces ``<stem>_files/`` (an earlier one is
+    removed, with any stale figures) and the file replaces ``path``. On any failure both
+    temporaries are removed and an earlier report, folder included, is left as it was.
+    """
     path = Path(path)
     folder = path.with_name(f"{path.stem}_files")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staging = temp_path(folder)  # .<stem>_files.tmp-PID
+    aside = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    text = render_markdown(doc, folder.name)
+    swapped = False
+
+    def swap_folders() -> None:  # the .md's temp file is complete: put the figures in place
+        nonlocal swapped
+        had_folder = os.path.lexists(folder)
+        if had_folder:
+            os.rename(folder, aside)  # rename(2) cannot replace a non-empty folder
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if had_folder:
+                os.rename(aside, folder)
+            raise
+        swapped = True
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in (staging, aside):  # of a dead process that had our pid
+            _remove(leftover)
+        staging.mkdir()
         for f in doc.figures():
-            target = folder / f"{f.name}.png"
-            part = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            part.write_bytes(f.png)
-            os.replace(part, target)
-        tmp.write_text(render_markdown(doc, folder.name), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ReportError(f"{path}: could not write the report ({exc.strerror or exc})") from None
+            hint = f"{path} not written; {WRITE_HINT}"
+            write_atomic(staging / f"{f.name}.png", f.png, error=ReportError, hint=hint)
+        write_text(path, text, error=ReportError, hint=WRITE_HINT, before_replace=swap_folders)
+    except BaseException as exc:
+        if swapped:  # the .md could not replace the old one: put the old folder back too
+            os.rename(folder, staging)
+            if os.path.lexists(aside):
+                os.rename(aside, folder)
+        if isinstance(exc, OSError):
+            raise ReportError(
+                f"{path}: could not write the report ({exc.strerror or exc}); {WRITE_HINT}"
+            ) from None
+        raise
+    finally:
+        _remove(staging)
+        _remove(aside)
     return path
+
+
+def _remove(path: Path) -> None:
+    """Delete a temporary file, link or folder tree of ours (a link itself, never what it
+    points to); best effort: a leftover is hidden, and removed by the next write."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            path.unlink()
+    except OSError:
+        pass
