@@ -114,3 +114,9 @@ def test_html_write_that_fails_leaves_nothing_half_written(tmp_path, monkeypatch
         write_html(_doc("new"), out)
     assert _tree(tmp_path) == before
 
+
+def test_markdown_links_survive_an_output_name_with_spaces(tmp_path):
+    out = write_markdown(_doc("x"), tmp_path / "my report (v2).md")
+    text = out.read_text(encoding="utf-8")
+    assert "](my%20report%20%28v2%29_files/fig-0.png)" in text
+    assert (tmp_path / "my report (v2)_files" / "fig-0.png").is_file()

@@ -78,9 +78,11 @@ def _secs(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d} (h:mm:ss)"
 
 
-def _slug(text: str) -> str:
-    out = "".join(ch if ch.isalnum() else "-" for ch in text.lower())
-    return "-".join(p for p in out.split("-") if p) or "x"
+def _slug(text: str, limit: int = 80) -> str:
+    """ASCII letters and digits joined by '-', at most ``limit`` long: a file stem and an id
+    safe on any file system whatever a run's label holds."""
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in text.lower())
+    return "-".join(p for p in out.split("-") if p)[:limit].rstrip("-") or "x"
 
 
 class _Names:
