@@ -1,38 +1,27 @@
 """Fixtures for the report tests: two real tiny runs, and study directories built from them.
 
-The study directories follow the study contract (study.json, runs/<step>/seed<k>/,
-summary.json) but are assembled here from copies of two real runs, so these tests
-do not wait on `cifarlab ablate/seeds`. The copies get synthetic per-seed test
-accuracies (recorded in their metrics.json and summary.json alike), so the tables
-and charts have something to show; every other file is the real run's.
+The study directories follow the study contract (study.json written from a StudySpec,
+runs/<step>/seed<k>/) but are assembled here from copies of two real runs, so these tests
+do not wait on `cifarlab ablate/seeds`. The copies get synthetic per-seed test accuracies in
+their metrics.json, so the tables and charts have something to show; every other file is
+the real run's. The report computes the studies' statistics from those runs itself.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import statistics
 from pathlib import Path
 
 import pytest
 
-from cifarlab.report.sections import SEED_REPORT_ACCURACY
+from cifarlab.studies.ladder import Ladder, load_ladder
+from cifarlab.studies.spec import ablation_study, seed_study
 from cifarlab.train.loop import train
 
 # 0.2 epochs of the sample (10 steps of 32 images), two evaluation points, one thread:
 # a few seconds on a busy 2-core machine.
 TINY = {"train.epochs": 0.2, "train.eval_points": 2, "system.threads": 1}
-T95 = {2: 12.706, 3: 4.303}  # Student t quantiles (0.975) for n = 2, 3 seeds
-
-ABLATION_STEPS = [
-    ("baseline", {}),
-    ("weight-decay", {"optim.weight_decay": 1e-5}),
-    ("dropout", {"model.options.dropout": 0.5, "train.epochs": 25}),
-    ("augment", {"augment.flip": True}),
-    ("no-bias", {"model.options.bias": False}),
-    ("batch-norm", {"model.options.batch_norm": True, "optim.lr": 7e-4}),
-]
 
 
 @pytest.fixture(scope="session")
@@ -67,84 +56,35 @@ def _copy_run(src: Path, dst: Path, seed: int, accuracy: float, jitter: float) -
     (dst / "history.json").write_text(json.dumps(hist))
 
 
-def _row(step: str, values: list[float], prev: list[float] | None) -> dict:
-    n = len(values)
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values)
-    half = T95[n] * std / math.sqrt(n)
-    row = {
-        "step": step,
-        "n": n,
-        "mean": mean,
-        "std": std,
-        "ci95": [mean - half, mean + half],
-        "min": min(values),
-        "max": max(values),
-        "values": values,
-        "diff_prev": None,
-        "diff_prev_ci95": None,
-    }
-    if prev is not None:
-        d = mean - statistics.fmean(prev)
-        half_d = T95[n] * math.sqrt(std**2 / n + statistics.stdev(prev) ** 2 / len(prev))
-        row.update(diff_prev=d, diff_prev_ci95=[d - half_d, d + half_d])
-    return row
-
-
-def make_ablation_study(root: Path, runs: dict[str, Path]) -> Path:
-    """A seed-report ladder study, 6 steps x 2 seeds, from copies of the two real runs."""
-    study = root / "ablation-seed-report"
-    rows, prev = [], None
-    for i, (step, _changes) in enumerate(ABLATION_STEPS):
+def make_ablation_study(root: Path, runs: dict[str, Path], ladder: Ladder | None = None) -> Path:
+    """An ablation study of ``ladder`` (default: the built-in seed-report ladder), 2 seeds a
+    step, from copies of the two real runs; accuracies near the ladder's reference numbers."""
+    ladder = ladder or load_ladder("seed-report")
+    spec = ablation_study(ladder, seeds=[0, 1])
+    study = root / f"ablation-{ladder.name}"
+    for i, step in enumerate(spec.steps):
         src = runs["seed-improved"] if i >= 4 else runs["seed-baseline"]
-        values = []
-        for seed in (0, 1):
-            acc = SEED_REPORT_ACCURACY[step] - 1.0 + 0.8 * seed  # synthetic, near the report's
-            values.append(acc)
-            _copy_run(src, study / "runs" / step / f"seed{seed}", seed, acc, 0.01 * seed)
-        rows.append(_row(step, values, prev))
-        prev = values
-    (study / "study.json").write_text(
-        json.dumps(
-            {
-                "kind": "ablation",
-                "name": "seed-report",
-                "ladder": "seed-report",
-                "recipe": "seed-baseline",
-                "seeds": [0, 1],
-                "steps": [{"name": n, "changes": c} for n, c in ABLATION_STEPS],
-            }
-        )
-    )
-    (study / "summary.json").write_text(json.dumps({"rows": rows}))
+        for seed in spec.seeds:
+            acc = (step.reference or 70.0) - 1.0 + 0.8 * seed  # synthetic, near the report's
+            _copy_run(src, study / "runs" / step.name / f"seed{seed}", seed, acc, 0.01 * seed)
+    (study / "study.json").write_text(json.dumps(spec.to_json()))
     return study
 
 
 def make_seed_study(root: Path, runs: dict[str, Path]) -> Path:
     """A 3-seed study of seed-improved, from copies of the real seed-improved run."""
+    spec = seed_study("seed-improved", seeds=[0, 1, 2])
     study = root / "seeds-seed-improved"
     values = [77.1, 77.9, 76.8]
-    for seed, acc in enumerate(values):
+    for seed, acc in zip(spec.seeds, values, strict=True):
         _copy_run(
             runs["seed-improved"],
-            study / "runs" / "seed-improved" / f"seed{seed}",
+            study / "runs" / spec.steps[0].name / f"seed{seed}",
             seed,
             acc,
             0.02 * seed,
         )
-    (study / "study.json").write_text(
-        json.dumps(
-            {
-                "kind": "seeds",
-                "name": "seed-improved",
-                "ladder": None,
-                "recipe": "seed-improved",
-                "seeds": [0, 1, 2],
-                "steps": [{"name": "seed-improved", "changes": {}}],
-            }
-        )
-    )
-    (study / "summary.json").write_text(json.dumps({"rows": [_row("seed-improved", values, None)]}))
+    (study / "study.json").write_text(json.dumps(spec.to_json()))
     return study
 
 
@@ -155,6 +95,12 @@ def studies(tmp_path_factory, tiny_runs) -> dict[str, Path]:
         "ablation": make_ablation_study(root, tiny_runs),
         "seeds": make_seed_study(root, tiny_runs),
     }
+
+
+@pytest.fixture(scope="session")
+def ablation_of(tmp_path_factory, tiny_runs):
+    """ablation_of(ladder) -> a study directory of that ladder (as make_ablation_study)."""
+    return lambda ladder: make_ablation_study(tmp_path_factory.mktemp("ladder"), tiny_runs, ladder)
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,11 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from importlib.resources import files
 
-from cifarlab.report.sections import (
-    SEED_REPORT_ACCURACY,
-    _Names,
-    data_section,
-    layer_table,
-    read_run,
-)
+from cifarlab.report.inputs import read_run_input
+from cifarlab.report.sections import _Names, data_section, layer_table, write_report
+from cifarlab.studies.ladder import load_ladder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,8 +71,9 @@ def test_study_report_has_every_section_in_order_and_is_self_contained(study_rep
 def test_study_report_numbers(study_report):
     html = study_report.read_text(encoding="utf-8")
     improvements = html[html.index('id="improvements"') : html.index('id="robustness"')]
-    # The report's own numbers beside ours, one per ladder step, in ladder order.
-    positions = [improvements.index(f"{v:.2f}%") for v in SEED_REPORT_ACCURACY.values()]
+    # The report's own numbers (the ladder file's references) beside ours, in ladder order.
+    references = [s.reference for s in load_ladder("seed-report").steps]
+    positions = [improvements.index(f"{v:.2f}%") for v in references]
     assert positions == sorted(positions)
     assert "seed report" in improvements and "optim.weight_decay = 1e-05" in improvements
     # Robustness: the seed study's summary and one row per seed.
@@ -90,6 +88,21 @@ def test_study_report_numbers(study_report):
     training = html[html.index('id="training"') : html.index('id="improvements"')]
     for needed in ("training time", "device", "Per-class test accuracy", "Confusion matrix"):
         assert needed in training
+
+
+def test_the_seed_report_numbers_come_from_the_ladder_file(tmp_path, ablation_of):
+    """The "seed report" column is the ladder's `reference` per step: edit the ladder file
+    and the report follows (nothing in report/ knows the numbers)."""
+    builtin = (files("cifarlab") / "studies" / "ladders" / "seed-report.toml").read_text()
+    assert "reference = 71.77" in builtin
+    ladder_file = tmp_path / "seed-report.toml"
+    ladder_file.write_text(builtin.replace("reference = 71.77", "reference = 12.34"))
+    study = ablation_of(load_ladder(ladder_file))
+    text = write_report([study], tmp_path / "r.md").read_text(encoding="utf-8")
+    improvements = text[text.index("## Improvements") : text.index("## Comparison")]
+    baseline = next(line for line in improvements.splitlines() if line.startswith("| baseline |"))
+    assert baseline.endswith("| 12.34% |")
+    assert "71.77" not in text and "| 72.89% |" in improvements
 
 
 def test_single_run_report_leaves_missing_parts_out(tmp_path, tiny_runs):
@@ -151,7 +164,7 @@ def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["data"]["source"] = f"python layout in {tmp_path / 'gone'}"
     (run / "metrics.json").write_text(json.dumps(metrics))
-    data = data_section([read_run(run)], str(tmp_path / "gone"), _Names())
+    data = data_section([read_run_input(run)], str(tmp_path / "gone"), _Names())
     assert data.id == "data"
     assert not [b for b in data.blocks if type(b).__name__ in ("Figure", "Row")]
     assert any("left out" in getattr(b, "text", "") for b in data.blocks)

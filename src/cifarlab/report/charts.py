@@ -2,7 +2,8 @@
 
 Each function draws with matplotlib's object-oriented API on an Agg canvas (no
 pyplot state, no display) and returns the PNG as bytes, so the report can inline
-it without touching the run directories it reads.
+it without touching the run directories it reads. Labels come from run directories, so
+they are drawn as plain text (:func:`_plain`), never as matplotlib mathtext.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import io
 import math
 from typing import Any
+
+from cifarlab.studies import stats
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -20,6 +23,11 @@ def _figure(width: float, height: float, ncols: int = 1):
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, ncols)
     return fig, axes
+
+
+def _plain(label: object) -> str:
+    """A label drawn literally: a '$' would otherwise start mathtext (and can fail to parse)."""
+    return str(label).replace("$", r"\$")
 
 
 def _png(fig) -> bytes:
@@ -63,7 +71,7 @@ def ablation_chart(rows: list[dict[str, Any]], reference: dict[str, float] | Non
     every += list(reference.values()) if reference else []
     low = min(every) if every else 0.0
     ax.set_ylim(max(0.0, math.floor(low - 5)), None)
-    ax.set_xticks(xs, [r["step"] for r in rows], rotation=20, ha="right")
+    ax.set_xticks(xs, [_plain(r["step"]) for r in rows], rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Ablation ladder: test accuracy per step")
     ax.grid(axis="y", alpha=0.3)
@@ -86,7 +94,9 @@ def seed_chart(
         steps, val = hist.get("step", []), hist.get("val_acc", [])
         pts = [(s, v * 100) for s, v in zip(steps, val, strict=False) if v is not None]
         if pts:
-            left.plot([s for s, _ in pts], [v for _, v in pts], "-", linewidth=1.2, label=label)
+            left.plot(
+                [s for s, _ in pts], [v for _, v in pts], "-", linewidth=1.2, label=_plain(label)
+            )
     left.set_xlabel("step")
     left.set_ylabel("validation accuracy (%)")
     left.set_title("Validation accuracy, every seed")
@@ -96,22 +106,20 @@ def seed_chart(
     labels = list(accuracies)
     vals = [accuracies[k] for k in labels]
     if vals:
-        mean = sum(vals) / len(vals)
-        std = (
-            math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-            if len(vals) > 1
-            else 0.0
-        )
+        mean = stats.mean(vals)
+        std = stats.sample_std(vals) or 0.0
         right.axhspan(mean - std, mean + std, color="tab:blue", alpha=0.12, label="mean ± std")
         right.axhline(mean, color="tab:blue", linewidth=1.5, label=f"mean {mean:.2f}%")
         right.plot(range(len(vals)), vals, "o", color="tab:orange", markersize=7, label="seed")
-        right.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=8)
+        right.set_xticks(
+            range(len(vals)), [_plain(k) for k in labels], rotation=30, ha="right", fontsize=8
+        )
         right.legend(fontsize=8)
     right.set_ylabel("test accuracy (%)")
     right.set_title("Test accuracy per seed")
     right.grid(axis="y", alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_plain(title))
     return _png(fig)
 
 
@@ -139,7 +147,7 @@ def comparison_chart(points: list[dict[str, Any]]) -> bytes:
         for i, p in enumerate(pts):
             ax.plot(p[key], p["accuracy"], "o", markersize=8, color=f"C{i % 10}")
             ax.annotate(
-                p["label"],
+                _plain(p["label"]),
                 (p[key], p["accuracy"]),
                 textcoords="offset points",
                 xytext=(6, 4),

@@ -1,27 +1,21 @@
-"""Render a report :class:`~cifarlab.report.sections.Document` as one self-contained HTML file.
+"""Write a report :class:`~cifarlab.report.document.Document` as one self-contained HTML file.
 
 Every figure is inlined as a base64 PNG data URI and the style sheet is in the
 page, so the file opens from disk with no network, can be mailed as one
 attachment, and prints cleanly (figures and tables are kept whole on a page).
-No script runs in it.
+No script runs in it, and every string of the document (much of it read from run
+directories) is HTML-escaped, so it is shown as text whatever it holds.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
-from cifarlab.report.sections import (
-    Document,
-    Figure,
-    Heading,
-    Paragraph,
-    ReportError,
-    Row,
-    Table,
-)
+from cifarlab.report import WRITE_HINT, ReportError
+from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
+from cifarlab.rundir import write_text
 
 CSS = """
 :root { --ink: #1d2330; --muted: #5b6474; --line: #d9dde4; --accent: #2a5db0; --bg: #f6f7f9; }
@@ -158,14 +152,14 @@ def render_html(doc: Document) -> str:
 
 
 def write_html(doc: Document, path: str | Path) -> Path:
-    """Write the report to ``path`` atomically (temp file, then rename)."""
+    """Write the report to ``path`` atomically: a failed write leaves no partial file, and
+    an earlier report at ``path`` as it was."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    page = render_html(doc)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(render_html(doc), encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ReportError(f"{path}: could not write the report ({exc.strerror or exc})") from None
-    return path
+        raise ReportError(
+            f"{path.parent}: cannot create the folder ({exc.strerror or exc})"
+        ) from None
+    return write_text(path, page, error=ReportError, hint=WRITE_HINT)

@@ -1,13 +1,12 @@
-"""The report as a document: read run and study directories, build its sections.
+"""The report's sections, built from run and study directories, and the entry point.
 
-A report follows the seed report's structure: data, model, training,
-improvements (an ablation ladder), robustness (a seed study) and a comparison of
-models. :func:`build_document` turns run directories (``cifarlab train``) and
-study directories (``cifarlab ablate`` / ``cifarlab seeds``) into a
-:class:`Document` of plain blocks (headings, paragraphs, tables, PNG figures);
-:mod:`cifarlab.report.html` and :mod:`cifarlab.report.markdown` render it. A
-section whose inputs are missing is left out, never shown empty. Nothing in the
-input directories is written.
+A report follows the seed report's structure: data, model, training, improvements (an
+ablation ladder), robustness (a seed study) and a comparison of models.
+:func:`build_document` turns run directories (``cifarlab train``) and study directories
+(``cifarlab ablate`` / ``cifarlab seeds``), read by :mod:`cifarlab.report.inputs`, into a
+:class:`~cifarlab.report.document.Document`; :func:`write_report` writes it with
+:mod:`cifarlab.report.html` or :mod:`cifarlab.report.markdown`. A section whose inputs are
+missing is left out, never shown empty. Nothing in the input directories is written.
 
     >>> from cifarlab.report.sections import write_report
     >>> write_report(["runs/ablation-seed-report"], "report.html")
@@ -18,26 +17,33 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import statistics
-import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifarlab.errors import CifarlabError
+import torch
 
-# The seed report's own test accuracies (%) for the `seed-report` ladder (report 1.3.4-1.3.5e),
-# keyed by the ladder's step names: shown beside our numbers in the improvements section.
-SEED_REPORT_LADDER = "seed-report"
-SEED_REPORT_ACCURACY: dict[str, float] = {
-    "baseline": 71.77,  # 1.3.4: seednet, Adam lr 1e-3, 10 epochs
-    "weight-decay": 72.89,  # 1.3.5a: Adam L2 weight decay 1e-5
-    "dropout": 74.45,  # 1.3.5b: dropout 0.5, 25 epochs
-    "augment": 75.50,  # 1.3.5c: horizontal flip + colour jitter
-    "no-bias": 76.63,  # 1.3.5d: no biases
-    "batch-norm": 77.70,  # 1.3.5e: batch norm, lr 7e-4
-}
+from cifarlab import __version__
+from cifarlab.data import explore
+from cifarlab.figures import plot_confusion, plot_curves
+from cifarlab.models import count_flops, count_parameters, create_model
+from cifarlab.report import ReportError
+from cifarlab.report.charts import ablation_chart, comparison_chart, seed_chart
+from cifarlab.report.document import (
+    Block,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    Row,
+    Section,
+    Table,
+)
+from cifarlab.report.html import write_html
+from cifarlab.report.inputs import RunInput, StudyInput, find_data, read_inputs
+from cifarlab.report.markdown import write_markdown
+from cifarlab.rundir import ACCURACY_FIGURE, CONFUSION_FIGURE, LOSS_FIGURE, RUN_FIGURES
+from cifarlab.studies.stats import mean
 
 SECTIONS = (
     ("data", "Data"),
@@ -47,246 +53,7 @@ SECTIONS = (
     ("robustness", "Robustness"),
     ("comparison", "Comparison of models"),
 )
-RUN_FIGURES = ("loss.png", "accuracy.png", "confusion.png")
 MAX_MODEL_TABLES = 4
-
-
-class ReportError(CifarlabError):
-    """A report input is not a run or study directory, or the output cannot be written."""
-
-
-# --------------------------------------------------------------------------- document blocks
-
-
-@dataclass
-class Heading:
-    text: str
-    level: int = 3
-    id: str = ""
-
-
-@dataclass
-class Paragraph:
-    text: str
-    note: bool = False  # a muted remark (why something is left out, where numbers come from)
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-    numeric: list[bool] = field(default_factory=list)  # right-align these columns
-
-
-@dataclass
-class Figure:
-    png: bytes
-    name: str  # a file stem, unique in the document (the Markdown writer's file name)
-    caption: str = ""
-
-
-@dataclass
-class Row:
-    """Tables and figures side by side (stacked where the page is narrow, and in Markdown)."""
-
-    items: list[Table | Figure]
-
-
-Block = Heading | Paragraph | Table | Figure | Row
-
-
-@dataclass
-class Section:
-    id: str
-    title: str
-    blocks: list[Block]
-
-
-@dataclass
-class Document:
-    title: str
-    meta: list[tuple[str, str]]
-    sections: list[Section]
-
-    def figures(self) -> list[Figure]:
-        out: list[Figure] = []
-        for s in self.sections:
-            for b in s.blocks:
-                if isinstance(b, Figure):
-                    out.append(b)
-                elif isinstance(b, Row):
-                    out.extend(i for i in b.items if isinstance(i, Figure))
-        return out
-
-
-# --------------------------------------------------------------------------- reading inputs
-
-
-@dataclass
-class Run:
-    """One run directory as read from disk (any part may be missing)."""
-
-    path: Path
-    label: str
-    metrics: dict[str, Any] | None
-    history: dict[str, list[Any]] | None
-    recipe: dict[str, Any] | None
-
-    @property
-    def accuracy(self) -> float | None:
-        """Test accuracy in percent."""
-        if self.metrics and self.metrics.get("test_accuracy") is not None:
-            return float(self.metrics["test_accuracy"]) * 100
-        return None
-
-    @property
-    def model_key(self) -> tuple[str, str] | None:
-        model = (self.recipe or {}).get("model") or {}
-        name = model.get("name") or (self.metrics or {}).get("model")
-        if not name:
-            return None
-        return name, json.dumps(model.get("options") or {}, sort_keys=True)
-
-
-@dataclass
-class Study:
-    """One study directory: its definition, summary rows and runs per step."""
-
-    path: Path
-    spec: dict[str, Any]
-    rows: list[dict[str, Any]]
-    runs: dict[str, list[Run]]
-
-    @property
-    def kind(self) -> str:
-        return str(self.spec.get("kind", "ablation"))
-
-    @property
-    def name(self) -> str:
-        return str(self.spec.get("name") or self.path.name)
-
-    def step_names(self) -> list[str]:
-        names = [s.get("name") for s in self.spec.get("steps", []) if s.get("name")]
-        for r in self.rows:
-            if r.get("step") not in names:
-                names.append(r.get("step"))
-        for n in self.runs:
-            if n not in names:
-                names.append(n)
-        return names
-
-    def reference(self) -> dict[str, float]:
-        """The seed report's own accuracy per step: from the steps, else the built-in table."""
-        ref = {
-            s["name"]: float(s["reference"])
-            for s in self.spec.get("steps", [])
-            if s.get("name") and isinstance(s.get("reference"), (int, float))
-        }
-        if not ref and self.spec.get("ladder") == SEED_REPORT_LADDER:
-            ref = dict(SEED_REPORT_ACCURACY)
-        return ref
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: cannot read ({exc}); fix or remove the file") from None
-
-
-def _read_recipe(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "recipe.toml"
-    if not path.is_file():
-        return None
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: cannot read the recipe ({exc})") from None
-
-
-def is_run_dir(path: Path) -> bool:
-    return any((path / n).is_file() for n in ("metrics.json", "history.json", "checkpoint.pt"))
-
-
-def is_study_dir(path: Path) -> bool:
-    return (path / "study.json").is_file() or (path / "summary.json").is_file()
-
-
-def read_run(path: Path, label: str | None = None) -> Run:
-    """A run directory's metrics, history and resolved recipe (those that exist)."""
-    path = Path(path)
-    metrics = _read_json(path / "metrics.json")
-    history = _read_json(path / "history.json")
-    recipe = _read_recipe(path)
-    if history is None or recipe is None:
-        ckpt = path / "checkpoint.pt"
-        if ckpt.is_file():  # an unfinished run: its checkpoint holds both
-            from cifarlab.rundir import load_checkpoint
-
-            payload = load_checkpoint(ckpt)
-            history = history if history is not None else payload.get("history")
-            recipe = recipe if recipe is not None else payload.get("recipe")
-    return Run(path=path, label=label or path.name, metrics=metrics, history=history, recipe=recipe)
-
-
-def read_study(path: Path) -> Study:
-    """A study directory: study.json, summary.json rows, and every run under runs/<step>/."""
-    path = Path(path)
-    spec = _read_json(path / "study.json") or {}
-    summary = _read_json(path / "summary.json") or {}
-    rows = list(summary.get("rows", [])) if isinstance(summary, dict) else []
-    runs: dict[str, list[Run]] = {}
-    root = path / "runs"
-    if root.is_dir():
-        steps = [s.get("name") for s in spec.get("steps", []) if s.get("name")]
-        found = sorted(p.name for p in root.iterdir() if p.is_dir())
-        for step in steps + [s for s in found if s not in steps]:
-            step_dir = root / step
-            if not step_dir.is_dir():
-                continue
-            seeds = sorted(
-                (p for p in step_dir.iterdir() if p.is_dir() and is_run_dir(p)),
-                key=lambda p: _seed_number(p.name),
-            )
-            if seeds:
-                label = str(spec.get("name") or path.name)
-                runs[step] = [read_run(p, label=f"{label}: {step}/{p.name}") for p in seeds]
-    return Study(path=path, spec=spec, rows=rows, runs=runs)
-
-
-def _seed_number(name: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in name if ch.isdigit())
-    return (int(digits) if digits else 1 << 30, name)
-
-
-def read_inputs(paths: list[str | Path]) -> tuple[list[Run], list[Study]]:
-    """Sort the given directories into runs and studies; anything else is an error."""
-    runs: list[Run] = []
-    studies: list[Study] = []
-    if not paths:
-        raise ReportError("give at least one run or study directory")
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_dir():
-            raise ReportError(f"{path}: no such directory (expected a run or study directory)")
-        if is_study_dir(path):
-            studies.append(read_study(path))
-        elif is_run_dir(path):
-            runs.append(read_run(path))
-        else:
-            raise ReportError(
-                f"{path}: not a run directory (no metrics.json, history.json or checkpoint.pt) "
-                "nor a study directory (no study.json or summary.json)"
-            )
-    return runs, studies
 
 
 # --------------------------------------------------------------------------- formatting
@@ -311,9 +78,11 @@ def _secs(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d} (h:mm:ss)"
 
 
-def _slug(text: str) -> str:
-    out = "".join(ch if ch.isalnum() else "-" for ch in text.lower())
-    return "-".join(p for p in out.split("-") if p) or "x"
+def _slug(text: str, limit: int = 80) -> str:
+    """ASCII letters and digits joined by '-', at most ``limit`` long: a file stem and an id
+    safe on any file system whatever a run's label holds."""
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in text.lower())
+    return "-".join(p for p in out.split("-") if p)[:limit].rstrip("-") or "x"
 
 
 class _Names:
@@ -340,7 +109,7 @@ def _model_label(key: tuple[str, str]) -> str:
 # --------------------------------------------------------------------------- sections
 
 
-def _median_run(runs: list[Run]) -> Run:
+def _median_run(runs: list[RunInput]) -> RunInput:
     scored = [r for r in runs if r.accuracy is not None]
     if not scored:
         return runs[0]
@@ -348,7 +117,7 @@ def _median_run(runs: list[Run]) -> Run:
     return scored[(len(scored) - 1) // 2]
 
 
-def featured_runs(runs: list[Run], studies: list[Study]) -> list[Run]:
+def featured_runs(runs: list[RunInput], studies: list[StudyInput]) -> list[RunInput]:
     """Runs shown in detail: each given run, and the median-seed run of each study's last step."""
     out = list(runs)
     for study in studies:
@@ -358,7 +127,7 @@ def featured_runs(runs: list[Run], studies: list[Study]) -> list[Run]:
     return out
 
 
-def data_section(featured: list[Run], data_dir: str | None, names: _Names) -> Section | None:
+def data_section(featured: list[RunInput], data_dir: str | None, names: _Names) -> Section | None:
     metrics = [r.metrics for r in featured if r.metrics and r.metrics.get("data")]
     if not metrics:
         return None
@@ -378,14 +147,12 @@ def data_section(featured: list[Run], data_dir: str | None, names: _Names) -> Se
         caption="Images per split",
         numeric=[False, True, False],
     )
-    data, why = _load_data(info, featured, data_dir)
+    data, why = find_data(info, featured, data_dir)
     if data is None:
         blocks.append(split_table)
         blocks.append(Paragraph(f"Example images and class histograms left out: {why}.", note=True))
         return Section("data", "Data", blocks)
-    from cifarlab.data.explore import describe, write_figures
-
-    desc = describe(data)
+    desc = explore.describe(data)
     per_class = [
         [c, _num(desc["train"]["per_class"][c]), _num(desc["test"]["per_class"][c])]
         for c in desc["classes"]
@@ -405,7 +172,7 @@ def data_section(featured: list[Run], data_dir: str | None, names: _Names) -> Se
         )
     )
     with tempfile.TemporaryDirectory(prefix="cifarlab-report-") as tmp:
-        paths = {p.stem: p.read_bytes() for p in write_figures(data, tmp)}
+        paths = {p.stem: p.read_bytes() for p in explore.write_figures(data, tmp)}
     for split in ("train", "test"):
         blocks.append(
             Row(
@@ -426,40 +193,8 @@ def data_section(featured: list[Run], data_dir: str | None, names: _Names) -> Se
     return Section("data", "Data", blocks)
 
 
-def _load_data(info: dict[str, Any], featured: list[Run], data_dir: str | None):
-    """The dataset the runs used, found without any download; (data, None) or (None, why)."""
-    from cifarlab.data import load_cifar10
-
-    source = str(info.get("source", ""))
-    try:
-        if data_dir is not None:
-            data = load_cifar10(data_dir, download=False)
-        elif source.startswith("bundled sample"):
-            data = load_cifar10("sample")
-        else:
-            recipe_source = next(
-                (((r.recipe or {}).get("data") or {}).get("source") for r in featured if r.recipe),
-                None,
-            )
-            where = recipe_source if recipe_source not in (None, "auto", "sample") else None
-            data = load_cifar10(where, download=False)
-    except CifarlabError as exc:
-        return None, f"the dataset was not found ({str(exc)[:160]}); pass --data-dir"
-    n_train = (info.get("n_train") or 0) + (info.get("n_val") or 0)
-    if n_train and (len(data.train_labels), len(data.test_labels)) != (n_train, info.get("n_test")):
-        return None, (
-            f"the data found ({data.source}) is not what the runs used "
-            f"({n_train:,} train + validation, {info.get('n_test'):,} test); pass --data-dir"
-        )
-    return data, None
-
-
 def layer_table(model_name: str, options: dict[str, Any], num_classes: int = 10) -> Table:
     """Each leaf layer in call order on a 1×3×32×32 input: type, settings, output shape, parameters."""
-    import torch
-
-    from cifarlab.models import count_parameters, create_model
-
     model = create_model(model_name, num_classes=num_classes, **options).eval()
     calls: list[tuple[str, torch.nn.Module, tuple[int, ...]]] = []
     hooks = []
@@ -513,7 +248,7 @@ def layer_table(model_name: str, options: dict[str, Any], num_classes: int = 10)
     )
 
 
-def model_section(featured: list[Run], studies: list[Study]) -> Section | None:
+def model_section(featured: list[RunInput], studies: list[StudyInput]) -> Section | None:
     keys: list[tuple[str, str]] = []
     candidates = list(featured)
     for study in studies:  # an ablation's first step is the model it started from
@@ -527,8 +262,6 @@ def model_section(featured: list[Run], studies: list[Study]) -> Section | None:
     if not keys:
         return None
     blocks: list[Block] = []
-    from cifarlab.models import count_flops, create_model
-
     for key in keys[:MAX_MODEL_TABLES]:
         name, options = key[0], json.loads(key[1])
         classes = next(
@@ -559,7 +292,7 @@ def model_section(featured: list[Run], studies: list[Study]) -> Section | None:
     return Section("model", "Model", blocks)
 
 
-def _run_summary(run: Run) -> list[tuple[str, str]]:
+def _run_summary(run: RunInput) -> list[tuple[str, str]]:
     m = run.metrics or {}
     prov = m.get("provenance") or {}
     rec = run.recipe or {}
@@ -598,43 +331,36 @@ def _run_summary(run: Run) -> list[tuple[str, str]]:
     return pairs
 
 
-def _run_figures(run: Run, names: _Names) -> list[Figure]:
-    """loss, accuracy and confusion PNGs: the run's own files, else drawn from its data."""
-    stems = {"loss.png": "loss", "accuracy.png": "accuracy", "confusion.png": "confusion"}
-    captions = {
-        "loss.png": "Train (running) and validation loss",
-        "accuracy.png": "Train (running) and validation accuracy",
-        "confusion.png": "Confusion matrix on the test set (rows: true class)",
-    }
-    got: dict[str, bytes] = {}
-    for fname in RUN_FIGURES:
-        p = run.path / fname
-        if p.is_file() and p.stat().st_size > 0:
-            got[fname] = p.read_bytes()
-    missing = [f for f in RUN_FIGURES if f not in got]
-    if missing:
-        from cifarlab.figures import plot_confusion, plot_curves
+FIGURE_CAPTIONS = {
+    LOSS_FIGURE: "Train (running) and validation loss",
+    ACCURACY_FIGURE: "Train (running) and validation accuracy",
+    CONFUSION_FIGURE: "Confusion matrix on the test set (rows: true class)",
+}
 
+
+def _run_figures(run: RunInput, names: _Names) -> dict[str, Figure]:
+    """The run's figures by file name (rundir.RUN_FIGURES): its own PNGs, else drawn from its
+    history and metrics."""
+    got = {name: png for name in RUN_FIGURES if (png := run.figure(name)) is not None}
+    missing = [name for name in RUN_FIGURES if name not in got]
+    if missing:
         with tempfile.TemporaryDirectory(prefix="cifarlab-report-") as tmp:
-            if (
-                run.history
-                and run.history.get("step")
-                and ("loss.png" in missing or "accuracy.png" in missing)
-            ):
+            curves = LOSS_FIGURE in missing or ACCURACY_FIGURE in missing
+            if curves and run.history and run.history.get("step"):
                 for p in plot_curves(run.history, tmp, title=run.label):
                     got.setdefault(p.name, p.read_bytes())
             m = run.metrics or {}
-            if "confusion.png" in missing and m.get("confusion") and m.get("classes"):
-                p = plot_confusion(m["confusion"], m["classes"], Path(tmp) / "confusion.png")
-                got["confusion.png"] = p.read_bytes()
-    return [
-        Figure(got[f], names(f"{run.label}-{stems[f]}"), captions[f])
-        for f in RUN_FIGURES
-        if f in got
-    ]
+            if CONFUSION_FIGURE in missing and m.get("confusion") and m.get("classes"):
+                p = plot_confusion(m["confusion"], m["classes"], Path(tmp) / CONFUSION_FIGURE)
+                got[CONFUSION_FIGURE] = p.read_bytes()
+    return {
+        name: Figure(got[name], names(f"{run.label}-{Path(name).stem}"), FIGURE_CAPTIONS[name])
+        for name in RUN_FIGURES
+        if name in got
+    }
 
 
-def training_section(featured: list[Run], names: _Names) -> Section | None:
+def training_section(featured: list[RunInput], names: _Names) -> Section | None:
     if not featured:
         return None
     blocks: list[Block] = []
@@ -665,12 +391,12 @@ def training_section(featured: list[Run], names: _Names) -> Section | None:
         pairs = _run_summary(run)
         blocks.append(Table(["", ""], [[k, v] for k, v in pairs], caption="Final metrics"))
         figs = _run_figures(run, names)
-        curves = [f for f in figs if not f.name.endswith("confusion")]
+        curves = [figs[n] for n in (LOSS_FIGURE, ACCURACY_FIGURE) if n in figs]
         if curves:
             blocks.append(Row(curves))
         m = run.metrics or {}
         per_class = m.get("per_class_accuracy")
-        confusion = next((f for f in figs if f.name.endswith("confusion")), None)
+        confusion = figs.get(CONFUSION_FIGURE)
         if per_class:
             counts = m.get("confusion")
             rows = []
@@ -690,43 +416,53 @@ def training_section(featured: list[Run], names: _Names) -> Section | None:
     return Section("training", "Training", blocks)
 
 
-def improvements_section(studies: list[Study], names: _Names) -> Section | None:
-    from cifarlab.report.charts import ablation_chart
-
+def improvements_section(studies: list[StudyInput], names: _Names) -> Section | None:
     blocks: list[Block] = []
     for study in (s for s in studies if s.kind == "ablation"):
-        rows = _study_rows(study)
+        rows = study.rows()
         if not rows:
             continue
-        ref = study.reference()
-        changes = {s.get("name"): s.get("changes") or {} for s in study.spec.get("steps", [])}
-        show_ref = bool(ref) and any(r["step"] in ref for r in rows)
-        columns = ["step", "change", "n", "mean ± std", "95% CI", "Δ previous (95% CI)"]
+        ref = study.references()
+        changes = {s.name: s.changes for s in study.spec.steps}
+        show_ref = any(r["step"] in ref for r in rows)
+        leave_one_out = study.spec.mode == "leave-one-out"
+        columns = [
+            "step",
+            "change" if not leave_one_out else "left out (value instead)",
+            "n",
+            "mean ± std",
+            "95% CI",
+            "Δ vs final (95% CI)" if leave_one_out else "Δ previous (95% CI)",
+        ]
         if show_ref:
             columns.append("seed report")
         table_rows = []
         for r in rows:
-            diff = r.get("diff_prev")
-            dci = r.get("diff_prev_ci95")
+            diff, dci = r["diff_prev"], r["diff_prev_ci95"]
             cells = [
                 r["step"],
                 _changes(changes.get(r["step"])),
-                _n_of(r, study),
-                f"{r['mean']:.2f} ± {r['std']:.2f}"
-                if r.get("std") is not None
-                else f"{r['mean']:.2f}",
-                _ci(r.get("ci95")),
+                _n_of(r),
+                f"{r['mean']:.2f} ± {r['std']:.2f}" if r["std"] is not None else f"{r['mean']:.2f}",
+                _ci(r["ci95"]),
                 "—"
                 if diff is None
                 else f"{diff:+.2f}" + (f" ({_ci(dci, signed=True)})" if dci else ""),
             ]
             if show_ref:
-                cells.append(_pct(ref.get(r["step"])) if r["step"] in ref else "—")
+                cells.append(_pct(ref.get(r["step"])))
             table_rows.append(cells)
-        blocks.append(Heading(f"{study.name}", level=3))
+        blocks.append(Heading(study.name, level=3))
+        spec = study.spec
         desc = (
-            f"Each step adds one change to the one before it, trained with seeds "
-            f"{', '.join(map(str, study.spec.get('seeds', []))) or '—'}; test accuracy in percent."
+            f"Ladder {spec.ladder or '—'} on recipe {spec.recipe}, trained with seeds "
+            f"{', '.join(map(str, spec.seeds))}; test accuracy in percent. "
+            + (
+                "Each row is the final recipe with one step's changes left out, compared with "
+                "the final recipe."
+                if leave_one_out
+                else "Each step adds its changes to the step before it."
+            )
         )
         if show_ref:
             desc += " The last column is the seed report's single-run number for the same step."
@@ -763,53 +499,16 @@ def _ci(ci: list[float] | None, signed: bool = False) -> str:
     return f"{fmt.format(ci[0])} to {fmt.format(ci[1])}"
 
 
-def _n_planned(row: dict[str, Any], study: Study) -> tuple[int, int]:
-    """(finished runs behind a row, seeds the study plans for it)."""
-    return int(row.get("n", len(row.get("values") or []))), len(study.spec.get("seeds") or [])
-
-
-def _n_of(row: dict[str, Any], study: Study) -> str:
+def _n_of(row: dict[str, Any]) -> str:
     """The runs behind a row: "3", or "2 of 3" while some of the study's seeds are unfinished."""
-    n, planned = _n_planned(row, study)
+    n, planned = row["n"], row["n_expected"]
     return f"{n} of {planned}" if planned > n else str(n)
 
 
-def _study_rows(study: Study) -> list[dict[str, Any]]:
-    """summary.json's rows; where it is missing, the same numbers computed from the runs."""
-    if study.rows:
-        return [r for r in study.rows if r.get("mean") is not None]
-    rows = []
-    prev = None
-    for step in study.step_names():
-        vals = [r.accuracy for r in study.runs.get(step, []) if r.accuracy is not None]
-        if not vals:
-            continue
-        mean = statistics.fmean(vals)
-        std = statistics.stdev(vals) if len(vals) > 1 else None
-        rows.append(
-            {
-                "step": step,
-                "n": len(vals),
-                "mean": mean,
-                "std": std,
-                "ci95": None,
-                "min": min(vals),
-                "max": max(vals),
-                "values": vals,
-                "diff_prev": None if prev is None else mean - prev,
-                "diff_prev_ci95": None,
-            }
-        )
-        prev = mean
-    return rows
-
-
-def robustness_section(studies: list[Study], names: _Names) -> Section | None:
-    from cifarlab.report.charts import seed_chart
-
+def robustness_section(studies: list[StudyInput], names: _Names) -> Section | None:
     blocks: list[Block] = []
     for study in (s for s in studies if s.kind == "seeds"):
-        summary = {r.get("step"): r for r in _study_rows(study)}
+        summary = {r["step"]: r for r in study.rows()}
         for step in study.step_names():
             runs = study.runs.get(step, [])
             row = summary.get(step)
@@ -818,81 +517,69 @@ def robustness_section(studies: list[Study], names: _Names) -> Section | None:
             title = study.name if len(study.runs) <= 1 else f"{study.name}: {step}"
             blocks.append(Heading(title, level=3))
             if row:
-                n, planned = _n_planned(row, study)
-                seeds = (
-                    f"{n} of {planned} planned seeds (the study is not finished: rerun its "
-                    f"command to train the rest)"
-                    if planned > n
-                    else f"{n} seeds"
-                )
-                blocks.append(
-                    Paragraph(
-                        f"{seeds}: test accuracy "
-                        f"{row['mean']:.2f}% ± {row['std']:.2f} (std)"
-                        + (f", 95% CI {_ci(row.get('ci95'))}" if row.get("ci95") else "")
-                        + (
-                            f", range {row['min']:.2f} to {row['max']:.2f}"
-                            if row.get("min") is not None and row.get("max") is not None
-                            else ""
-                        )
-                        + "."
-                        if row.get("std") is not None
-                        else f"Test accuracy {row['mean']:.2f}%."
-                    )
-                )
+                blocks.append(Paragraph(_seed_summary(row)))
             if runs:
-                rows = []
-                for r in runs:
-                    m = r.metrics or {}
-                    rows.append(
-                        [
-                            str(m.get("seed", r.path.name)),
-                            _pct(r.accuracy),
-                            _pct(m["val_accuracy"] * 100)
-                            if m.get("val_accuracy") is not None
-                            else "—",
-                            _secs(m.get("train_time_s")),
-                            str(r.path.relative_to(study.path)),
-                        ]
-                    )
-                blocks.append(
-                    Table(
-                        [
-                            "seed",
-                            "test accuracy",
-                            "final validation accuracy",
-                            "training time",
-                            "run",
-                        ],
-                        rows,
-                        caption="One run per seed, identical recipe otherwise",
-                        numeric=[True, True, True, True, False],
-                    )
-                )
-                histories = {
-                    f"seed {(r.metrics or {}).get('seed', r.path.name)}": r.history
-                    for r in runs
-                    if r.history
-                }
-                accs = {
-                    f"seed {(r.metrics or {}).get('seed', r.path.name)}": r.accuracy
-                    for r in runs
-                    if r.accuracy is not None
-                }
-                if histories or accs:
-                    blocks.append(
-                        Figure(
-                            seed_chart(histories, accs),
-                            names(f"{study.name}-{step}-seeds"),
-                            "Validation accuracy of every seed (left); test accuracy per seed "
-                            "with mean and ±1 std band (right)",
-                        )
-                    )
+                blocks += _seed_runs(study, step, runs, names)
     return Section("robustness", "Robustness", blocks) if blocks else None
 
 
-def comparison_points(runs: list[Run], studies: list[Study]) -> list[dict[str, Any]]:
-    """One point per given run and per study step (mean over its seeds)."""
+def _seed_summary(row: dict[str, Any]) -> str:
+    """One sentence: how many seeds, mean ± std, 95% CI and range of a summary row."""
+    if row["std"] is None:
+        return f"Test accuracy {row['mean']:.2f}%."
+    n, planned = row["n"], row["n_expected"]
+    seeds = (
+        f"{n} of {planned} planned seeds (the study is not finished: rerun its command to "
+        f"train the rest)"
+        if planned > n
+        else f"{n} seeds"
+    )
+    return (
+        f"{seeds}: test accuracy {row['mean']:.2f}% ± {row['std']:.2f} (std)"
+        + (f", 95% CI {_ci(row['ci95'])}" if row["ci95"] else "")
+        + f", range {row['min']:.2f} to {row['max']:.2f}."
+    )
+
+
+def _seed_runs(study: StudyInput, step: str, runs: list[RunInput], names: _Names) -> list[Block]:
+    """A table of one seed study step's runs, and their curves and accuracies as a figure."""
+    rows = []
+    for r in runs:
+        m = r.metrics or {}
+        rows.append(
+            [
+                str(m.get("seed", r.path.name)),
+                _pct(r.accuracy),
+                _pct(m["val_accuracy"] * 100) if m.get("val_accuracy") is not None else "—",
+                _secs(m.get("train_time_s")),
+                str(r.path.relative_to(study.path)),
+            ]
+        )
+    blocks: list[Block] = [
+        Table(
+            ["seed", "test accuracy", "final validation accuracy", "training time", "run"],
+            rows,
+            caption="One run per seed, identical recipe otherwise",
+            numeric=[True, True, True, True, False],
+        )
+    ]
+    label = {id(r): f"seed {(r.metrics or {}).get('seed', r.path.name)}" for r in runs}
+    histories = {label[id(r)]: r.history for r in runs if r.history}
+    accs = {label[id(r)]: r.accuracy for r in runs if r.accuracy is not None}
+    if histories or accs:
+        blocks.append(
+            Figure(
+                seed_chart(histories, accs),
+                names(f"{study.name}-{step}-seeds"),
+                "Validation accuracy of every seed (left); test accuracy per seed "
+                "with mean and ±1 std band (right)",
+            )
+        )
+    return blocks
+
+
+def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[dict[str, Any]]:
+    """One point per given run and per study step (the summary's mean over its seeds)."""
     points = []
     for r in runs:
         m = r.metrics or {}
@@ -912,32 +599,30 @@ def comparison_points(runs: list[Run], studies: list[Study]) -> list[dict[str, A
             }
         )
     for study in studies:
-        for step in study.step_names():
-            done = [r for r in study.runs.get(step, []) if r.accuracy is not None]
-            if not done:
-                continue
-            accs = [r.accuracy for r in done]
-            times = [r.metrics.get("train_time_s") for r in done if r.metrics.get("train_time_s")]
-            speeds = [r.metrics.get("images_per_s") for r in done if r.metrics.get("images_per_s")]
+        for row in study.rows():
+            step = row["step"]
+            done = [r.metrics for r in study.runs.get(step, []) if r.accuracy is not None]
+            times = [m["train_time_s"] for m in done if m.get("train_time_s")]
+            speeds = [m["images_per_s"] for m in done if m.get("images_per_s")]
             points.append(
                 {
                     "label": f"{study.name}/{step}" if len(studies) > 1 or runs else step,
-                    "model": done[0].metrics.get("model"),
-                    "accuracy": statistics.fmean(accs),
-                    "std": statistics.stdev(accs) if len(accs) > 1 else None,
-                    "n": len(accs),
-                    "train_time_s": statistics.fmean(times) if times else None,
-                    "parameters": done[0].metrics.get("parameters"),
-                    "images_per_s": statistics.fmean(speeds) if speeds else None,
-                    "device": (done[0].metrics.get("provenance") or {}).get("device"),
+                    "model": done[0].get("model"),
+                    "accuracy": row["mean"],
+                    "std": row["std"],
+                    "n": row["n"],
+                    "train_time_s": mean(times) if times else None,
+                    "parameters": done[0].get("parameters"),
+                    "images_per_s": mean(speeds) if speeds else None,
+                    "device": (done[0].get("provenance") or {}).get("device"),
                 }
             )
     return points
 
 
-def comparison_section(runs: list[Run], studies: list[Study], names: _Names) -> Section | None:
-    from cifarlab.report.charts import comparison_chart
-
+def comparison_section(
+    runs: list[RunInput], studies: list[StudyInput], names: _Names
+) -> Section | None:
     points = comparison_points(runs, studies)
     if len(points) < 2:
         return None
@@ -1015,8 +700,6 @@ def build_document(
         robustness_section(studies, names),
         comparison_section(runs, studies, names),
     ]
-    from cifarlab import __version__
-
     meta = [
         ("generated", _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
         ("by", f"cifarlab {__version__}"),
@@ -1044,10 +727,4 @@ def write_report(
     if fmt not in ("html", "md"):
         raise ReportError(f"--format {fmt!r}: choose html or md")
     doc = build_document(paths, data_dir=data_dir, title=title)
-    if fmt == "html":
-        from cifarlab.report.html import write_html
-
-        return write_html(doc, out)
-    from cifarlab.report.markdown import write_markdown
-
-    return write_markdown(doc, out)
+    return write_html(doc, out) if fmt == "html" else write_markdown(doc, out)
