@@ -7,6 +7,7 @@ entry point that starts from a checkpoint, as ``cifarlab evaluate`` does.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from cifarlab.figures import plot_confusion
 from cifarlab.models import create_model
 from cifarlab.recipe import recipe_from_dict
 from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION, load_checkpoint, reason, write_json
-from cifarlab.runtime import autocast, resolve_device
+from cifarlab.runtime import autocast, eval_batch_and_format, resolve_device
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -47,7 +48,7 @@ def tta_views(x: torch.Tensor, mode: str) -> list[tuple[float, torch.Tensor]]:
     raise ValueError(f"unknown TTA mode {mode!r}")
 
 
-@torch.no_grad()
+@torch.no_grad()  # not inference_mode: the layout change below must leave normal parameters
 def predict_logits(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -59,23 +60,45 @@ def predict_logits(
     amp_dtype: torch.dtype | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
-    """Logits (N, classes) in float32 for uint8 images (N, 3, H, W), in eval mode."""
+    """Logits (N, classes) in float32 for uint8 images (N, 3, H, W), in eval mode.
+
+    On the CPU the pass runs in channels_last, in batches of at most
+    ``runtime.CPU_EVAL_BATCH`` (measured 4x faster); the model is put back as it was after.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    batch_size, memory_format = eval_batch_and_format(device, batch_size, memory_format)
     out = []
-    for start in range(0, images.shape[0], batch_size):
-        xb = normalize(to_float(images[start : start + batch_size].to(device)), mean, std)
-        logits = None
-        for weight, view in tta_views(xb, tta):
-            with autocast(device, amp_dtype):
-                y = model(view.contiguous(memory_format=memory_format)).float()
-            logits = weight * y if logits is None else logits + weight * y
-        out.append(logits)
+    with _in_memory_format(model, memory_format):
+        for start in range(0, images.shape[0], batch_size):
+            xb = normalize(to_float(images[start : start + batch_size].to(device)), mean, std)
+            logits = None
+            for weight, view in tta_views(xb, tta):
+                with autocast(device, amp_dtype):
+                    y = model(view.contiguous(memory_format=memory_format)).float()
+                logits = weight * y if logits is None else logits + weight * y
+            out.append(logits)
     model.train(was_training)
     if not out:
         return torch.zeros(0, 0)
     return torch.cat(out)
+
+
+@contextlib.contextmanager
+def _in_memory_format(model: torch.nn.Module, fmt: torch.memory_format):
+    """``model``'s 4-D weights in ``fmt`` for the block, then back in their own format (a
+    change of layout only: the values, and so training after it, are untouched)."""
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    if not convs or convs[0].is_contiguous(memory_format=fmt):
+        yield
+        return
+    was_cl = convs[0].is_contiguous(memory_format=torch.channels_last)
+    model.to(memory_format=fmt)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.channels_last if was_cl else torch.contiguous_format)
 
 
 def evaluate_sums(

@@ -65,6 +65,23 @@ def memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+# Evaluation on the CPU: channels_last in batches of at most 128. Measured side by side on our
+# 2-core AVX2 machine (seednet-improved, 10,000 images, inference mode): NCHW in batches of
+# 1000 (the old way) 4.6 s, NCHW/128 2.2 s, channels_last/128 1.1 s (oneDNN's blocked kernels,
+# and a batch whose activations stay in cache). Training itself stays in the recipe's format:
+# for seednet at batch 32, channels_last trained 0.76x as fast.
+CPU_EVAL_BATCH = 128
+
+
+def eval_batch_and_format(
+    device: torch.device, batch_size: int, fmt: torch.memory_format
+) -> tuple[int, torch.memory_format]:
+    """The batch size and memory format to evaluate with on ``device``."""
+    if device.type == "cpu":
+        return min(batch_size, CPU_EVAL_BATCH), torch.channels_last
+    return batch_size, fmt
+
+
 def fp32_linear(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``layer(x)`` in fp32 on the CPU even inside bf16 autocast.
 

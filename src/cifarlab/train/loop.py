@@ -36,7 +36,7 @@ from cifarlab import rundir
 from cifarlab.data.augment import augment_batch
 from cifarlab.data.batches import derive_seed, epoch_order, normalize, step_generator, to_float
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
-from cifarlab.errors import CheckpointError, TrainingError
+from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_parameters, create_model
@@ -67,6 +67,7 @@ class RunContext:
     emit: Callable[[str], None]  # the progress lines (through the bar when there is one)
     bar: Any = None  # a tqdm bar, or None
     tb: Any = None  # a TensorBoard SummaryWriter, or None
+    recipe_changes: tuple[dict[str, Any], ...] = ()  # allowed changes made at resumes
 
 
 def total_steps_for(recipe: Recipe, n_train: int) -> tuple[int, int]:
@@ -277,6 +278,7 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
             "normalization": {"mean": recipe.data.mean, "std": recipe.data.std},
             "data": ctx.data.describe(),
             "train_time_s": state.train_time,
+            "recipe_changes": list(ctx.recipe_changes),
         },
         {
             "recipe": recipe.name,
@@ -325,6 +327,8 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         data=data.describe(),
         provenance=provenance(ctx.device),
     )
+    if ctx.recipe_changes:
+        metrics["recipe_changes"] = list(ctx.recipe_changes)
     if ctx.world.active:
         metrics["provenance"]["world_size"] = ctx.world.size
     if not ctx.world.is_main:
@@ -359,6 +363,7 @@ def train(
     progress: bool | None = None,
     log: Callable[[str], None] = print,
     tensorboard: bool = False,
+    allow_change: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``out_dir`` and return its final metrics (also in metrics.json).
 
@@ -367,6 +372,11 @@ def train(
     trained on the bundled sample); ``"auto"`` resumes when there is a checkpoint, returns
     the stored metrics when the run finished, and starts fresh otherwise (what studies use).
     ``tensorboard`` also writes TensorBoard event files into ``out_dir/tensorboard``.
+
+    A resumed run keeps the recipe its checkpoint holds: ``overrides`` that change it are
+    refused unless every changed field is named in ``allow_change`` (e.g. ``train.epochs``
+    to train longer); allowed changes are recorded in the checkpoint and metrics.json
+    (``recipe_changes``). A ``recipe.toml`` edited by hand since is refused, never overwritten.
 
     Under torchrun (``torchrun -m cifarlab train`` or ``cifarlab train --nproc N``) every
     rank calls this: it joins the process group, takes its share of each global batch, and
@@ -388,7 +398,17 @@ def train(
         world.decide(lock)  # only rank 0 locks the directory it writes
         try:
             return _train_locked(
-                recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world
+                recipe,
+                run,
+                data,
+                data_dir,
+                overrides,
+                resume,
+                progress,
+                log,
+                tensorboard,
+                world,
+                tuple(allow_change),
             )
         except RuntimeError as exc:
             if world.active and distributed.is_collective_failure(exc):
@@ -396,8 +416,8 @@ def train(
             raise
 
 
-def decide_start(recipe, run: rundir.RunDir, overrides, resume) -> tuple[str, Any]:
-    """("finished", metrics) | ("resume", (name, checkpoint payload)) | ("fresh", recipe dict)."""
+def decide_start(recipe, run: rundir.RunDir, overrides, resume, allow_change=()) -> tuple[str, Any]:
+    """("finished", metrics) | ("resume", (name, payload, changes)) | ("fresh", recipe dict)."""
     found = run.latest_checkpoint()
     finished = run.is_finished()
     if resume is False and (found or finished):
@@ -411,24 +431,90 @@ def decide_start(recipe, run: rundir.RunDir, overrides, resume) -> tuple[str, An
         ckpt_path, payload = found
         if finished and payload["step"] >= payload.get("total_steps", -1):
             return "finished", run.metrics()
-        return "resume", (ckpt_path.name, payload)
+        check_recipe_file(run, payload["recipe"])
+        changes = recipe_changes(payload["recipe"], overrides, allow_change, run.path)
+        return "resume", (ckpt_path.name, payload, changes)
     return "fresh", load_recipe(recipe, overrides).to_dict()
 
 
+def check_recipe_file(run: rundir.RunDir, stored: dict[str, Any]) -> None:
+    """A run's recipe.toml must still say what its checkpoint trains; a hand edit is refused
+    (resuming would ignore it, and the end of the run would overwrite it)."""
+    on_disk = run.recipe()
+    if on_disk is None:
+        return
+    try:
+        edited = recipe_from_dict(on_disk).to_dict()
+    except CifarlabError as exc:
+        raise TrainingError(f"{run / rundir.RECIPE}: edited and no longer valid ({exc})") from None
+    diff = _differences(recipe_from_dict(stored).to_dict(), edited)
+    if diff:
+        field, old, new = diff[0]
+        raise TrainingError(
+            f"{run / rundir.RECIPE}: edited since the run started ({field}: {old!r} -> {new!r}); "
+            f"the checkpoint trains the original. Restore the file, or resume with "
+            f"--set {field}=... --allow-change {field}"
+        )
+
+
+def recipe_changes(
+    stored: dict[str, Any], overrides, allow_change: tuple[str, ...], where: Path
+) -> list[dict[str, Any]]:
+    """The fields ``overrides`` change in a resumed run's recipe, all of them allowed."""
+    if not overrides:
+        return []
+    before = recipe_from_dict(stored).to_dict()
+    after = load_recipe(stored, overrides).to_dict()
+    diff = _differences(before, after)
+    refused = [field for field, _, _ in diff if field not in allow_change]
+    if refused:
+        raise TrainingError(
+            f"{where}: --resume continues the run with its own recipe; it would change "
+            f"{', '.join(refused)}. To change a field on purpose: --allow-change {refused[0]} "
+            f"(recorded in the run), or start a new run"
+        )
+    return [{"field": f, "from": a, "to": b} for f, a, b in diff]
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple]:
+    """(dotted field, value in a, value in b) for every leaf that differs."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict) and key != "options":
+            out += _differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append((f"{prefix}{key}", va, vb))
+    return out
+
+
 def _train_locked(
-    recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world
+    recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world, allow_change
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     # Rank 0 reads the run directory and hands the outcome (a checkpoint, too) to every rank.
-    kind, found = world.decide(lambda: decide_start(recipe, run, overrides, resume))
+    kind, found = world.decide(lambda: decide_start(recipe, run, overrides, resume, allow_change))
     payload = None
     if kind == "finished":
         log(f"{run.path}: run already finished; nothing to do")
         return found
     if kind == "resume":
-        ckpt_name, payload = found
-        recipe = recipe_from_dict(payload["recipe"])
+        ckpt_name, payload, changes = found
         log(f"resuming {run.path} from {ckpt_name} at step {payload['step']}")
+        if changes:
+            recipe = load_recipe(payload["recipe"], overrides)
+            payload["recipe_changes"] = [
+                *payload.get("recipe_changes", []),
+                *({"at_step": payload["step"], **c} for c in changes),
+            ]
+            for c in changes:
+                log(
+                    f"recipe change at step {payload['step']}: {c['field']} {c['from']!r} -> {c['to']!r}"
+                )
+            if world.is_main:  # recorded in the checkpoint and metrics.json as well
+                rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
+        else:
+            recipe = recipe_from_dict(payload["recipe"])
     else:
         recipe = recipe_from_dict(found)
         if world.is_main:  # the resolved recipe is in the run directory from the first step on
@@ -548,6 +634,7 @@ def build(
         emit=bar.write if bar is not None else log,
         bar=bar,
         tb=_tensorboard_writer(run.path) if tensorboard else None,
+        recipe_changes=tuple((payload or {}).get("recipe_changes", [])),
     )
     return ctx, state
 

@@ -1,0 +1,92 @@
+"""A resumed run keeps its own recipe: changes are refused unless allowed, and recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import cifarlab.train.loop as loop
+from cifarlab.errors import TrainingError
+from cifarlab.rundir import load_checkpoint
+from cifarlab.train.loop import train
+
+# 1,600 training images / 32 = 50 steps per epoch; 0.2 epochs = 10 steps.
+TINY = {"train.epochs": 0.2, "train.eval_points": 2, "system.threads": 1}
+QUIET = {"progress": False, "log": lambda s: None}
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture
+def stopped_run(tmp_path, sample_data, monkeypatch):
+    """A seed-baseline run stopped right after its step-5 checkpoint."""
+    out = tmp_path / "run"
+    real_save = loop.save
+
+    def save_then_stop(state, ctx):
+        path = real_save(state, ctx)
+        if state.step == 5:
+            raise Stop
+        return path
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "save", save_then_stop)
+        with pytest.raises(Stop):
+            train("seed-baseline", out_dir=out, data=sample_data, overrides=TINY, **QUIET)
+    assert load_checkpoint(out)["step"] == 5
+    return out
+
+
+def test_resume_refuses_a_change_it_was_not_allowed(stopped_run, sample_data):
+    before = (stopped_run / "recipe.toml").read_text()
+    with pytest.raises(TrainingError) as err:
+        train(
+            out_dir=stopped_run, resume=True, data=sample_data, overrides={"optim.lr": 0.5}, **QUIET
+        )
+    assert "optim.lr" in str(err.value) and "--allow-change" in str(err.value)
+    assert (stopped_run / "recipe.toml").read_text() == before
+    assert load_checkpoint(stopped_run)["step"] == 5  # nothing trained
+
+
+def test_an_allowed_change_is_applied_and_recorded(stopped_run, sample_data):
+    metrics = train(
+        out_dir=stopped_run,
+        resume=True,
+        data=sample_data,
+        overrides={"train.epochs": 0.4},
+        allow_change=["train.epochs"],
+        **QUIET,
+    )
+    assert metrics["steps"] == 20  # trained on to the new length
+    change = {"at_step": 5, "field": "train.epochs", "from": 0.2, "to": 0.4}
+    assert metrics["recipe_changes"] == [change]
+    assert json.loads((stopped_run / "metrics.json").read_text())["recipe_changes"] == [change]
+    assert load_checkpoint(stopped_run)["recipe_changes"] == [change]
+    assert "epochs = 0.4" in (stopped_run / "recipe.toml").read_text()
+
+
+def test_the_same_overrides_on_resume_change_nothing(stopped_run, sample_data):
+    """Studies resume with the overrides the run started with: not a change."""
+    metrics = train(
+        "seed-baseline",
+        out_dir=stopped_run,
+        resume="auto",
+        data=sample_data,
+        overrides=TINY,
+        **QUIET,
+    )
+    assert metrics["steps"] == 10 and "recipe_changes" not in metrics
+
+
+def test_a_hand_edited_recipe_file_is_reported_not_overwritten(stopped_run, sample_data):
+    path = stopped_run / "recipe.toml"
+    edited = path.read_text().replace("lr = 0.001", "lr = 0.01")
+    assert edited != path.read_text()
+    path.write_text(edited)
+    with pytest.raises(TrainingError) as err:
+        train(out_dir=stopped_run, resume=True, data=sample_data, **QUIET)
+    assert "edited since the run started (optim.lr: 0.001 -> 0.01)" in str(err.value)
+    assert path.read_text() == edited
