@@ -19,7 +19,8 @@ that cifarlab itself picks *inside* another one (``RUN/evaluation/<tta>``, ``RUN
 must stay inside it (``within``): a link there that leads out is refused, so a link
 planted in a run directory cannot send our writes somewhere the user never named.
 
-This module does no I/O beyond stat/access/statvfs, except ``output_dir(create=True)``.
+Nothing here reads a file's contents or writes anything, except ``output_dir(create=True)``,
+which makes the folder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from cifarlab.errors import PathError
 
-# Below this many free bytes not even one figure (25-50 KB) fits: refuse before any work.
+# Below this many free bytes not even one figure (24-57 KB) fits: refuse before any work.
 # It is no promise that the run's outputs fit (a checkpoint is MBs); a disk that fills later
 # is caught by the atomic writers in cifarlab.rundir, which leave no partial file.
 MIN_FREE_BYTES = 64 * 1024
@@ -120,15 +121,12 @@ def output_file(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` is a file we can write (create, or replace atomically) in a folder that exists
     or can be created. An existing regular file is replaced; anything else is refused."""
     path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise _broken_link(path, what)
-    try:
-        st = path.stat()
-    except OSError:
-        st = None  # missing, or unreachable: the folder's check below says which
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise _error(path, what, f"is {_kind(st.st_mode)}, not a file", "give a file name")
-    place = _nearest_existing(path.parent, what, shown=path)
+    place = _nearest_existing(path, what)  # refuses a broken link, an unreachable path
+    if place == path:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise _error(path, what, f"is {_kind(mode)}, not a file", "give a file name")
+        place = _nearest_existing(path.parent, what, shown=path)
     mode = place.stat().st_mode
     if not stat.S_ISDIR(mode):
         raise _error(
@@ -150,7 +148,7 @@ def _stat(path: Path, what: str) -> os.stat_result:
     except FileNotFoundError:
         # Which part is missing: a broken link on the way, or the path itself?
         for part in (*reversed(path.parents), path):
-            if part.is_symlink() and not part.exists():
+            if os.path.islink(part) and not os.path.exists(part):
                 raise _broken_link(part, what, shown=path) from None
         raise _error(path, what, "not found", "check the path") from None
     except OSError as exc:
@@ -175,15 +173,17 @@ def _nearest_existing(path: Path, what: str, shown: Path | None = None) -> Path:
     shown = shown or path
     for part in (path, *path.parents):
         try:
-            os.lstat(part)
+            link = stat.S_ISLNK(os.lstat(part).st_mode)
         except (FileNotFoundError, NotADirectoryError):
             continue  # not there (yet), or below a file: the file is found further up
         except OSError as exc:
             raise _os_error(shown, what, exc) from None
-        if part.is_symlink() and not part.exists():
-            raise _broken_link(part, what, shown=shown)
         try:
-            part.stat()
+            os.stat(part)
+        except FileNotFoundError:
+            if link:
+                raise _broken_link(part, what, shown=shown) from None
+            continue  # removed since the lstat: look further up
         except OSError as exc:  # a link loop, or a link into a place we may not enter
             raise _os_error(shown, what, exc) from None
         return part
@@ -211,12 +211,17 @@ def _writable(path: Path, place: Path, what: str) -> None:
             f"{fails}: permission denied" + ("" if here else f" in {show(place)}"),
             "choose a folder you can write to",
         )
-    if fs is not None and fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
-        free = fs.f_bavail * fs.f_frsize // 1024
+    if fs is None:
+        return
+    free = fs.f_bavail * fs.f_frsize
+    # f_files == 0: a file system without an inode limit (btrfs, some network ones).
+    no_inodes = fs.f_files > 0 and fs.f_favail == 0
+    if free < MIN_FREE_BYTES or no_inodes:
+        left = "no free inodes" if no_inodes else f"{free // 1024} KiB free"
         raise _error(
             path,
             what,
-            f"{fails}: the disk is full ({free} KiB free in {show(place)})",
+            f"{fails}: the disk is full ({left} in {show(place)})",
             "free disk space or choose a folder on another disk",
         )
 
@@ -237,13 +242,18 @@ def _reusable(path: Path, what: str, reuse_if: Callable[[Path], bool]) -> None:
 
 
 def _inside(path: Path, root: Path, what: str) -> None:
-    real, real_root = path.resolve(), root.resolve()
+    try:
+        real, real_root = path.resolve(), root.resolve()
+    except RuntimeError:  # Python < 3.13 raises this for a link loop
+        raise _os_error(path, what, OSError(errno.ELOOP, "link loop")) from None
+    except OSError as exc:
+        raise _os_error(path, what, exc) from None
     if real != real_root and real_root not in real.parents:
         raise _error(
             path,
             what,
             f"leads out of {show(root)} (to {show(real)}) through a symbolic link",
-            f"remove the link, or name the folder you mean with {what}",
+            "remove the link, or name the folder you mean explicitly",
         )
 
 
@@ -274,8 +284,9 @@ _OS_ERRORS = {
     errno.EACCES: ("cannot be used: permission denied", "fix the permissions or give another path"),
     errno.EPERM: ("cannot be used: permission denied", "fix the permissions or give another path"),
     errno.EROFS: ("is on a read-only file system", "choose a folder on a writable disk"),
-    errno.ENOSPC: ("cannot be written: the disk is full", "free disk space or choose another disk"),
-    errno.EDQUOT: ("cannot be written: disk quota exceeded", "free space or choose another disk"),
+    # ENOSPC and EDQUOT come only from making the folder (output_dir(create=True)).
+    errno.ENOSPC: ("cannot be created: the disk is full", "free disk space or choose another disk"),
+    errno.EDQUOT: ("cannot be created: disk quota exceeded", "free space or choose another disk"),
     errno.ENOTDIR: ("goes through a file where a folder is needed", "check the path"),
     errno.EEXIST: ("already exists as something else", "give another path"),
     errno.ELOOP: ("goes through a symbolic link loop", "fix the links"),

@@ -31,11 +31,22 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def check_data_dir(data_dir: str | None) -> None:
-    """--data-dir names an existing, readable folder or tarball ('sample' and None pass)."""
+    """--data-dir names a readable folder or tarball ('sample' and None pass). A path that
+    is simply not there is left to the data loader, whose line lists the forms it looked for."""
     from cifarlab import paths
 
-    if data_dir is not None and data_dir != "sample":
-        paths.input_path(Path(data_dir).expanduser(), "--data-dir")
+    if data_dir is None or data_dir == "sample":
+        return
+    path = Path(data_dir).expanduser()
+    try:
+        os.lstat(path)
+        absent = False
+    except (FileNotFoundError, NotADirectoryError):
+        absent = not any(os.path.islink(p) and not os.path.exists(p) for p in path.parents)
+    except OSError:
+        absent = False  # we may not even look: input_path says so
+    if not absent:  # there, but perhaps a FIFO, unreadable, or behind a broken link
+        paths.input_path(path, "--data-dir")
 
 
 def check_run_out(out: str | Path, what: str = "--out") -> Path:

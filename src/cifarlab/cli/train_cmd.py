@@ -8,6 +8,7 @@ launcher (``torchrun --nproc-per-node N -m cifarlab train ...`` works as well);
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_run_out
@@ -242,7 +243,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     from cifarlab import paths
 
     if args.resume:
-        if Path(args.resume).is_file():
+        if os.path.isfile(args.resume):  # os.path: never raises (e.g. permission denied)
             raise PathError(
                 f"{paths.show(args.resume)}: --resume takes the run's folder, not a file; "
                 f"use --resume {paths.show(Path(args.resume).parent)}"
