@@ -109,6 +109,12 @@ def render(results: dict) -> str:
         "  lr, zero batch size, negative epochs, NaN/inf, unknown names, syntax, base loops).",
         "- **Non-finite loss**: NaN, +inf and -inf injected into the training loss at",
         "  seeded-random steps, before the first checkpoint, and a real divergence (SGD, lr 1e6).",
+        "- **User paths**: every command's path arguments given as a missing path, a file where",
+        "  a folder is needed and the reverse, a FIFO, socket or device, a broken symbolic link, a",
+        "  link inside a run leading out of it, a folder we may not read or write (as `nobody`),",
+        "  a read-only and a full file system (tmpfs mounts in a private mount namespace), a",
+        "  folder of the user's own files as `--out`, and a disk that fills while figures are",
+        "  written; nothing under the case's folder may be created, removed or changed.",
         "",
     ]
     failed = [c for c in results["cases"] if not c["handled"] or c["lost"]]

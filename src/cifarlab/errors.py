@@ -31,3 +31,7 @@ class TrainingError(CifarlabError):
 
 class OutputError(CifarlabError):
     """An output file or folder could not be written (full disk, read-only, permissions)."""
+
+
+class PathError(CifarlabError):
+    """A path given by the user is missing, of the wrong kind, or cannot be read or written."""

@@ -34,6 +34,7 @@ CATEGORIES: dict[str, str] = {
     "lock": "two runs into the same output directory",
     "bad_recipe": "bad recipe values (unknown key, wrong type, out of range)",
     "nonfinite": "non-finite loss injected during training",
+    "user_paths": "path mistakes on the command line (missing, wrong kind, broken or escaping link, permission denied, read-only or full disk, a folder of the user's)",
 }
 
 RESULTS_ENV = "CIFARLAB_RELIABILITY_RESULTS"

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_run_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -119,7 +119,8 @@ def _time_to_accuracy(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     if args.device != "auto":
         overrides["system.device"] = args.device
-    out = args.out or _free_dir(Path("runs") / f"bench-{Path(args.recipe).stem}")
+    out = check_run_out(args.out or _free_dir(Path("runs") / f"bench-{Path(args.recipe).stem}"))
+    check_data_dir(args.data_dir)
     # With --json, training's progress lines go to stderr so stdout is one JSON object.
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     result = time_to_accuracy(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 # Every subcommand takes --debug after its name too (`cifarlab data --debug`). SUPPRESS: a
 # subparser's own default would otherwise overwrite `cifarlab --debug data`'s True.
@@ -26,3 +28,64 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
             "sample. Default: $CIFARLAB_DATA, then the per-user cache, then a download."
         ),
     )
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """--data-dir names a readable folder or tarball ('sample' and None pass). A path that
+    is simply not there is left to the data loader, whose line lists the forms it looked for."""
+    from cifarlab import paths
+
+    if data_dir is None or data_dir == "sample":
+        return
+    path = Path(data_dir).expanduser()
+    try:
+        os.lstat(path)
+        absent = False
+    except (FileNotFoundError, NotADirectoryError):
+        absent = not any(os.path.islink(p) and not os.path.exists(p) for p in path.parents)
+    except OSError:
+        absent = False  # we may not even look: input_path says so
+    if not absent:  # there, but perhaps a FIFO, unreadable, or behind a broken link
+        paths.input_path(path, "--data-dir")
+
+
+def check_run_out(out: str | Path, what: str = "--out") -> Path:
+    """A run directory to train into: a new or empty folder, or one holding a run (the loop
+    then refuses it or resumes); a folder with anyone else's files is refused."""
+    from cifarlab import paths
+
+    return paths.output_dir(out, what, reuse_if=_run_folder)
+
+
+def _run_folder(folder: Path) -> bool:
+    """Holds a run, or nothing but what a run writes (one killed before its first checkpoint)."""
+    from cifarlab import rundir
+
+    names = {
+        rundir.RECIPE,
+        rundir.CHECKPOINT,
+        rundir.PREVIOUS,
+        rundir.SUMMARY,
+        rundir.HISTORY_JSON,
+        rundir.HISTORY_CSV,
+        rundir.METRICS,
+        *rundir.RUN_FIGURES,
+        rundir.EVALUATION_DIR,
+        rundir.TENSORBOARD_DIR,
+        rundir.TRAIN_LOG,
+        rundir.LOCK,
+        "export",  # cifarlab export's default folder
+    }
+    entries = os.listdir(folder)
+    # ".NAME.tmp-PID": a temp file of rundir.write_atomic that a killed run left behind.
+    return rundir.RunDir(folder).is_run() or all(
+        e in names or (e.startswith(".") and ".tmp-" in e) for e in entries
+    )
+
+
+def check_study_out(out: str | Path, what: str = "--out") -> Path:
+    """A study directory to write: a new or empty folder, or one holding a study.json."""
+    from cifarlab import paths
+    from cifarlab.studies.spec import STUDY_JSON
+
+    return paths.output_dir(out, what, reuse_if=lambda d: (d / STUDY_JSON).is_file())

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir
-from cifarlab.errors import CifarlabError
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,9 +38,13 @@ def _per_class(counts: dict[str, int]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `cifarlab --help` does not pay for numpy.
+    from cifarlab import paths
     from cifarlab.data import load_cifar10
     from cifarlab.data.explore import describe, write_figures
 
+    check_data_dir(args.data_dir)
+    if not args.no_figures:
+        paths.output_dir(args.out, "--out")  # before the data is read: fail in a second
     data = load_cifar10(args.data_dir)
     info = describe(data)
     print(f"source: {info['source']}")
@@ -56,14 +59,9 @@ def run(args: argparse.Namespace) -> int:
         train_n, test_n = info["train"]["per_class"][name], info["test"]["per_class"][name]
         print(f"  {name:<{width}}  {train_n:>7,}  {test_n:>7,}")
     if not args.no_figures:
-        try:
-            paths = write_figures(data, args.out)
-        except OSError as exc:
-            raise CifarlabError(
-                f"{args.out}: cannot write figures ({exc.strerror or exc}); "
-                "choose another folder with --out or pass --no-figures"
-            ) from None
+        # A disk that fills now is one line too (rundir.write_atomic), with no partial figure.
+        written = write_figures(data, args.out)
         print("figures:")
-        for path in paths:
+        for path in written:
             print(f"  {path}")
     return 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,12 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cifarlab import paths
     from cifarlab.evaluate import evaluate
     from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION_DIR
 
-    ckpt = Path(args.checkpoint)
+    ckpt = paths.input_path(args.checkpoint, "checkpoint")
     run_dir = ckpt if ckpt.is_dir() else ckpt.parent
-    out = Path(args.out) if args.out else run_dir / EVALUATION_DIR / args.tta
+    if args.out:
+        out = paths.output_dir(args.out, "--out")
+    else:  # beside the training's files, and nowhere else
+        out = paths.output_dir(
+            run_dir / EVALUATION_DIR / args.tta, "the default --out", within=run_dir
+        )
+    check_data_dir(args.data_dir)
 
     def show(result: dict) -> None:  # printed before anything is written
         if args.json:

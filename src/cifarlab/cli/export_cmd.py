@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cifarlab.cli.common import COMMON
 
@@ -42,10 +41,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cifarlab import paths
     from cifarlab.export import export_model
 
-    ckpt = Path(args.checkpoint)
-    out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent) / "export"
+    ckpt = paths.input_path(args.checkpoint, "checkpoint")
+    if args.out:
+        out = paths.output_dir(args.out, "--out")
+    else:  # beside the checkpoint, and nowhere else
+        run_dir = ckpt if ckpt.is_dir() else ckpt.parent
+        out = paths.output_dir(run_dir / "export", "the default --out", within=run_dir)
     written = export_model(ckpt, out, formats=args.formats or ["onnx"])
     for fmt, path in written.items():
         print(f"{fmt}: {path}")

@@ -50,11 +50,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cifarlab import paths
     from cifarlab.errors import CifarlabError
     from cifarlab.predict import load_trained_model, predict_paths
 
     if args.top_k < 1:
         raise CifarlabError(f"--top-k: must be at least 1, got {args.top_k}")
+    paths.input_path(args.checkpoint, "checkpoint")  # the pictures are checked one by one
     trained = load_trained_model(args.checkpoint, device=args.device)
     results, errors = predict_paths(trained, args.paths, top_k=args.top_k)
     for err in errors:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli.common import COMMON, check_data_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cifarlab import paths
     from cifarlab.report.sections import write_report
 
     fmt = args.format
@@ -54,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
     else:
         out = Path("report.md" if fmt == "md" else "report.html")
+    # Every path first: a report takes a while to build, and a bad -o should not waste it.
+    for d in args.dirs:
+        paths.input_dir(d, "run or study folder")
+    check_data_dir(args.data_dir)
+    paths.output_file(out, "--out")
+    if fmt == "md" or (fmt is None and out.suffix.lower() in (".md", ".markdown")):
+        # Markdown puts its figures in <stem>_files/ beside the file (report.markdown).
+        paths.output_dir(out.with_name(f"{out.stem}_files"), "--out's figure folder")
     path = write_report(args.dirs, out, fmt, data_dir=args.data_dir, title=args.title)
     print(f"report: {path}")
     return 0

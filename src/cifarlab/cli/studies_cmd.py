@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from cifarlab.cli.common import COMMON, add_data_dir
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_study_out
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -93,7 +93,8 @@ def execute(study, args: argparse.Namespace) -> int:
     from cifarlab.studies.spec import parse_shard
 
     shard = parse_shard(args.shard) if args.shard is not None else None
-    out = Path(args.out) if args.out else Path("studies-out") / study.name
+    out = check_study_out(args.out or Path("studies-out") / study.name)
+    check_data_dir(args.data_dir)
     print(f"study directory: {out}")
     run_study(
         study,
@@ -155,8 +156,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_summarize(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cifarlab import paths
     from cifarlab.studies.summary import summarize_study
 
+    paths.input_dir(args.dir, "study folder")
+    paths.output_dir(args.dir, "study folder")  # the summary is written into it
     summarize_study(args.dir, figures=args.figures)
     print((Path(args.dir) / "summary.md").read_text(encoding="utf-8"), end="")
     return 0
@@ -165,8 +169,12 @@ def run_summarize(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cifarlab import paths
     from cifarlab.studies.runner import merge_studies
 
+    for d in args.dirs:
+        paths.input_dir(d, "study folder")
+    check_study_out(args.out)
     merge_studies(args.dirs, args.out, figures=args.figures)
     print((Path(args.out) / "summary.md").read_text(encoding="utf-8"), end="")
     return 0

@@ -8,10 +8,11 @@ launcher (``torchrun --nproc-per-node N -m cifarlab train ...`` works as well);
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir
-from cifarlab.errors import CifarlabError, TrainingError
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_run_out
+from cifarlab.errors import CifarlabError, PathError, TrainingError
 
 # Options the launcher consumes; every other option is handed on to the worker processes.
 LAUNCHER_DESTS = ("nproc", "nnodes", "node_rank", "rdzv_endpoint")
@@ -147,6 +148,8 @@ def _train(args: argparse.Namespace, rank: int) -> int:
     from cifarlab.train.loop import train
 
     overrides = _overrides(args)
+    if rank == 0:  # only rank 0 writes the run directory
+        _check_paths(args)
     if args.resume:
         train(
             out_dir=args.resume,
@@ -167,11 +170,7 @@ def _train(args: argparse.Namespace, rank: int) -> int:
         )
         return 0
     recipe = load_recipe(args.recipe, overrides)  # fail fast on a bad recipe, before any data I/O
-    out = (
-        Path(args.out)
-        if args.out
-        else _fresh_dir(Path("runs") / f"{recipe.name}-seed{recipe.seed}")
-    )
+    out = Path(args.out) if args.out else _default_out(recipe)
     print(f"run directory: {out}")
     train(
         recipe,
@@ -193,15 +192,13 @@ def _launch(args: argparse.Namespace) -> int:
             "--nproc/--nnodes: this process was itself started by torchrun; drop those options"
         )
     nproc = args.nproc if args.nproc is not None else 1
+    if args.node_rank == 0:  # fail fast, before any worker starts (node 0 writes the run)
+        _check_paths(args)
     if args.resume:
         out = Path(args.resume)
     else:
         recipe = load_recipe(args.recipe, _overrides(args))  # fail fast, before any worker starts
-        out = (
-            Path(args.out)
-            if args.out
-            else _fresh_dir(Path("runs") / f"{recipe.name}-seed{recipe.seed}")
-        )  # rank 0 prints it
+        out = Path(args.out) if args.out else _default_out(recipe)  # rank 0 prints it
     child = ["train", *_child_argv(args)]
     if not args.resume:
         child += ["--out", str(out)]  # every rank gets the same name (only rank 0 writes)
@@ -239,6 +236,28 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
         elif value is not None and value != action.default:
             argv += [flag, str(value)]
     return argv
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """--resume, --out and --data-dir, before the recipe, the data or a worker is touched."""
+    from cifarlab import paths
+
+    if args.resume:
+        if os.path.isfile(args.resume):  # os.path: never raises (e.g. permission denied)
+            raise PathError(
+                f"{paths.show(args.resume)}: --resume takes the run's folder, not a file; "
+                f"use --resume {paths.show(Path(args.resume).parent)}"
+            )
+        paths.input_dir(args.resume, "--resume")
+        paths.output_dir(args.resume, "--resume")  # resuming writes into it
+    elif args.out:
+        check_run_out(args.out)
+    check_data_dir(args.data_dir)
+
+
+def _default_out(recipe) -> Path:
+    """runs/<recipe>-seed<N> (numbered if taken), checked like --out."""
+    return check_run_out(_fresh_dir(Path("runs") / f"{recipe.name}-seed{recipe.seed}"))
 
 
 def _fresh_dir(base: Path) -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cifarlab.data.readers import CIFAR10
+from cifarlab.paths import output_dir
 
 SPLITS = ("train", "test")
 
@@ -37,14 +38,20 @@ def describe(data: CIFAR10) -> dict[str, Any]:
 
 def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
     """Write, for train and test, a 2×5 grid of one image per class and a per-class
-    count histogram, as PNGs in ``out_dir``; return their paths."""
+    count histogram, as PNGs in ``out_dir``; return their paths.
+
+    Each figure is written atomically: a failure (full disk, read-only) raises one line
+    (OutputError / PathError) and leaves no partial or empty PNG.
+    """
     # The object-oriented API with an explicit Agg canvas: no pyplot global state,
     # no display needed, and no clash with a backend the caller already chose.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Imported here: rundir imports torch, which `cifarlab data --no-figures` never needs.
+    from cifarlab.rundir import save_figure
+
+    out_dir = output_dir(out_dir, "figure folder", create=True)
     paths = []
     for split in SPLITS:
         images, labels = _split(data, split)
@@ -59,8 +66,7 @@ def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
                 ax.imshow(images[where[0]], interpolation="nearest")
             ax.set_title(name)
         fig.suptitle(f"CIFAR-10 {split}: one image per class")
-        paths.append(out_dir / f"{split}_examples.png")
-        fig.savefig(paths[-1], dpi=100)
+        paths.append(save_figure(fig, out_dir / f"{split}_examples.png"))
 
         counts = np.bincount(labels, minlength=len(data.classes))
         fig = Figure(figsize=(8, 4), layout="constrained")
@@ -71,6 +77,5 @@ def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
         ax.set_xticks(range(len(counts)), data.classes, rotation=45, ha="right")
         ax.set_ylabel("images")
         ax.set_title(f"CIFAR-10 {split}: {len(labels):,} images by class")
-        paths.append(out_dir / f"{split}_class_counts.png")
-        fig.savefig(paths[-1], dpi=100)
+        paths.append(save_figure(fig, out_dir / f"{split}_class_counts.png"))
     return paths
