@@ -36,8 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
 from cifarlab.version import __version__
 
@@ -250,6 +248,8 @@ class RunLock:
 
 
 def versions() -> dict[str, str]:
+    import torch
+
     return {"cifarlab": __version__, "torch": str(torch.__version__)}
 
 
@@ -261,6 +261,8 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
     A crash at any moment leaves a complete checkpoint.pt (once one was written), and a
     failed write (disk full, I/O error) raises CheckpointError and leaves no temp file.
     """
+    import torch  # here, not at the top: figures and JSON are written without torch
+
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
     payload = {
@@ -361,7 +363,7 @@ def _test_pause(phase: str, step: Any) -> None:
         time.sleep(120)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a cifarlab checkpoint safely; a run directory means its checkpoint.pt.
 
     Damaged, empty, truncated, bit-flipped or foreign files raise CheckpointError naming
@@ -369,6 +371,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     itself does not check them, so a flipped bit in a tensor would load silently), and
     ``weights_only=True`` refuses any object other than tensors and plain data.
     """
+    import torch
+
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -439,6 +443,8 @@ def _printable(text: str) -> str:
 
 def _check_payload(path: Path, payload: dict[str, Any]) -> None:
     """The entries a resume or an evaluation uses have the right types, or CheckpointError."""
+    import torch
+
     for key in ("model", "recipe", "step"):
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")

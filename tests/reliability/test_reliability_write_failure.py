@@ -104,7 +104,7 @@ class Fault:
 
         # checkpoint.py's own open() and torch.save / os.* as it calls them.
         monkeypatch.setattr(ckpt_module, "open", counting_open, raising=False)
-        monkeypatch.setattr(ckpt_module.torch, "save", failing_save)
+        monkeypatch.setattr(torch, "save", failing_save)
         monkeypatch.setattr(ckpt_module.os, "fsync", failing_fsync)
         monkeypatch.setattr(ckpt_module.os, "link", failing_link)
         monkeypatch.setattr(ckpt_module.os, "replace", failing_replace)

@@ -90,3 +90,22 @@ def test_a_hand_edited_recipe_file_is_reported_not_overwritten(stopped_run, samp
         train(out_dir=stopped_run, resume=True, data=sample_data, **QUIET)
     assert "edited since the run started (optim.lr: 0.001 -> 0.01)" in str(err.value)
     assert path.read_text() == edited
+
+
+def test_cli_resume_takes_set_only_with_allow_change(stopped_run, capsys):
+    from cifarlab.cli.main import main
+
+    base = ["train", "--resume", str(stopped_run), "--data-dir", "sample", "--no-progress"]
+    for extra, expected in (
+        (["--recipe", "seed-improved"], "--recipe: --resume"),
+        (["--set", "train.epochs=0.4"], "would change train.epochs"),
+        (["--allow-change", "train.epochs"], "--allow-change: nothing to change"),
+    ):
+        capsys.readouterr()
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expected in err, err
+    assert load_checkpoint(stopped_run)["step"] == 5
+    argv = [*base, "--set", "train.epochs=0.4", "--allow-change", "train.epochs"]
+    assert main(argv) == 0
+    assert json.loads((stopped_run / "metrics.json").read_text())["steps"] == 20

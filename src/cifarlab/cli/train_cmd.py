@@ -16,6 +16,7 @@ from cifarlab.errors import CifarlabError, PathError, TrainingError
 
 # Options the launcher consumes; every other option is handed on to the worker processes.
 LAUNCHER_DESTS = ("nproc", "nnodes", "node_rank", "rdzv_endpoint")
+RECIPE_DEFAULT = "seed-baseline"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--recipe",
-        default="seed-baseline",
+        default=None,
         metavar="NAME|FILE",
         help="built-in recipe name (see `cifarlab recipes`) or a TOML file (default: seed-baseline)",
     )
@@ -53,7 +54,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         default=None,
         metavar="DIR",
-        help="continue the run in DIR from its last checkpoint",
+        help="continue the run in DIR from its last checkpoint, with its own recipe",
+    )
+    p.add_argument(
+        "--allow-change",
+        dest="allow_change",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="with --resume: let --set (or --epochs, --seed, --device) change FIELD of the run's "
+        "recipe, e.g. --allow-change train.epochs --set train.epochs=40 to train longer; the "
+        "change is recorded in the run (metrics.json recipe_changes). Repeatable",
     )
     p.add_argument(
         "--device",
@@ -148,12 +159,15 @@ def _train(args: argparse.Namespace, rank: int) -> int:
     from cifarlab.train.loop import train
 
     overrides = _overrides(args)
+    _check_resume_options(args, overrides)
     if rank == 0:  # only rank 0 writes the run directory
         _check_paths(args)
     if args.resume:
         train(
             out_dir=args.resume,
             resume=True,
+            overrides=overrides,
+            allow_change=args.allow_change,
             data_dir=args.data_dir,
             progress=args.progress,
             tensorboard=args.tensorboard,
@@ -162,14 +176,16 @@ def _train(args: argparse.Namespace, rank: int) -> int:
     if rank != 0:
         # Only rank 0 reads the recipe and writes the run directory (it tells the others).
         train(
-            args.recipe,
+            args.recipe or RECIPE_DEFAULT,
             overrides=overrides,
             out_dir=Path(args.out or "runs"),
             data_dir=args.data_dir,
             progress=False,
         )
         return 0
-    recipe = load_recipe(args.recipe, overrides)  # fail fast on a bad recipe, before any data I/O
+    recipe = load_recipe(
+        args.recipe or RECIPE_DEFAULT, overrides
+    )  # fail fast on a bad recipe, before any data I/O
     out = Path(args.out) if args.out else _default_out(recipe)
     print(f"run directory: {out}")
     train(
@@ -182,6 +198,20 @@ def _train(args: argparse.Namespace, rank: int) -> int:
     return 0
 
 
+def _check_resume_options(args: argparse.Namespace, overrides: dict) -> None:
+    """--resume continues a run with its own recipe: --recipe is refused, and so is
+    --allow-change without --resume (the loop refuses --set changes it was not allowed)."""
+    if args.resume and args.recipe is not None:
+        raise TrainingError(
+            f"--recipe: --resume {args.resume} continues with the run's own recipe; drop "
+            f"--recipe, or change single fields with --set KEY=VALUE --allow-change KEY"
+        )
+    if args.allow_change and not args.resume:
+        raise TrainingError("--allow-change: only with --resume DIR (a new run takes --set)")
+    if args.allow_change and not overrides:
+        raise TrainingError("--allow-change: nothing to change; add --set KEY=VALUE")
+
+
 def _launch(args: argparse.Namespace) -> int:
     """Start ``args.nproc`` workers on this node under torch.distributed.run; wait for them."""
     from cifarlab.recipe import load_recipe
@@ -192,12 +222,15 @@ def _launch(args: argparse.Namespace) -> int:
             "--nproc/--nnodes: this process was itself started by torchrun; drop those options"
         )
     nproc = args.nproc if args.nproc is not None else 1
+    _check_resume_options(args, _overrides(args))
     if args.node_rank == 0:  # fail fast, before any worker starts (node 0 writes the run)
         _check_paths(args)
     if args.resume:
         out = Path(args.resume)
     else:
-        recipe = load_recipe(args.recipe, _overrides(args))  # fail fast, before any worker starts
+        recipe = load_recipe(
+            args.recipe or RECIPE_DEFAULT, _overrides(args)
+        )  # fail fast, before any worker starts
         out = Path(args.out) if args.out else _default_out(recipe)  # rank 0 prints it
     child = ["train", *_child_argv(args)]
     if not args.resume:
