@@ -208,7 +208,14 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         for _ in range(100):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:  # O_NOFOLLOW: a symlink planted at .lock is refused, never followed
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as exc:
+                why = "a symlink" if exc.errno == errno.ELOOP else reason(exc)
+                raise TrainingError(
+                    f"{self.path}: cannot take the run lock ({why}); remove it or choose "
+                    f"another --out"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

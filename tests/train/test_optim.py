@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cifarlab.train.recipe import load_recipe
 
 from cifarlab.errors import RecipeError
 from cifarlab.models import create_model
+from cifarlab.recipe import load_recipe
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
 
 # airbench94_muon (KellerJordan/cifar10-airbench): batch 2000, loss summed over the batch.
