@@ -28,7 +28,9 @@ RECIPES = {
 def one_run(recipe: str, overrides: list[str], compile_: bool, data_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        sets = [a for o in [*overrides, f"system.compile={str(compile_).lower()}"] for a in ("--set", o)]
+        sets = [
+            a for o in [*overrides, f"system.compile={str(compile_).lower()}"] for a in ("--set", o)
+        ]
         cmd = [sys.executable, "-m", "cifarlab", "train", "--recipe", recipe, *sets]
         cmd += ["--data-dir", str(data_dir), "--out", str(out), "--no-progress"]
         wall = time.perf_counter()
@@ -36,12 +38,11 @@ def one_run(recipe: str, overrides: list[str], compile_: bool, data_dir: Path) -
         wall = time.perf_counter() - wall
         m = json.loads((out / "metrics.json").read_text())
         h = json.loads((out / "history.json").read_text())
-    batch = m["steps"] and 50000 // 1  # placeholder, replaced below
     steps, times = h["step"], h["time_s"]
     # history rows: step 0 (time 0), then each evaluation point with the cumulative train time
     first, last = 1, len(steps) - 1
     per_step = (times[last] - times[first]) / (steps[last] - steps[first])
-    batch = round(m["images_per_s"] * m["train_time_s"] / m["steps"]) if m["steps"] else 0
+    batch = round(m["images_per_s"] * m["train_time_s"] / m["steps"])  # images per step
     return {
         "images_per_s": batch / per_step,
         "warmup_s": times[first] - steps[first] * per_step,
@@ -58,7 +59,9 @@ def main() -> None:
     p.add_argument("--recipes", nargs="*", default=list(RECIPES))
     args = p.parse_args()
     data_dir = Path(args.data_dir).resolve()
-    print(f"{'recipe':<14} {'compile':<8} {'img/s':>8} {'warm-up s':>10} {'train s':>8} {'wall s':>7}")
+    print(
+        f"{'recipe':<14} {'compile':<8} {'img/s':>8} {'warm-up s':>10} {'train s':>8} {'wall s':>7}"
+    )
     for recipe in args.recipes:
         rows: dict[bool, list[dict]] = {False: [], True: []}
         for r in range(args.repeats):
