@@ -34,6 +34,10 @@ CATEGORIES: dict[str, str] = {
     "lock": "two runs into the same output directory",
     "bad_recipe": "bad recipe values (unknown key, wrong type, out of range)",
     "nonfinite": "non-finite loss injected during training",
+    "odd_images": "pictures for predict: 16-bit, palette, GIF/BMP/TIFF in folders, a decompression-bomb header, a FIFO",
+    "hostile_report": "markup and Markdown in every string a run shows in a report (HTML and Markdown)",
+    "resume_recipe": "a resume asked to change its recipe: --set without --allow-change, --recipe, a hand-edited recipe.toml",
+    "evaluate_outputs": "cifarlab evaluate beside a training's outputs, and an evaluation.json it cannot write",
     "user_paths": "path mistakes on the command line (missing, wrong kind, broken or escaping link, permission denied, read-only or full disk, a folder of the user's)",
 }
 
