@@ -1,6 +1,10 @@
-"""Recipes a user can hurt themselves with: run length, bounds, free text (issue 14, item 4)."""
+"""Recipes a user can hurt themselves with: bounds, file kinds, encodings, sizes (issue 14,
+item 4)."""
 
 from __future__ import annotations
+
+import os
+import threading
 
 import pytest
 
@@ -8,10 +12,12 @@ from cifarlab import recipe as recipe_mod
 from cifarlab.errors import RecipeError
 from cifarlab.recipe import (
     DEFAULT_MAX_STEPS,
+    MAX_FILE_BYTES,
     builtin_recipes,
     check_run_length,
     load_recipe,
 )
+from cifarlab.studies.ladder import load_ladder
 
 
 def _refused(overrides: list[str], recipe: str = "seed-baseline") -> str:
@@ -94,3 +100,138 @@ def test_free_text_longer_than_its_limit_is_refused(key, limit):
     assert load_recipe("seed-baseline", {key: "x" * limit})
     msg = _refused({key: "é" * (limit + 1)})
     assert msg == f"{key}: {limit + 1:,} characters, more than the limit of {limit:,}; shorten it"
+
+
+# --------------------------------------------------------------------------- file size
+
+
+def test_a_recipe_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    path = tmp_path / "big.toml"
+    path.write_bytes(b"seed = 1\n" + b"#" * MAX_FILE_BYTES)
+
+    def parse(text):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(recipe_mod.tomllib, "loads", parse)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert str(err.value) == (
+        f"{path}: recipe file is 1,048,585 bytes, more than the limit of 1,048,576 bytes "
+        "(1 MiB); a recipe is a few kilobytes of settings"
+    )
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def test_a_non_utf8_byte_is_refused_with_its_offset(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('description = "café"\n'.encode("latin-1"))
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert str(err.value) == (
+        f"{path}: recipe file is not UTF-8: byte 0xe9 at offset 18 is not valid UTF-8 "
+        "(invalid continuation byte); save the file as UTF-8"
+    )
+    ladder = tmp_path / "ladder.toml"
+    ladder.write_bytes(b'name = "t"\nbase = "seed-baseline"\n\xff')
+    with pytest.raises(RecipeError, match=r"ladder.toml: ladder file is not UTF-8: byte 0xff at "):
+        load_ladder(ladder)
+
+
+def test_utf8_text_and_a_byte_order_mark_read(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbfdescription = "caf\xc3\xa9"\n')
+    assert load_recipe(path).description == "café"
+
+
+# --------------------------------------------------------------------------- file kinds
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    for name in ("runs.toml", "runs"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(RecipeError) as err:
+            load_recipe(tmp_path / name)
+        assert str(err.value) == (
+            f"{tmp_path / name}: is a directory, not a recipe file; give the path of a .toml file"
+        )
+
+
+def test_a_run_directory_named_like_a_builtin_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast94").mkdir()
+    assert load_recipe("fast94").model.name == "fastnet"
+
+
+def _load_in_thread(path) -> BaseException | None:
+    """load_recipe(path) in a thread; a FIFO that blocks it is unblocked, and the test fails."""
+    out: list[BaseException | None] = [None]
+
+    def run():
+        try:
+            load_recipe(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out[0] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # lets the blocked open return
+        os.close(fd)
+        t.join(10)
+        pytest.fail(f"reading {path} blocked")
+    return out[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("name", ["pipe.toml", "pipe"])
+def test_a_fifo_is_named_and_never_opened(tmp_path, name):
+    path = tmp_path / name
+    os.mkfifo(path)
+    exc = _load_in_thread(path)
+    assert isinstance(exc, RecipeError), exc
+    assert str(exc) == (
+        f"{path}: is a named pipe (FIFO), not a recipe file; give the path of a .toml file"
+    )
+
+
+def test_a_dangling_symlink_names_its_target(tmp_path):
+    link = tmp_path / "mine.toml"
+    link.symlink_to(tmp_path / "moved.toml")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(link)
+    assert str(err.value) == (
+        f"{link}: recipe file is a symbolic link to '{tmp_path / 'moved.toml'}', "
+        "which does not exist"
+    )
+
+
+@pytest.mark.parametrize("how", ["chmod", "injected"])
+def test_an_unreadable_file_says_so(tmp_path, monkeypatch, how):
+    path = tmp_path / "locked.toml"
+    path.write_text("seed = 1\n")
+    if how == "chmod":
+        if os.geteuid() == 0:
+            pytest.skip("root reads any file")
+        path.chmod(0)
+    else:  # as root: the open fails as it would for anyone else
+        real = os.open
+
+        def deny(p, *args, **kwargs):
+            if os.fspath(p) == str(path):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(p, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", deny)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert str(err.value) == f"{path}: cannot read the recipe file (permission denied)"
+
+
+def test_a_missing_file_is_still_not_found(tmp_path):
+    with pytest.raises(RecipeError, match=r"nope.toml: recipe file not found$"):
+        load_recipe(tmp_path / "nope.toml")
+    with pytest.raises(RecipeError, match=r"sub/nope: recipe file not found$"):
+        load_recipe("sub/nope")
