@@ -9,6 +9,7 @@ section.key=value`` overrides any field, parsed as a TOML value.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -380,10 +381,19 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
-    """Build and validate a Recipe; unknown keys and bad values raise RecipeError."""
+def recipe_from_dict(raw: dict[str, Any], *, stored: bool = False) -> Recipe:
+    """Build and validate a Recipe; unknown keys and bad values raise RecipeError.
+
+    ``stored=True`` is for a recipe read back from a run (its checkpoint or recipe.toml:
+    evaluate, predict, export, resume). One written by an older cifarlab is first brought to
+    today's fields (``migrate_stored``), and the limits on what a new run may ask for (run
+    length, text size: ``validate``'s ``new_run``) are not applied, since that run exists.
+    A user's recipe and ``--set`` (``load_recipe``) keep every check and every refusal.
+    """
+    if stored:
+        raw = migrate_stored(raw)
     recipe = _build(Recipe, raw, prefix="")
-    validate(recipe)
+    validate(recipe, new_run=not stored)
     return recipe
 
 
@@ -476,6 +486,57 @@ MOVED_MODEL_OPTIONS = {
     "head_lr_scale": "head_lr",
     "bias_momentum": "bias_momentum",
 }
+# fastnet's defaults for them before they moved (commit bbdd471, 2026-11-29).
+_OLD_FASTNET_OPTIONS = {"bias_lr_scale": 64.0}
+
+
+def migrate_stored(raw: dict[str, Any]) -> dict[str, Any]:
+    """A recipe stored by a run before the optimiser policy moved to ``[optim]``, in today's
+    fields (a new dict; ``raw`` is not changed). A recipe of today comes back as it is.
+
+    Until commit bbdd471 (2026-11-29) fastnet took the policy as model options: the biases'
+    and the head's peak lr as multiples of ``optim.lr`` (``bias_lr_scale``, default 64;
+    ``head_lr_scale``, default 1) and their momentum (``bias_momentum``, default: ``momentum``),
+    and Muon always held its filters at norm sqrt(out_channels). train/optim.py now reads
+    ``optim.bias_lr`` and ``optim.head_lr`` as lrs (a group's lr scale is bias_lr / lr), so
+    ``bias_lr = lr x bias_lr_scale`` and ``head_lr = lr x head_lr_scale`` give the old groups'
+    lrs, weight decays and momenta; ``optim.weight_norm = true`` keeps Muon's filters as they
+    were. Such a recipe is told by what it lacks: ``optim.weight_norm``, a bool written into
+    every resolved recipe since that commit (checkpoint and recipe.toml alike).
+    """
+    if not isinstance(raw, dict):
+        return raw  # _build names the problem
+    model, optim = raw.get("model"), raw.get("optim")
+    if not isinstance(model, dict) or not isinstance(optim, dict):
+        return raw
+    options = model.get("options", {})
+    if not isinstance(options, dict):
+        return raw
+    old_fastnet = model.get("name") == "fastnet" and "weight_norm" not in optim
+    if not old_fastnet and not set(options) & set(MOVED_MODEL_OPTIONS):
+        return raw
+    raw = copy.deepcopy(raw)
+    model, optim = raw["model"], raw["optim"]
+    options = model["options"] = {
+        **(_OLD_FASTNET_OPTIONS if old_fastnet else {}),
+        **model.get("options", {}),
+    }
+    if old_fastnet and optim.get("name") == "muon":
+        optim["weight_norm"] = True
+    lr = optim.get("lr", OptimConfig.lr)
+    for old, new in MOVED_MODEL_OPTIONS.items():
+        value = options.get(old)
+        if value is None or optim.get(new) is not None:
+            continue  # absent; or set both ways, which validation refuses by name
+        if not _is_number(value) or (old.endswith("_lr_scale") and not _is_number(lr)):
+            continue  # left for validation to refuse by name
+        optim[new] = lr * value if old.endswith("_lr_scale") else value
+        del options[old]
+    return raw
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_moved_options(r: Recipe) -> None:
@@ -492,11 +553,19 @@ def _check_moved_options(r: Recipe) -> None:
         )
 
 
-def validate(r: Recipe) -> None:
-    """Range checks that types alone cannot express."""
-    for key, limit in MAX_TEXT.items():
-        n = len(getattr(r, key))
-        _check(n <= limit, key, f"{n:,} characters, more than the limit of {limit:,}; shorten it")
+def validate(r: Recipe, new_run: bool = True) -> None:
+    """Range checks that types alone cannot express.
+
+    ``new_run`` adds the limits on what a new run may ask for (its length before any data is
+    read, the size of its free text); a stored recipe (``recipe_from_dict(stored=True)``)
+    skips them: its run was accepted when it started.
+    """
+    if new_run:
+        for key, limit in MAX_TEXT.items():
+            n = len(getattr(r, key))
+            _check(
+                n <= limit, key, f"{n:,} characters, more than the limit of {limit:,}; shorten it"
+            )
     _check(
         0.0 <= r.data.val_fraction < 1.0,
         "data.val_fraction",
@@ -564,16 +633,17 @@ def validate(r: Recipe) -> None:
     _check(r.train.epochs >= 0, "train.epochs", f"must be >= 0, got {r.train.epochs}")
     _check(r.train.batch_size > 0, "train.batch_size", f"must be > 0, got {r.train.batch_size}")
     _check(r.train.max_steps > 0, "train.max_steps", f"must be > 0, got {r.train.max_steps}")
-    _check(
-        r.train.epochs <= MAX_EPOCHS,
-        "train.epochs",
-        f"{r.train.epochs:g} is more than {MAX_EPOCHS:,} epochs, the most a run may take "
-        f"(the longest built-in recipe takes 200)",
-    )
-    # Before any data is read: the run on CIFAR-10's training split, after data.val_fraction
-    # (split.py's rounding). check_run_length repeats this on the real split.
-    held_out = math.floor(CIFAR10_TRAIN_IMAGES * r.data.val_fraction + 0.5)
-    _check_steps(r, CIFAR10_TRAIN_IMAGES - held_out, "CIFAR-10's")
+    if new_run:
+        _check(
+            r.train.epochs <= MAX_EPOCHS,
+            "train.epochs",
+            f"{r.train.epochs:g} is more than {MAX_EPOCHS:,} epochs, the most a run may take "
+            f"(the longest built-in recipe takes 200)",
+        )
+        # Before any data is read: the run on CIFAR-10's training split, after data.val_fraction
+        # (split.py's rounding). check_run_length repeats this on the real split.
+        held_out = math.floor(CIFAR10_TRAIN_IMAGES * r.data.val_fraction + 0.5)
+        _check_steps(r, CIFAR10_TRAIN_IMAGES - held_out, "CIFAR-10's")
     _check(r.train.eval_points > 0, "train.eval_points", f"must be > 0, got {r.train.eval_points}")
     _check(
         0 <= r.train.label_smoothing < 1,

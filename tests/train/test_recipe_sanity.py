@@ -1,8 +1,9 @@
-"""Recipes a user can hurt themselves with: bounds, file kinds, encodings, sizes (issue 14,
-item 4)."""
+"""Recipes a user can hurt themselves with: bounds, file kinds, encodings, sizes; and the
+migration of recipes stored by older runs (issue 14, item 4)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 
@@ -10,14 +11,17 @@ import pytest
 
 from cifarlab import recipe as recipe_mod
 from cifarlab.errors import RecipeError
+from cifarlab.models import create_model
 from cifarlab.recipe import (
     DEFAULT_MAX_STEPS,
     MAX_FILE_BYTES,
     builtin_recipes,
     check_run_length,
     load_recipe,
+    recipe_from_dict,
 )
 from cifarlab.studies.ladder import load_ladder
+from cifarlab.train.optim import build_optimizer
 
 
 def _refused(overrides: list[str], recipe: str = "seed-baseline") -> str:
@@ -235,3 +239,146 @@ def test_a_missing_file_is_still_not_found(tmp_path):
         load_recipe(tmp_path / "nope.toml")
     with pytest.raises(RecipeError, match=r"sub/nope: recipe file not found$"):
         load_recipe("sub/nope")
+
+
+# --------------------------------------------------------------------------- stored recipes
+
+# fast94 as a run stored it before the optimiser policy moved to [optim] (commit bbdd471^'s
+# load_recipe("fast94").to_dict(), verbatim): the checkpoint's "recipe", and recipe.toml.
+OLD_FAST94 = {
+    "name": "fast94",
+    "description": "fastnet (airbench94_muon): Muon on conv filters + Nesterov SGD, batch 2000, "
+    "10 epochs, label smoothing 0.2, flip + translate 2, flip-translate TTA",
+    "seed": 0,
+    "data": {
+        "source": "auto",
+        "val_fraction": 0.0,
+        "split_seed": 42,
+        "mean": [0.4914, 0.4822, 0.4465],
+        "std": [0.247, 0.2435, 0.2616],
+    },
+    "augment": {
+        "flip": True,
+        "translate": 2,
+        "pad_mode": "reflect",
+        "brightness": 0.0,
+        "contrast": 0.0,
+        "saturation": 0.0,
+        "cutout": 0,
+    },
+    "model": {
+        "name": "fastnet",
+        "options": {
+            "widths": [64, 256, 256],
+            "head_scale": 0.00390625,
+            "head_init": "unit",
+            "whiten_bias_train": 0.375,
+            "bias_lr_scale": 441.6667,
+            "head_lr_scale": 5583.333,
+            "bias_momentum": 0.85,
+        },
+    },
+    "optim": {
+        "name": "muon",
+        "lr": 0.24,
+        "momentum": 0.6,
+        "nesterov": True,
+        "weight_decay": 0.016667,
+        "betas": [0.9, 0.999],
+    },
+    "schedule": {
+        "name": "linear",
+        "warmup": 0.0,
+        "final_lr": 0.0,
+        "milestones": [0.5, 0.75],
+        "gamma": 0.1,
+    },
+    "train": {
+        "epochs": 10.0,
+        "batch_size": 2000,
+        "eval_points": 10,
+        "label_smoothing": 0.2,
+        "checkpoint_every": 0,
+        "grad_clip": 0.0,
+    },
+    "eval": {"tta": "flip-translate", "batch_size": 2000},
+    "system": {
+        "device": "auto",
+        "precision": "auto",
+        "channels_last": True,
+        "compile": False,
+        "threads": 0,
+        "sync_bn": False,
+    },
+}
+
+
+def _groups(recipe) -> list[dict]:
+    model = create_model(recipe.model.name, **{**recipe.model.options, "widths": [8, 16, 16]})
+    opt = build_optimizer(recipe.optim, model)
+    keys = ("lr_scale", "weight_decay", "momentum", "muon", "weight_norm")
+    return [{k: g.get(k) for k in keys} for g in opt.param_groups]
+
+
+def test_an_old_stored_fast94_is_migrated_to_the_same_optimizer_groups():
+    raw = copy.deepcopy(OLD_FAST94)
+    r = recipe_from_dict(raw, stored=True)
+    assert raw == OLD_FAST94  # the caller's dict is left as it was
+    assert r.optim.bias_lr == 0.24 * 441.6667 and r.optim.head_lr == 0.24 * 5583.333
+    assert (r.optim.bias_momentum, r.optim.weight_norm) == (0.85, True)
+    assert set(r.model.options) == {"widths", "head_scale", "head_init", "whiten_bias_train"}
+    # The groups fastnet built for itself before bbdd471 (its param_groups: filters under Muon
+    # at norm sqrt(out), then biases and head at lr x scale, decay wd / scale, momentum 0.85).
+    wd = 0.016667
+    old = [
+        {"lr_scale": 1.0, "weight_decay": wd, "momentum": 0.6, "muon": True, "weight_norm": True},
+        {"lr_scale": 441.6667, "weight_decay": wd / 441.6667, "momentum": 0.85},
+        {"lr_scale": 5583.333, "weight_decay": wd / 5583.333, "momentum": 0.85},
+    ]
+    new = _groups(r)
+    for got, want in zip(new, old, strict=True):
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-12), (key, got, want)
+
+
+def test_an_old_stored_fastnet_without_the_options_gets_their_old_defaults():
+    raw = copy.deepcopy(OLD_FAST94)
+    for key in ("bias_lr_scale", "head_lr_scale", "bias_momentum"):
+        del raw["model"]["options"][key]
+    raw["optim"].update(name="sgd", lr=0.1)
+    r = recipe_from_dict(raw, stored=True)
+    # fastnet's defaults then: bias_lr_scale 64, head_lr_scale 1, bias_momentum = momentum.
+    assert (r.optim.bias_lr, r.optim.head_lr, r.optim.bias_momentum) == (0.1 * 64.0, None, None)
+    assert r.optim.weight_norm is False  # only Muon read it
+    assert [g["lr_scale"] for g in _groups(r)] == pytest.approx([1.0, 64.0, 1.0])
+
+
+def test_a_stored_recipe_of_today_reads_back_unchanged():
+    for name in builtin_recipes():
+        r = load_recipe(name)
+        assert recipe_from_dict(r.to_dict(), stored=True) == r
+
+
+def test_a_new_recipe_with_the_old_options_is_still_refused(tmp_path):
+    with pytest.raises(RecipeError, match=r"^model.options.bias_lr_scale: optimiser policy moved"):
+        recipe_from_dict(copy.deepcopy(OLD_FAST94))
+    path = tmp_path / "recipe.toml"  # an old run's recipe.toml given as a new recipe
+    path.write_text(recipe_mod.dumps_toml(OLD_FAST94))
+    with pytest.raises(RecipeError, match=r"^model.options.bias_lr_scale: optimiser policy moved"):
+        load_recipe(path)
+    with pytest.raises(RecipeError, match=r"^model.options.head_lr_scale: .*set optim.head_lr"):
+        load_recipe("fast94", ["model.options.head_lr_scale=5583.333"])
+
+
+def test_a_stored_recipe_skips_the_limits_of_new_runs_only():
+    raw = load_recipe("seed-baseline").to_dict()
+    raw["description"] = "x" * 5000  # accepted when that run started
+    raw["train"]["epochs"] = 1000.0
+    del raw["train"]["max_steps"]
+    r = recipe_from_dict(raw, stored=True)
+    assert len(r.description) == 5000 and r.train.epochs == 1000.0
+    with pytest.raises(RecipeError, match="^description: 5,000 characters"):
+        recipe_from_dict(raw)
+    raw["optim"]["lr"] = -1.0  # a bad value is refused, stored or not
+    with pytest.raises(RecipeError, match="^optim.lr: must be > 0"):
+        recipe_from_dict(raw, stored=True)
