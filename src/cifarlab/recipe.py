@@ -9,9 +9,12 @@ section.key=value`` overrides any field, parsed as a TOML value.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
+import os
+import stat
 import sys
 import types
 from dataclasses import asdict, dataclass, field, fields
@@ -31,6 +34,28 @@ SCHEDULES = ("constant", "step", "cosine", "linear")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TTA_MODES = ("none", "flip", "flip-translate")
+
+# Limits on what a new run may ask for: each a typo's guard, far from any real recipe.
+# The longest built-in run, resnet18 (200 epochs of batch 128), takes 70,400 optimizer steps
+# on its 45,000-image split and at most 200 x 391 = 78,200 on all 50,000 images; the default
+# cap is ~13x that (a batch-128 run of 2,560 epochs). A longer run says so with
+# --set train.max_steps=N.
+DEFAULT_MAX_STEPS = 1_000_000
+# Epochs beyond this are refused outright, max_steps or not: the longest built-in has 200,
+# and at one step per epoch (a batch of the whole split) 1e6 epochs is the default cap.
+MAX_EPOCHS = 1_000_000
+# The up-front run-length check, before any data is read, assumes CIFAR-10's training set;
+# check_run_length repeats it on the real split once the data is loaded.
+CIFAR10_TRAIN_IMAGES = 50_000
+IMAGE_SIDE = 32  # pixels: every image is 32x32 (data/readers.IMAGE_SHAPE)
+# Free text is copied into recipe.toml, every checkpoint, metrics and reports. The longest
+# built-in description is 162 characters; a name also becomes directory names and plot
+# titles (most file systems allow 255 bytes per path component).
+MAX_TEXT = {"name": 200, "description": 2_000}
+# A recipe (or ladder) file is a few kilobytes of settings (the largest built-in, fast94.toml,
+# is 3.4 KB); anything over 1 MiB is not one, and is refused before it is read.
+MAX_FILE_BYTES = 1 << 20
+MAX_THREADS = 1024  # system.threads: more is a typo, not a machine
 
 
 @dataclass
@@ -106,6 +131,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     checkpoint_every: int = 0  # steps between extra checkpoints (0: at evaluation points only)
     grad_clip: float = 0.0  # max gradient norm (0 = off)
+    max_steps: int = DEFAULT_MAX_STEPS  # optimizer steps a run may take; a longer run is refused
 
 
 @dataclass
@@ -181,26 +207,116 @@ def read_named_toml(
     """A TOML file, or the built-in ``cifarlab/<folder>/<name>.toml``: (parsed table, where).
 
     ``kind`` ("recipe", "ladder") words the one-line errors; shared by recipes and ladders.
+    A name ending in ``.toml``, holding a path separator, or naming anything on disk is a
+    file (``_read_user_file``); but a directory of a built-in's name (a run folder called
+    ``fast94``, say) does not hide the built-in.
     """
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.is_file():
-        if not path.is_file():
-            raise RecipeError(f"{path}: {kind} file not found")
-        text = path.read_text(encoding="utf-8", errors="replace")
+    if _names_a_file(path, str(name_or_path), builtins):
+        text = _read_user_file(path, kind)
         where = str(path)
     else:
         res = resources.files("cifarlab") / folder / f"{name_or_path}.toml"
         if not res.is_file():
             raise RecipeError(
-                f"{kind} {name_or_path!r}: no such built-in {kind} or file; "
+                f"{kind} {_short(name_or_path)}: no such built-in {kind} or file; "
                 f"built-in: {', '.join(builtins)}"
             )
         text = res.read_text(encoding="utf-8")
         where = f"{kind} {name_or_path!r}"
     try:
         return tomllib.loads(text), where
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer of over 4,300 digits
         raise RecipeError(f"{where}: not valid TOML ({exc})") from None
+
+
+def _names_a_file(path: Path, name: str, builtins: list[str]) -> bool:
+    if path.suffix == ".toml" or "/" in name or os.sep in name:
+        return True
+    if not os.path.lexists(path):
+        return False
+    return not (os.path.isdir(path) and name in builtins)
+
+
+def _read_user_file(path: Path, kind: str) -> str:
+    """The text of a user's TOML file, or one RecipeError line saying what is wrong with it.
+
+    It must be a regular file (a directory, FIFO, device or dangling link is named as such;
+    a FIFO is never opened, so nothing blocks), at most MAX_FILE_BYTES (checked before it is
+    read), readable, and UTF-8: a byte that is not is refused with its offset, not replaced.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            try:
+                target = f" to {_short(os.readlink(path))}"
+            except OSError:
+                target = ""
+            raise RecipeError(
+                f"{path}: {kind} file is a symbolic link{target}, which does not exist"
+            ) from None
+        raise RecipeError(f"{path}: {kind} file not found") from None
+    except (OSError, ValueError) as exc:
+        raise RecipeError(f"{path}: cannot read the {kind} file ({_os_reason(exc)})") from None
+    _check_regular(path, info, kind)
+    _check_size(path, info.st_size, kind)
+    # O_NONBLOCK: should the path become a FIFO between stat and open, open returns at once
+    # (fstat below then refuses it); on a regular file the flag changes nothing.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read the {kind} file ({_os_reason(exc)})") from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            _check_regular(path, os.fstat(f.fileno()), kind)  # what was opened, not the path
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read the {kind} file ({_os_reason(exc)})") from None
+    _check_size(path, len(data), kind, grew=True)  # it may have grown since the stat
+    bom = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as some Windows editors write: UTF-8 still
+    skip = len(bom) if data.startswith(bom) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = exc.start + skip
+        raise RecipeError(
+            f"{path}: {kind} file is not UTF-8: byte 0x{data[at]:02x} at offset {at} is not "
+            f"valid UTF-8 ({exc.reason}); save the file as UTF-8"
+        ) from None
+
+
+def _check_regular(path: Path, info: os.stat_result, kind: str) -> None:
+    mode = info.st_mode
+    if not stat.S_ISREG(mode):
+        what = (
+            "a directory"
+            if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file"
+        )
+        raise RecipeError(f"{path}: is {what}, not a {kind} file; give the path of a .toml file")
+
+
+def _check_size(path: Path, size: int, kind: str, grew: bool = False) -> None:
+    if size > MAX_FILE_BYTES:
+        size_text = "grew past the limit" if grew else f"is {size:,} bytes, more than the limit"
+        raise RecipeError(
+            f"{path}: {kind} file {size_text} of {MAX_FILE_BYTES:,} bytes (1 MiB); "
+            f"a {kind} is a few kilobytes of settings"
+        )
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if isinstance(exc, PermissionError) else exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _read_raw(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
@@ -250,7 +366,7 @@ def parse_value(text: str) -> Any:
     """A TOML value (``1e-3``, ``true``, ``[0.5, 0.5]``, ``"x"``), or a bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer of over 4,300 digits
         return text
 
 
@@ -265,23 +381,32 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
-    """Build and validate a Recipe; unknown keys and bad values raise RecipeError."""
+def recipe_from_dict(raw: dict[str, Any], *, stored: bool = False) -> Recipe:
+    """Build and validate a Recipe; unknown keys and bad values raise RecipeError.
+
+    ``stored=True`` is for a recipe read back from a run (its checkpoint or recipe.toml:
+    evaluate, predict, export, resume). One written by an older cifarlab is first brought to
+    today's fields (``migrate_stored``), and the limits on what a new run may ask for (run
+    length, text size: ``validate``'s ``new_run``) are not applied, since that run exists.
+    A user's recipe and ``--set`` (``load_recipe``) keep every check and every refusal.
+    """
+    if stored:
+        raw = migrate_stored(raw)
     recipe = _build(Recipe, raw, prefix="")
-    validate(recipe)
+    validate(recipe, new_run=not stored)
     return recipe
 
 
 def _build(cls, raw: Any, prefix: str):
     if not isinstance(raw, dict):
-        raise RecipeError(f"{prefix.rstrip('.') or 'recipe'}: expected a table, got {raw!r}")
+        raise RecipeError(f"{prefix.rstrip('.') or 'recipe'}: expected a table, got {_short(raw)}")
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
         where = prefix.rstrip(".") or "recipe"
         raise RecipeError(
-            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
+            f"{where}: unknown key {_short(unknown[0])}; allowed: {', '.join(sorted(known))}"
         )
     kwargs = {}
     for f in fields(cls):
@@ -306,28 +431,32 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise RecipeError(f"{name}: expected true or false, got {value!r}")
+        raise RecipeError(f"{name}: expected true or false, got {_short(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise RecipeError(f"{name}: expected an integer, got {value!r}")
+        raise RecipeError(f"{name}: expected an integer, got {_short(value)}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise RecipeError(f"{name}: expected a finite number, got {value!r}")
-            return float(value)
-        raise RecipeError(f"{name}: expected a number, got {value!r}")
+            try:
+                number = float(value)  # an integer too large for a float raises OverflowError
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise RecipeError(f"{name}: expected a finite number, got {_short(value)}")
+            return number
+        raise RecipeError(f"{name}: expected a number, got {_short(value)}")
     if hint is str:
         if isinstance(value, str):
             return value
-        raise RecipeError(f"{name}: expected a string, got {value!r}")
+        raise RecipeError(f"{name}: expected a string, got {_short(value)}")
     if origin is list:
         if not isinstance(value, list):
-            raise RecipeError(f"{name}: expected a list of numbers, got {value!r}")
+            raise RecipeError(f"{name}: expected a list of numbers, got {_short(value)}")
         return [_coerce(v, hint.__args__[0], f"{name}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise RecipeError(f"{name}: expected a table, got {value!r}")
+            raise RecipeError(f"{name}: expected a table, got {_short(value)}")
         return dict(value)
     raise AssertionError(f"unhandled recipe type {hint} for {name}")  # a bug, not user input
 
@@ -338,7 +467,17 @@ def _check(ok: bool, name: str, message: str) -> None:
 
 
 def _choice(value: str, name: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, name, f"{value!r} is not allowed; choose one of {', '.join(choices)}")
+    _check(
+        value in choices,
+        name,
+        f"{_short(value)} is not allowed; choose one of {', '.join(choices)}",
+    )
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a readable length: an error line must not carry a 50 MB value."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
 
 
 # Optimiser options that models used to take, and the [optim] field that replaces each.
@@ -347,6 +486,57 @@ MOVED_MODEL_OPTIONS = {
     "head_lr_scale": "head_lr",
     "bias_momentum": "bias_momentum",
 }
+# fastnet's defaults for them before they moved (commit bbdd471, 2026-11-29).
+_OLD_FASTNET_OPTIONS = {"bias_lr_scale": 64.0}
+
+
+def migrate_stored(raw: dict[str, Any]) -> dict[str, Any]:
+    """A recipe stored by a run before the optimiser policy moved to ``[optim]``, in today's
+    fields (a new dict; ``raw`` is not changed). A recipe of today comes back as it is.
+
+    Until commit bbdd471 (2026-11-29) fastnet took the policy as model options: the biases'
+    and the head's peak lr as multiples of ``optim.lr`` (``bias_lr_scale``, default 64;
+    ``head_lr_scale``, default 1) and their momentum (``bias_momentum``, default: ``momentum``),
+    and Muon always held its filters at norm sqrt(out_channels). train/optim.py now reads
+    ``optim.bias_lr`` and ``optim.head_lr`` as lrs (a group's lr scale is bias_lr / lr), so
+    ``bias_lr = lr x bias_lr_scale`` and ``head_lr = lr x head_lr_scale`` give the old groups'
+    lrs, weight decays and momenta; ``optim.weight_norm = true`` keeps Muon's filters as they
+    were. Such a recipe is told by what it lacks: ``optim.weight_norm``, a bool written into
+    every resolved recipe since that commit (checkpoint and recipe.toml alike).
+    """
+    if not isinstance(raw, dict):
+        return raw  # _build names the problem
+    model, optim = raw.get("model"), raw.get("optim")
+    if not isinstance(model, dict) or not isinstance(optim, dict):
+        return raw
+    options = model.get("options", {})
+    if not isinstance(options, dict):
+        return raw
+    old_fastnet = model.get("name") == "fastnet" and "weight_norm" not in optim
+    if not old_fastnet and not set(options) & set(MOVED_MODEL_OPTIONS):
+        return raw
+    raw = copy.deepcopy(raw)
+    model, optim = raw["model"], raw["optim"]
+    options = model["options"] = {
+        **(_OLD_FASTNET_OPTIONS if old_fastnet else {}),
+        **model.get("options", {}),
+    }
+    if old_fastnet and optim.get("name") == "muon":
+        optim["weight_norm"] = True
+    lr = optim.get("lr", OptimConfig.lr)
+    for old, new in MOVED_MODEL_OPTIONS.items():
+        value = options.get(old)
+        if value is None or optim.get(new) is not None:
+            continue  # absent; or set both ways, which validation refuses by name
+        if not _is_number(value) or (old.endswith("_lr_scale") and not _is_number(lr)):
+            continue  # left for validation to refuse by name
+        optim[new] = lr * value if old.endswith("_lr_scale") else value
+        del options[old]
+    return raw
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_moved_options(r: Recipe) -> None:
@@ -363,8 +553,19 @@ def _check_moved_options(r: Recipe) -> None:
         )
 
 
-def validate(r: Recipe) -> None:
-    """Range checks that types alone cannot express."""
+def validate(r: Recipe, new_run: bool = True) -> None:
+    """Range checks that types alone cannot express.
+
+    ``new_run`` adds the limits on what a new run may ask for (its length before any data is
+    read, the size of its free text); a stored recipe (``recipe_from_dict(stored=True)``)
+    skips them: its run was accepted when it started.
+    """
+    if new_run:
+        for key, limit in MAX_TEXT.items():
+            n = len(getattr(r, key))
+            _check(
+                n <= limit, key, f"{n:,} characters, more than the limit of {limit:,}; shorten it"
+            )
     _check(
         0.0 <= r.data.val_fraction < 1.0,
         "data.val_fraction",
@@ -372,17 +573,28 @@ def validate(r: Recipe) -> None:
     )
     _check(len(r.data.mean) == 3, "data.mean", f"needs 3 values (R, G, B), got {len(r.data.mean)}")
     _check(len(r.data.std) == 3, "data.std", f"needs 3 values (R, G, B), got {len(r.data.std)}")
-    _check(all(s > 0 for s in r.data.std), "data.std", f"must be positive, got {r.data.std}")
     _check(
-        r.augment.translate >= 0,
+        all(s > 0 for s in r.data.std), "data.std", f"must be positive, got {_short(r.data.std)}"
+    )
+    _check(r.data.split_seed >= 0, "data.split_seed", f"must be >= 0, got {r.data.split_seed}")
+    # A shift of the whole image side leaves no image in the crop, and reflect padding of
+    # that much is an error in torch (at the first step, after the data has loaded).
+    _check(
+        0 <= r.augment.translate < IMAGE_SIDE,
         "augment.translate",
-        f"must be >= 0 pixels, got {r.augment.translate}",
+        f"must be in [0, {IMAGE_SIDE - 1}] pixels (the images are {IMAGE_SIDE} wide), "
+        f"got {r.augment.translate}",
     )
     _choice(r.augment.pad_mode, "augment.pad_mode", ("reflect", "zeros"))
     for key in ("brightness", "contrast", "saturation"):
         v = getattr(r.augment, key)
         _check(0.0 <= v <= 1.0, f"augment.{key}", f"must be in [0, 1], got {v}")
-    _check(r.augment.cutout >= 0, "augment.cutout", f"must be >= 0 pixels, got {r.augment.cutout}")
+    _check(
+        0 <= r.augment.cutout <= IMAGE_SIDE,
+        "augment.cutout",
+        f"must be in [0, {IMAGE_SIDE}] pixels (the images are {IMAGE_SIDE} wide), "
+        f"got {r.augment.cutout}",
+    )
     _choice(r.optim.name, "optim.name", OPTIMIZERS)
     _check(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")
     _check(
@@ -420,6 +632,18 @@ def validate(r: Recipe) -> None:
     _check(r.schedule.gamma > 0, "schedule.gamma", f"must be > 0, got {r.schedule.gamma}")
     _check(r.train.epochs >= 0, "train.epochs", f"must be >= 0, got {r.train.epochs}")
     _check(r.train.batch_size > 0, "train.batch_size", f"must be > 0, got {r.train.batch_size}")
+    _check(r.train.max_steps > 0, "train.max_steps", f"must be > 0, got {r.train.max_steps}")
+    if new_run:
+        _check(
+            r.train.epochs <= MAX_EPOCHS,
+            "train.epochs",
+            f"{r.train.epochs:g} is more than {MAX_EPOCHS:,} epochs, the most a run may take "
+            f"(the longest built-in recipe takes 200)",
+        )
+        # Before any data is read: the run on CIFAR-10's training split, after data.val_fraction
+        # (split.py's rounding). check_run_length repeats this on the real split.
+        held_out = math.floor(CIFAR10_TRAIN_IMAGES * r.data.val_fraction + 0.5)
+        _check_steps(r, CIFAR10_TRAIN_IMAGES - held_out, "CIFAR-10's")
     _check(r.train.eval_points > 0, "train.eval_points", f"must be > 0, got {r.train.eval_points}")
     _check(
         0 <= r.train.label_smoothing < 1,
@@ -436,11 +660,53 @@ def validate(r: Recipe) -> None:
     _check(r.eval.batch_size > 0, "eval.batch_size", f"must be > 0, got {r.eval.batch_size}")
     _choice(r.system.device, "system.device", DEVICES)
     _choice(r.system.precision, "system.precision", PRECISIONS)
-    _check(r.system.threads >= 0, "system.threads", f"must be >= 0, got {r.system.threads}")
+    _check(
+        0 <= r.system.threads <= MAX_THREADS,
+        "system.threads",
+        f"must be in [0, {MAX_THREADS}], got {r.system.threads}",
+    )
     _check(r.seed >= 0, "seed", f"must be >= 0, got {r.seed}")
     from cifarlab.models import list_models
 
     _choice(r.model.name, "model.name", tuple(list_models()))
+
+
+def run_steps(recipe: Recipe, n_train: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, steps in the run) on a training split of ``n_train``
+    images: partial last batches kept, as DataLoader's default (train/loop's rule)."""
+    per_epoch = max(math.ceil(n_train / recipe.train.batch_size), 1)
+    return per_epoch, int(round(recipe.train.epochs * per_epoch))
+
+
+def check_run_length(recipe: Recipe, n_train: int) -> None:
+    """Refuse, once the training split is known, a new run that would not be what its recipe
+    says: a batch larger than the split (each step would hold the whole split, and the step
+    count would mislead), or more optimizer steps than ``train.max_steps``.
+
+    The loop calls it once the data is loaded, before the model is built; ``n_train`` is the
+    number of training images after the validation split.
+    """
+    batch = recipe.train.batch_size
+    _check(
+        batch <= n_train,
+        "train.batch_size",
+        f"{batch:,} images per step is more than the training split holds ({n_train:,}): "
+        f"every step would take the whole split; set train.batch_size to {n_train} or less, "
+        f"or hold out fewer images (data.val_fraction)",
+    )
+    _check_steps(recipe, n_train, "the")
+
+
+def _check_steps(recipe: Recipe, n_train: int, whose: str) -> None:
+    _, total = run_steps(recipe, n_train)
+    limit = recipe.train.max_steps
+    _check(
+        total <= limit,
+        "train.epochs",
+        f"{recipe.train.epochs:g} epochs at batch {recipe.train.batch_size:,} on {whose} "
+        f"{n_train:,}-image training split is {total:,} optimizer steps, more than "
+        f"train.max_steps = {limit:,}; to run that long, --set train.max_steps={total}",
+    )
 
 
 # --------------------------------------------------------------------------- writing
