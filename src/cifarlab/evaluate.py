@@ -158,7 +158,7 @@ def evaluate(
     written, so a failed write never hides it.
     """
     payload = load_checkpoint(checkpoint)
-    recipe = recipe_from_dict(payload["recipe"])
+    recipe = recipe_from_dict(payload["recipe"], stored=True)
     dev = resolve_device(device)
     if data is None:
         data = load_data_for(

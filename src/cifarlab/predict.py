@@ -89,7 +89,7 @@ def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedMo
     from cifarlab.runtime import resolve_device
 
     payload = load_checkpoint(checkpoint)
-    recipe = recipe_from_dict(payload["recipe"])
+    recipe = recipe_from_dict(payload["recipe"], stored=True)
     classes = list(payload.get("classes") or [])
     if not classes:
         from cifarlab.data.readers import NUM_CLASSES

@@ -189,8 +189,8 @@ def load_recipe(
     """A recipe by built-in name, TOML path, dict or Recipe, with overrides applied and checked."""
     if isinstance(name_or_path, Recipe):
         raw = name_or_path.to_dict()
-    elif isinstance(name_or_path, dict):
-        raw = _resolve_base(dict(name_or_path), seen=())
+    elif isinstance(name_or_path, dict):  # a deep copy: overrides must not reach the caller's
+        raw = _resolve_base(copy.deepcopy(name_or_path), seen=())
     else:
         raw = _read_raw(str(name_or_path), seen=())
     if overrides:

@@ -38,6 +38,7 @@ CATEGORIES: dict[str, str] = {
     "hostile_report": "markup and Markdown in every string a run shows in a report (HTML and Markdown)",
     "resume_recipe": "a resume asked to change its recipe: --set without --allow-change, --recipe, a hand-edited recipe.toml",
     "evaluate_outputs": "cifarlab evaluate beside a training's outputs, and an evaluation.json it cannot write",
+    "recipe_bounds": "recipes past sensible bounds, non-UTF-8 or oversized recipe files, recipe paths that are not files, recipes stored by older runs",
     "user_paths": "path mistakes on the command line (missing, wrong kind, broken or escaping link, permission denied, read-only or full disk, a folder of the user's)",
 }
 

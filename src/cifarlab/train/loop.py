@@ -21,6 +21,7 @@ Data-parallel runs differ only at the few calls on ``ctx.world`` (cifarlab.train
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import sys
 import time
@@ -40,7 +41,7 @@ from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_parameters, create_model
-from cifarlab.recipe import Recipe, load_recipe, recipe_from_dict
+from cifarlab.recipe import Recipe, check_run_length, load_recipe, recipe_from_dict, run_steps
 from cifarlab.runtime import autocast, autocast_dtype, memory_format, provenance, resolve_device
 from cifarlab.train import distributed
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
@@ -68,12 +69,6 @@ class RunContext:
     bar: Any = None  # a tqdm bar, or None
     tb: Any = None  # a TensorBoard SummaryWriter, or None
     recipe_changes: tuple[dict[str, Any], ...] = ()  # allowed changes made at resumes
-
-
-def total_steps_for(recipe: Recipe, n_train: int) -> tuple[int, int]:
-    """(steps per epoch, total steps): partial last batches kept, as DataLoader's default."""
-    per_epoch = max(math.ceil(n_train / recipe.train.batch_size), 1)
-    return per_epoch, int(round(recipe.train.epochs * per_epoch))
 
 
 def eval_steps_for(total: int, points: int) -> set[int]:
@@ -392,6 +387,10 @@ def train(
                 raise TrainingError(
                     f"{run.path}: no checkpoint to resume (checkpoint.pt not found)"
                 )
+            if not run.path.exists():
+                # Runs after the lock is released (LIFO): a refused run (bad data, a batch
+                # larger than the split) leaves no empty folder of ours behind.
+                held.callback(_remove_if_empty, run.path)
             run.path.mkdir(parents=True, exist_ok=True)
             held.enter_context(rundir.RunLock(run.path))
 
@@ -414,6 +413,11 @@ def train(
             if world.active and distributed.is_collective_failure(exc):
                 raise distributed.collective_failure(exc, world, str(run.path)) from None
             raise
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (the usual case), or already gone
+        path.rmdir()
 
 
 def decide_start(recipe, run: rundir.RunDir, overrides, resume, allow_change=()) -> tuple[str, Any]:
@@ -444,10 +448,10 @@ def check_recipe_file(run: rundir.RunDir, stored: dict[str, Any]) -> None:
     if on_disk is None:
         return
     try:
-        edited = recipe_from_dict(on_disk).to_dict()
+        edited = recipe_from_dict(on_disk, stored=True).to_dict()
     except CifarlabError as exc:
         raise TrainingError(f"{run / rundir.RECIPE}: edited and no longer valid ({exc})") from None
-    diff = _differences(recipe_from_dict(stored).to_dict(), edited)
+    diff = _differences(recipe_from_dict(stored, stored=True).to_dict(), edited)
     if diff:
         field, old, new = diff[0]
         raise TrainingError(
@@ -463,8 +467,8 @@ def recipe_changes(
     """The fields ``overrides`` change in a resumed run's recipe, all of them allowed."""
     if not overrides:
         return []
-    before = recipe_from_dict(stored).to_dict()
-    after = load_recipe(stored, overrides).to_dict()
+    before = recipe_from_dict(stored, stored=True).to_dict()
+    after = load_recipe(copy.deepcopy(before), overrides).to_dict()
     diff = _differences(before, after)
     refused = [field for field, _, _ in diff if field not in allow_change]
     if refused:
@@ -502,7 +506,8 @@ def _train_locked(
         ckpt_name, payload, changes = found
         log(f"resuming {run.path} from {ckpt_name} at step {payload['step']}")
         if changes:
-            recipe = load_recipe(payload["recipe"], overrides)
+            stored = recipe_from_dict(payload["recipe"], stored=True)
+            recipe = load_recipe(stored.to_dict(), overrides)
             payload["recipe_changes"] = [
                 *payload.get("recipe_changes", []),
                 *({"at_step": payload["step"], **c} for c in changes),
@@ -514,13 +519,13 @@ def _train_locked(
             if world.is_main:  # recorded in the checkpoint and metrics.json as well
                 rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
         else:
-            recipe = recipe_from_dict(payload["recipe"])
+            recipe = recipe_from_dict(payload["recipe"], stored=True)
     else:
         recipe = recipe_from_dict(found)
-        if world.is_main:  # the resolved recipe is in the run directory from the first step on
-            rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
 
     ctx, state = build(recipe, run, data, data_dir, payload, progress, log, tensorboard, world)
+    if payload is None and world.is_main:  # the resolved recipe, there from the first step on
+        rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
     try:
         log(
             f"model: {recipe.model.name} ({count_parameters(state.model):,} parameters) | "
@@ -576,7 +581,9 @@ def build(
             f"{run.path}: the checkpoint was trained on other data "
             f"({payload['data'].get('source')}); point --data-dir at that data to resume"
         )
-    per_epoch, total = total_steps_for(recipe, len(tensors.train_y))
+    if payload is None:  # a batch larger than the split, or a run beyond train.max_steps
+        check_run_length(recipe, len(tensors.train_y))
+    per_epoch, total = run_steps(recipe, len(tensors.train_y))
     world.check_data(
         tensors.fingerprint, tensors.source, recipe.train.batch_size, len(tensors.train_y)
     )
