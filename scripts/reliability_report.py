@@ -115,6 +115,18 @@ def render(results: dict) -> str:
         "  a read-only and a full file system (tmpfs mounts in a private mount namespace), a",
         "  folder of the user's own files as `--out`, and a disk that fills while figures are",
         "  written; nothing under the case's folder may be created, removed or changed.",
+        "- **Recipe bounds**: runs longer than `train.max_steps`, a batch larger than the",
+        "  training split, absurd values, non-UTF-8 bytes (the offset is named), oversized files",
+        "  and text fields, recipe paths that are folders, FIFOs or broken links, and recipes",
+        "  stored by older runs (migrated, not refused).",
+        "- **Odd pictures**: a 16-bit PNG (read as its 8-bit twin), GIF, BMP and TIFF found in",
+        "  a folder, an 80-megapixel header (refused before decoding, no PIL warning), a FIFO.",
+        "- **Hostile report strings**: `<script>`, `<img onerror>`, `](javascript:` and table",
+        "  characters in every string a run shows, rendered as HTML and as Markdown.",
+        "- **Resume recipe**: `--set` without `--allow-change`, `--recipe` with `--resume`, a",
+        "  hand-edited recipe.toml: refused in one line, every file of the run unchanged.",
+        "- **Evaluate outputs**: `evaluate --tta flip` beside a training (its confusion.png kept),",
+        "  and an evaluation.json that cannot be written (the result is printed first).",
         "",
     ]
     failed = [c for c in results["cases"] if not c["handled"] or c["lost"]]
