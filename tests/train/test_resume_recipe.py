@@ -109,3 +109,23 @@ def test_cli_resume_takes_set_only_with_allow_change(stopped_run, capsys):
     argv = [*base, "--set", "train.epochs=0.4", "--allow-change", "train.epochs"]
     assert main(argv) == 0
     assert json.loads((stopped_run / "metrics.json").read_text())["steps"] == 20
+
+
+def test_a_run_on_the_sample_resumes_and_evaluates_on_it_without_searching(
+    stopped_run, tmp_path, monkeypatch
+):
+    """The run recorded that it trained on the bundled sample: neither $CIFARLAB_DATA (here a
+    damaged copy, which any search would trip over) nor the network is consulted."""
+    from cifarlab.data import download
+    from cifarlab.evaluate import evaluate
+
+    bad = tmp_path / "elsewhere" / "cifar-10-batches-py"
+    bad.mkdir(parents=True)
+    for name in ("data_batch_1", "test_batch", "batches.meta"):
+        (bad / name).write_bytes(b"not a pickle")
+    monkeypatch.setenv("CIFARLAB_DATA", str(bad.parent))
+    monkeypatch.setenv("CIFARLAB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(download, "OFFICIAL_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    metrics = train(out_dir=stopped_run, resume=True, **QUIET)
+    assert metrics["data"]["spec"] == "sample" and metrics["steps"] == 10
+    assert evaluate(stopped_run)["data"].startswith("bundled sample")
