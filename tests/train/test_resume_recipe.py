@@ -129,3 +129,18 @@ def test_a_run_on_the_sample_resumes_and_evaluates_on_it_without_searching(
     metrics = train(out_dir=stopped_run, resume=True, **QUIET)
     assert metrics["data"]["spec"] == "sample" and metrics["steps"] == 10
     assert evaluate(stopped_run)["data"].startswith("bundled sample")
+
+
+def test_a_failed_resume_of_a_non_run_creates_nothing(tmp_path, sample_data):
+    empty, missing = tmp_path / "empty", tmp_path / "missing"
+    empty.mkdir()
+    for where in (empty, missing):
+        with pytest.raises(TrainingError, match="no checkpoint to resume"):
+            train(out_dir=where, resume=True, data=sample_data, **QUIET)
+    assert list(empty.iterdir()) == [] and not missing.exists()
+
+
+def test_the_run_lock_is_removed_when_the_run_ends(tmp_path, sample_data):
+    out = tmp_path / "run"
+    train("seed-baseline", out_dir=out, data=sample_data, overrides=TINY, **QUIET)
+    assert not (out / ".lock").exists()

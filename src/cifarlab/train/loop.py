@@ -180,10 +180,9 @@ def evaluate_split(
     """Loss, accuracy, per-class accuracy and confusion on (x, y): every rank predicts its
     contiguous shard (rank 0's buffers first) and the additive sums are all-reduced."""
     ctx.world.sync_buffers(model)
-    shard, _ = ctx.world.share(torch.arange(len(y), device=y.device))
+    lo, hi = distributed.rank_share(len(y), ctx.world.rank, ctx.world.size)
     n_cls = len(ctx.data.classes)
-    if len(shard):
-        lo, hi = int(shard[0]), int(shard[-1]) + 1
+    if hi > lo:
         logits = predict_logits(
             model,
             x[lo:hi],
