@@ -42,16 +42,6 @@ MIN_FREE_BYTES = 64 * 1024
 _EFFECTIVE = os.access in os.supports_effective_ids
 
 
-def input_file(path: str | os.PathLike[str], what: str) -> Path:
-    """``path`` is an existing, readable regular file (links followed); else PathError."""
-    path = Path(path)
-    st = _stat(path, what)
-    if not stat.S_ISREG(st.st_mode):
-        raise _error(path, what, f"is {_kind(st.st_mode)}, not a file", "give a file")
-    _readable(path, what, os.R_OK)
-    return path
-
-
 def input_dir(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` is an existing folder we may list and enter (links followed); else PathError."""
     path = Path(path)
