@@ -17,11 +17,11 @@ import torch.nn.functional as F
 
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
 from cifarlab.data.tensors import load_data_for
-from cifarlab.errors import OutputError
 from cifarlab.figures import plot_confusion
 from cifarlab.models import create_model
+from cifarlab.paths import output_dir
 from cifarlab.recipe import recipe_from_dict
-from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION, load_checkpoint, reason, write_json
+from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION, load_checkpoint, write_json
 from cifarlab.runtime import autocast, eval_batch_and_format, resolve_device
 
 
@@ -181,11 +181,7 @@ def evaluate(
     if log is not None:
         log(result)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{out_dir}: cannot create the folder ({reason(exc)})") from None
+        out_dir = output_dir(out_dir, "evaluation folder", create=True)
         plot_confusion(result["confusion"], classes, out_dir / CONFUSION_FIGURE)
         write_json(out_dir / EVALUATION, result)
     return result

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.errors import CifarlabError
+from cifarlab.paths import output_dir
 from cifarlab.rundir import write_atomic, write_json
 
 FORMATS = ("onnx", "torchscript", "safetensors")
@@ -84,11 +85,7 @@ def export_model(
         if fmt not in FORMATS:
             raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     trained = load_trained_model(checkpoint, device="cpu")
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+    out_dir = output_dir(out_dir, "export folder", create=True)
     meta = metadata(trained)
     written: dict[str, Path] = {}
     for fmt in dict.fromkeys(formats):

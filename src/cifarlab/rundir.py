@@ -330,7 +330,7 @@ def _keep_previous(path: Path, previous: Path) -> None:
     A hard link plus a rename: checkpoint.pt never disappears, even for a moment, so a
     crash between here and the final rename still leaves it loadable.
     """
-    link = previous.with_name(f".{previous.name}.tmp-{os.getpid()}")
+    link = temp_path(previous)
     link.unlink(missing_ok=True)
     try:
         os.link(path, link)

@@ -13,6 +13,7 @@ import base64
 import html
 from pathlib import Path
 
+from cifarlab.paths import output_dir
 from cifarlab.report import WRITE_HINT, ReportError
 from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
 from cifarlab.rundir import write_text
@@ -156,10 +157,5 @@ def write_html(doc: Document, path: str | Path) -> Path:
     an earlier report at ``path`` as it was."""
     path = Path(path)
     page = render_html(doc)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(
-            f"{path.parent}: cannot create the folder ({exc.strerror or exc})"
-        ) from None
+    output_dir(path.parent, "report folder", create=True)
     return write_text(path, page, error=ReportError, hint=WRITE_HINT)

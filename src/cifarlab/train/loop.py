@@ -21,7 +21,6 @@ Data-parallel runs differ only at the few calls on ``ctx.world`` (cifarlab.train
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import sys
 import time
@@ -467,7 +466,7 @@ def recipe_changes(
     if not overrides:
         return []
     before = recipe_from_dict(stored, stored=True).to_dict()
-    after = load_recipe(copy.deepcopy(before), overrides).to_dict()
+    after = load_recipe(before, overrides).to_dict()  # load_recipe copies before it overrides
     diff = _differences(before, after)
     refused = [field for field, _, _ in diff if field not in allow_change]
     if refused:
