@@ -65,9 +65,10 @@ def memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
-# Evaluation on the CPU: channels_last in batches of at most 128. Measured side by side on our
-# 2-core AVX2 machine (seednet-improved, 10,000 images, inference mode): NCHW in batches of
-# 1000 (the old way) 4.6 s, NCHW/128 2.2 s, channels_last/128 1.1 s (oneDNN's blocked kernels,
+# Evaluation on the CPU: channels_last in batches of at most 128. Measured interleaved in one
+# script on our 2-core AVX2 machine while it was loaded (load 1.2-2.5, so the ratios count, not
+# the seconds; seednet-improved, 10,000 images): NCHW in batches of 1000 (the old way) 4.6 s,
+# NCHW/128 2.2 s, channels_last/128 1.1 s (oneDNN's blocked kernels,
 # and a batch whose activations stay in cache). Training itself stays in the recipe's format:
 # for seednet at batch 32, channels_last trained 0.76x as fast.
 CPU_EVAL_BATCH = 128
