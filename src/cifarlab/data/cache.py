@@ -7,6 +7,11 @@ the source's resolved path and the name, size and mtime_ns of each of its files,
 an edited or replaced copy gets a new entry. Entries are written to a temporary
 folder and renamed into place, and any entry that fails to load is deleted and
 rebuilt: the cache can make loading faster, never make it fail.
+
+Single derived arrays (the corrupted test sets of :mod:`cifarlab.data.cifar10c`) use
+:func:`save_array` / :func:`load_array`: one ``.npy`` and a ``.json`` beside it holding what
+the array is (its key) and its checksum, each written through
+:func:`cifarlab.rundir.write_atomic`, under the same rule.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from cifarlab.data.readers import CIFAR10, IMAGE_SHAPE, NUM_CLASSES, REQUIRED_FILES
+from cifarlab.errors import CifarlabError
+from cifarlab.rundir import write_atomic, write_json
 
 FORMAT = 1  # bump when the readers' output or the entry layout changes
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -162,3 +169,52 @@ def _prune(path: str, keep: str) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
         except (OSError, ValueError):
             continue
+
+
+# --------------------------------------------------------------------------- single arrays
+
+
+def _array_meta(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def load_array(path: Path, key: dict) -> np.ndarray | None:
+    """The array cached at ``path`` (a .npy) if its .json names the same ``key`` and its
+    checksum matches; None otherwise. A damaged or mismatched entry is deleted."""
+    meta_path = _array_meta(path)
+    if not path.is_file() or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != key:
+            raise ValueError("another key")
+        array = np.load(path, allow_pickle=False)
+        if list(array.shape) != meta["shape"] or array.dtype.str != meta["dtype"]:
+            raise ValueError("shape")
+        if _checksum(array) != meta["checksum"]:
+            raise ValueError("checksum")
+    except Exception:  # any damage at all means: delete and rebuild
+        path.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
+        return None
+    return array
+
+
+def save_array(path: Path, array: np.ndarray, key: dict) -> Path | None:
+    """Cache ``array`` at ``path`` (a .npy) with ``key`` and its checksum in a .json beside
+    it, each written atomically, the .json last (it is what makes the entry count). None,
+    with a warning, when that failed: a full disk costs speed, never the result."""
+    meta = {
+        "key": key,
+        "shape": list(array.shape),
+        "dtype": array.dtype.str,
+        "checksum": _checksum(array),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
+        write_json(_array_meta(path), meta)
+    except (OSError, CifarlabError) as exc:
+        warnings.warn(f"could not cache {path.name} in {path.parent}: {exc}", stacklevel=2)
+        return None
+    return path
