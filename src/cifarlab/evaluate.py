@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,49 @@ def evaluate_model(model, images, labels, mean, std, classes, **kwargs) -> dict[
     """Loss, accuracy, per-class accuracy and confusion matrix of ``model`` on uint8 images."""
     logits = predict_logits(model, images, mean, std, **kwargs)
     return finalize(evaluate_sums(logits, labels, len(classes)), classes)
+
+
+@dataclass
+class Evaluand:
+    """A checkpoint's model on its device, in eval-ready form, with the data and the
+    normalisation it was trained with: what an evaluation starts from."""
+
+    model: torch.nn.Module
+    payload: dict[str, Any]
+    recipe: Any
+    data: Any
+    classes: list[str]
+    mean: torch.Tensor
+    std: torch.Tensor
+    device: torch.device
+
+
+def load_for_evaluation(
+    checkpoint: str | Path, *, data=None, data_dir: str | None = None, device: str = "auto"
+) -> Evaluand:
+    """Load a checkpoint (a file or a run directory) and its data as :func:`evaluate` does
+    (``data``, else ``data_dir``, else what the run recorded, else the recipe's rule)."""
+    payload = load_checkpoint(checkpoint)
+    recipe = recipe_from_dict(payload["recipe"], stored=True)
+    dev = resolve_device(device)
+    if data is None:
+        data = load_data_for(
+            recipe.data.source, data_dir, log=lambda line: None, run_data=payload.get("data")
+        )
+    classes = list(payload.get("classes") or data.classes)
+    model = create_model(recipe.model.name, num_classes=len(classes), **recipe.model.options)
+    model.load_state_dict(payload["model"])
+    model.to(dev)
+    return Evaluand(
+        model=model,
+        payload=payload,
+        recipe=recipe,
+        data=data,
+        classes=classes,
+        mean=torch.tensor(recipe.data.mean, device=dev),
+        std=torch.tensor(recipe.data.std, device=dev),
+        device=dev,
+    )
 
 
 def evaluate(

@@ -57,6 +57,62 @@ def plot_curves(history: dict[str, list[Any]], out_dir: str | Path, title: str =
     return paths
 
 
+def plot_corruptions(results: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Corruption robustness (cifarlab.robustness results, one per label) in two panels:
+    left, each corruption's accuracy averaged over the severities, with each run's clean and
+    mean corruption accuracy as vertical lines; right, accuracy against severity averaged
+    over the corruptions, severity 0 being the clean test set."""
+    plt = _pyplot()
+    labels = list(results)
+    names = list(dict.fromkeys(n for r in results.values() for n in r["corruptions"]))
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, max(4.5, 0.32 * len(names) + 1.5)), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    height = 0.8 / max(len(labels), 1)
+    for k, label in enumerate(labels):
+        r, colour = results[label], f"C{k % 10}"
+        shown = _plain(label) if len(labels) > 1 else "mean over severities"
+        ys = [
+            i - 0.4 + height * (k + 0.5)
+            for i, n in enumerate(names)
+            if n in r["mean_by_corruption"]
+        ]
+        xs = [r["mean_by_corruption"][n] * 100 for n in names if n in r["mean_by_corruption"]]
+        left.barh(ys, xs, height=height, color=colour, alpha=0.75, label=shown)
+        left.axvline(r["clean_accuracy"] * 100, color=colour, linestyle="--", linewidth=1.2)
+        left.axvline(r["mean_accuracy"] * 100, color=colour, linestyle=":", linewidth=1.5)
+        sev = [0] + [int(s) for s in r["mean_by_severity"]]
+        acc = [r["clean_accuracy"] * 100] + [v * 100 for v in r["mean_by_severity"].values()]
+        right.plot(sev, acc, "o-", color=colour, label=_plain(label))
+    left.plot([], [], "k--", linewidth=1.2, label="clean accuracy")
+    left.plot([], [], "k:", linewidth=1.5, label="mean corruption accuracy")
+    left.set_yticks(range(len(names)), [_plain(n) for n in names])
+    left.invert_yaxis()
+    left.set_xlabel("test accuracy (%)")
+    left.set_title("Accuracy per corruption")
+    left.grid(axis="x", alpha=0.3)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, fontsize=8)
+    right.set_xlabel("severity (0 = clean)")
+    right.set_ylabel("test accuracy (%), mean over corruptions")
+    right.set_xticks(range(0, 6))
+    right.set_title("Accuracy against severity")
+    right.grid(alpha=0.3)
+    if len(labels) > 1:
+        right.legend(fontsize=8)
+    if title:
+        fig.suptitle(_plain(title))
+    fig.tight_layout()
+    try:
+        return save_figure(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def _plain(label: object) -> str:
+    """A label drawn literally: '$' would otherwise start matplotlib's mathtext."""
+    return str(label).replace("$", r"\$")
+
+
 def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path) -> Path:
     """A labelled confusion-matrix heat map (rows: true class, columns: predicted)."""
     import numpy as np

@@ -32,7 +32,91 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_data_dir(p)
+    p.add_argument(
+        "--corruptions",
+        metavar="all|NAME,...",
+        default=None,
+        help="also measure accuracy on CIFAR-10-C made from the test set (seeded, cached, never "
+        "downloaded): 'all' or a comma-separated list of gaussian_noise, shot_noise, "
+        "impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, frost, fog, "
+        "brightness, contrast, elastic_transform, pixelate, jpeg_compression; writes "
+        "corruptions.json and corruptions.png beside evaluation.json",
+    )
+    p.add_argument(
+        "--severities",
+        metavar="1-5|1,3",
+        default=None,
+        help="severities for --corruptions: a range (default 1-5) or a comma-separated list",
+    )
+    p.add_argument(
+        "--corruption-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the corrupted images (default 0; each seed is cached separately)",
+    )
     p.set_defaults(func=run)
+
+
+def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:
+    """``--corruptions``: check the selection (one line and exit 2 before anything is read or
+    written), evaluate it, print the table as it fills (unless --json) and write
+    corruptions.json and corruptions.png to ``out``."""
+    import sys
+
+    from cifarlab import robustness
+    from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON
+
+    if args.corruptions is None:
+        if args.severities is not None or args.corruption_seed is not None:
+            flag = "--severities" if args.severities is not None else "--corruption-seed"
+            raise robustness.RobustnessError(f"{flag} needs --corruptions (all or NAME,...)")
+        return None
+    names = robustness.parse_corruptions(args.corruptions)
+    severities = robustness.parse_severities(args.severities or "1-5")
+    seed = robustness.DEFAULT_SEED if args.corruption_seed is None else args.corruption_seed
+    if not args.json:
+        label = "" if args.tta == "none" else f", {args.tta} TTA"
+        print(f"corruption robustness (test accuracy{label}, corruption seed {seed}):")
+        print(robustness.table_header(severities), flush=True)
+
+    said: list[bool] = []
+
+    def generating(line: str) -> None:  # said once, not for each of up to 75 cells
+        if not said:
+            print(_GENERATING, file=sys.stderr, flush=True)
+            said.append(True)
+
+    def row(name: str, accuracy: dict) -> None:
+        if not args.json:
+            print(robustness.table_row(name, accuracy), flush=True)
+
+    def summary(result: dict) -> None:
+        if not args.json:
+            print("\n".join(robustness.table_footer(result)))
+            print(
+                f"corruption table: {out / CORRUPTIONS_JSON}, chart: {out / CORRUPTIONS_FIGURE}\n"
+            )
+
+    return robustness.evaluate_corruptions(
+        ckpt,
+        corruptions=names,
+        severities=severities,
+        seed=seed,
+        data_dir=args.data_dir,
+        tta=args.tta,
+        device=args.device,
+        out_dir=out,
+        log=summary,
+        on_row=row,
+        progress=generating,
+    )
+
+
+_GENERATING = (
+    "generating the corrupted test images not cached yet (once per test set, corruption, "
+    "severity and seed; cached in the data cache after)"
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,9 +133,12 @@ def run(args: argparse.Namespace) -> int:
             run_dir / EVALUATION_DIR / args.tta, "the default --out", within=run_dir
         )
     check_data_dir(args.data_dir)
+    corruptions = _corruptions(args, ckpt, out)  # first: it prints its own table
 
     def show(result: dict) -> None:  # printed before anything is written
         if args.json:
+            if corruptions is not None:  # one JSON document: the evaluation and its corruptions
+                result = {**result, "corruptions": corruptions}
             print(json.dumps(result, indent=2), flush=True)
             return
         print(f"data: {result['data']}")
