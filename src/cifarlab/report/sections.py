@@ -29,6 +29,7 @@ from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_flops, count_parameters, create_model
 from cifarlab.report import ReportError
 from cifarlab.report.charts import ablation_chart, comparison_chart, seed_chart
+from cifarlab.report.corruptions_section import corruptions_section
 from cifarlab.report.document import (
     Block,
     Document,
@@ -51,6 +52,7 @@ SECTIONS = (
     ("training", "Training"),
     ("improvements", "Improvements"),
     ("robustness", "Robustness"),
+    ("corruptions", "Corruption robustness"),
     ("comparison", "Comparison of models"),
 )
 MAX_MODEL_TABLES = 4
@@ -698,6 +700,7 @@ def build_document(
         training_section(featured, names),
         improvements_section(studies, names),
         robustness_section(studies, names),
+        corruptions_section(featured, studies, names),
         comparison_section(runs, studies, names),
     ]
     meta = [
