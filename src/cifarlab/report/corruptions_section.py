@@ -32,8 +32,8 @@ ABOUT = (
     "with the constants of the authors' CIFAR-10 script, seeded and cached (cifarlab evaluate "
     "--corruptions). Mean corruption accuracy is the mean over the corruptions and severities "
     "evaluated; over all 15 x 5 it is the figure CIFAR-10-C papers report. Frost (a generated "
-    "texture instead of the authors' photographs) and motion blur (ImageMagick's kernel, "
-    "re-implemented) differ from the published files, so compare these numbers with each "
+    "texture instead of the authors' photographs) and motion blur and snow (ImageMagick's "
+    "kernel, re-implemented) differ from the published files, so compare these numbers with each "
     "other first (cifarlab.data.corruptions says where and why)."
 )
 
