@@ -6,6 +6,8 @@
   their owners (:class:`cifarlab.rundir.RunDir`, :func:`cifarlab.studies.spec.read_study`,
   :func:`cifarlab.studies.summary.summarize`);
 - :mod:`cifarlab.report.charts`: the report's own figures, drawn to PNG bytes;
+- :mod:`cifarlab.report.corruptions_section`: the corruption-robustness section (the runs'
+  corruptions.json, side by side);
 - :mod:`cifarlab.report.sections`: the sections built from the inputs, and
   :func:`~cifarlab.report.sections.write_report`, the entry point;
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
