@@ -26,8 +26,8 @@ not compared here   pixelate (theirs scales back up with NEAREST, make_cifar_c.p
 ==================  =====================================================================
 
 Tolerances: per pixel, at most one level apart and 0.1 level on average (float32 against
-float64 arithmetic flips a few truncations); noise, the std of the change within 5% and its
-mean within 0.5 level.
+float64 arithmetic flips a few truncations); noise, the std of the change within 5%, its mean
+within four standard errors and the share of values changed within 2 points.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def test_same_formula_same_distribution_of_change(monkeypatch, images, name, tab
     a = ours(name, images, severity).astype(float) - clean
     b = theirs(getattr(ic, name), images, severity).astype(float) - clean
     assert abs(a.std() / b.std() - 1) < 0.05, (a.std(), b.std())
-    assert abs(a.mean() - b.mean()) < 0.5, (a.mean(), b.mean())
+    # their impulse noise draws from an unseeded generator (skimage), so allow for chance:
+    # four standard errors of the difference of the means
+    assert abs(a.mean() - b.mean()) < 4 * np.sqrt(a.var() / a.size + b.var() / b.size)
     assert abs((a != 0).mean() - (b != 0).mean()) < 0.02
 
 
