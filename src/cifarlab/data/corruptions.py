@@ -366,13 +366,15 @@ def frost_texture(
     grain = torch.randn((n, size, size), generator=gen, device=dev, dtype=dt)
     level = _uniform((n,), *FROST_LEVEL, gen, like)
     axis = torch.arange(size, device=dev, dtype=dt)
-    dy = axis[None, None, :, None] - centre[..., 0, None, None]  # (n, K, size, size)
-    dx = axis[None, None, None, :] - centre[..., 1, None, None]
-    cos, sin = torch.cos(theta)[..., None, None], torch.sin(theta)[..., None, None]
-    along = dx * cos + dy * sin
-    across = -dx * sin + dy * cos
-    beyond = (along.abs() - half_len[..., None, None]).clamp(min=0)
-    needles = (shine[..., None, None] * torch.exp(-(across**2 + beyond**2) / (2 * 0.6**2))).sum(1)
+    needles = torch.zeros(n, size, size, device=dev, dtype=dt)
+    for k in range(FROST_NEEDLES):  # one needle of every image at a time: (n, size, size)
+        dy = axis[None, :, None] - centre[:, k, 0, None, None]
+        dx = axis[None, None, :] - centre[:, k, 1, None, None]
+        cos, sin = torch.cos(theta[:, k, None, None]), torch.sin(theta[:, k, None, None])
+        along = dx * cos + dy * sin
+        across = -dx * sin + dy * cos
+        beyond = (along.abs() - half_len[:, k, None, None]).clamp(min=0)
+        needles += shine[:, k, None, None] * torch.exp(-(across**2 + beyond**2) / (2 * 0.6**2))
 
     def standard(t: torch.Tensor) -> torch.Tensor:
         t = t - t.mean(dim=(1, 2), keepdim=True)
