@@ -127,9 +127,10 @@ def _fixed(value: float | None, digits: int = 4) -> str:
 
 def _diagram(run: RunInput, cal: dict[str, Any], name: str) -> Figure | None:
     """The run's own reliability.png (from cifarlab evaluate), else one drawn from its bins."""
+    # No run label in the caption (an image's alt text): a run directory's name is not ours.
     caption = (
-        f"{run.label}: reliability on the test set ({cal['source']}); bars: accuracy per "
-        f"confidence bin, shaded: gap to the bin's mean confidence"
+        f"Reliability on the test set ({cal['source']}); bars: accuracy per confidence bin, "
+        f"shaded: gap to the bin's mean confidence"
         + ("; line: after temperature scaling" if cal["bins_after"] else "")
     )
     if cal["figure"]:
@@ -143,7 +144,6 @@ def _diagram(run: RunInput, cal: dict[str, Any], name: str) -> Figure | None:
             ece=cal["ece"],
             calibrated=cal["bins_after"],
             calibrated_ece=cal["ece_after"],
-            title=run.label,
         )
         return Figure(path.read_bytes(), name, caption)
 
@@ -214,13 +214,21 @@ def calibration_section(
                 numeric=[False, False, True, True, True, True, True, True, True],
             )
         )
-        figures = [
-            fig
-            for r, c in found
-            if (fig := _diagram(r, c, names(f"{r.label}-reliability"))) is not None
-        ]
-        for i in range(0, len(figures), 2):
-            blocks.append(Row(figures[i : i + 2]))
+        for r, c in found:
+            figure = _diagram(r, c, names(f"{r.label}-reliability"))
+            if figure is None:
+                continue
+            key = Table(
+                ["", ""],
+                [
+                    ["run", r.label],
+                    ["from", c["source"]],
+                    ["ECE", _pct(c["ece"])],
+                    ["ECE after T", _pct(c["ece_after"])],
+                ],
+                caption="Reliability diagram",
+            )
+            blocks.append(Row([key, figure]))
     for study, rows in study_tables:
         blocks.append(Heading(f"{study.name}: calibration per step", level=3))
         blocks.append(
