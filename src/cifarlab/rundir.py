@@ -8,7 +8,10 @@ concern). A run directory holds::
     history.json/.csv      the evaluation points (step, lr, train/val loss and accuracy, time)
     metrics.json           the final metrics: its presence means the run finished
     loss.png, accuracy.png, confusion.png
-    evaluation/<tta>/      what ``cifarlab evaluate`` writes (evaluation.json, confusion.png)
+    evaluation/<tta>/      what ``cifarlab evaluate`` writes (evaluation.json, confusion.png,
+                           reliability.png)
+    temperature.json       ``cifarlab evaluate --calibrate``: the temperature fitted on the
+                           validation split for the checkpoint beside it (used by predict, export)
     .lock                  held (flock) while a process trains here; removed when it ends
 
 Writes are atomic: a temp file ``.NAME.tmp-PID`` in the same directory, fsynced, then
@@ -56,6 +59,8 @@ METRICS = "metrics.json"
 LOSS_FIGURE = "loss.png"
 ACCURACY_FIGURE = "accuracy.png"
 CONFUSION_FIGURE = "confusion.png"
+RELIABILITY_FIGURE = "reliability.png"  # evaluate's reliability diagram (cifarlab.calibration)
+TEMPERATURE = "temperature.json"  # beside the checkpoint: evaluate --calibrate's temperature
 EVALUATION_DIR = "evaluation"  # evaluation/<tta>/ : cifarlab evaluate's outputs
 EVALUATION = "evaluation.json"
 TENSORBOARD_DIR = "tensorboard"

@@ -20,7 +20,8 @@ ALLOWED = {
     "charts": set(),
     "html": {"", "document"},
     "markdown": {"", "document"},
-    "sections": {"", "document", "inputs", "charts", "html", "markdown"},
+    "calibration_section": {"", "document", "inputs"},
+    "sections": {"", "document", "inputs", "charts", "html", "markdown", "calibration_section"},
 }
 
 

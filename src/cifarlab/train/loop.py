@@ -288,11 +288,13 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
 
 
 def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, Any]:
-    """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures.
+    """Test accuracy (plain and with the recipe's TTA), test and validation calibration,
+    metrics.json, history files, figures.
 
     Every rank evaluates its shard of the test set; only rank 0 writes."""
     recipe, data, history, run = ctx.recipe, ctx.data, state.history, ctx.run
     test = evaluate_split(ctx, state.model, data.test_x, data.test_y)
+    val = evaluate_split(ctx, state.model, data.val_x, data.val_y) if len(data.val_y) else {}
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -301,6 +303,9 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "test_count": test["count"],
+        # Calibration (cifarlab.calibration): ECE with 15 bins, NLL, Brier, reliability bins.
+        **{f"test_{k}": test[k] for k in ("ece", "nll", "brier", "reliability")},
+        **{f"val_{k}": val.get(k) for k in ("ece", "nll", "brier")},
     }
     if recipe.eval.tta != "none":
         tta = evaluate_split(ctx, state.model, data.test_x, data.test_y, tta=recipe.eval.tta)
