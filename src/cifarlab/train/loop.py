@@ -215,6 +215,7 @@ def record(state: TrainState, ctx: RunContext) -> None:
     for key, value in zip(HISTORY_KEYS, (*row, round(state.train_time, 3)), strict=True):
         state.history[key].append(value)
     state.reset_running(ctx.device)
+    state.last_val = {"step": step, **val}
     if ctx.tb is not None:
         for tag, value in (
             ("loss/train", train_loss),
@@ -294,7 +295,9 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
     Every rank evaluates its shard of the test set; only rank 0 writes."""
     recipe, data, history, run = ctx.recipe, ctx.data, state.history, ctx.run
     test = evaluate_split(ctx, state.model, data.test_x, data.test_y)
-    val = evaluate_split(ctx, state.model, data.val_x, data.val_y) if len(data.val_y) else {}
+    val = state.last_val if state.last_val and state.last_val["step"] == state.step else {}
+    if not val and len(data.val_y):  # the last point was recorded by an earlier process
+        val = evaluate_split(ctx, state.model, data.val_x, data.val_y)
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "seed": recipe.seed,

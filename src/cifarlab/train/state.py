@@ -39,6 +39,7 @@ class TrainState:
         None  # int64: first step (1-based) with a non-finite loss, 0 = none
     )
     bad_loss: torch.Tensor | None = None  # float32: that loss
+    last_val: dict[str, Any] | None = None  # the last evaluation point's validation result
     order: torch.Tensor | None = None  # the current epoch's shuffled indices, on the device
     order_epoch: int = -1
     train_time: float = 0.0  # seconds of training steps over the whole run (resumes included)
