@@ -264,7 +264,7 @@ def adjust_sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     if h <= 2 or w <= 2:
         return x
     kernel = torch.full((3, 3), 1.0 / 13.0, dtype=x.dtype, device=x.device)
-    kernel[1, 1] = 5.0 / 13.0
+    kernel.view(-1)[4:5].fill_(5.0 / 13.0)  # a fill on the device, not a copy from the host
     blurred = F.conv2d(x, kernel.expand(c, 1, 3, 3), groups=c)
     out = x.clone()
     view = out[..., 1:-1, 1:-1]
@@ -550,7 +550,9 @@ def mix_batch(
     is read back; both weights are drawn either way, so the draws do not depend on it."""
     if not (mixup_alpha or cutmix_alpha):
         raise ValueError("mix_batch needs mixup_alpha or cutmix_alpha > 0")
-    targets = F.one_hot(labels, num_classes).to(x.dtype)
+    # one-hot by scatter: F.one_hot checks the labels' range with host reads on the CPU
+    targets = torch.zeros(len(labels), num_classes, dtype=x.dtype, device=x.device)
+    targets.scatter_(1, labels[:, None], 1.0)
     device, (h, w) = x.device, x.shape[-2:]
     if mixup_alpha:
         lam_mix = sample_beta(mixup_alpha, gen, device)
