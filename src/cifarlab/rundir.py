@@ -19,7 +19,10 @@ renamed over NAME. rename(2) replaces whatever is at NAME, a symlink included, w
 following it, so a planted link never redirects a write; any failure removes the temp file
 and raises one line naming the file. Checkpoints are complete (model, optimizer, step, RNG
 states, history, recipe, ...) and loaded with ``torch.load(weights_only=True)`` after their
-zip CRCs are verified, so a damaged or hostile file is refused before torch reads it.
+zip CRCs are verified, so a damaged or hostile file is refused before torch reads it. A
+checkpoint's ``"model"`` is the state dict the run is evaluated with, which evaluate, predict
+and export load: the weights' moving average when the recipe sets ``train.ema``, whose
+checkpoints also hold the optimizer's own weights as ``"train_model"`` (train/ema.py).
 """
 
 from __future__ import annotations
@@ -460,11 +463,12 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
     for key in ("model", "recipe", "step"):
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
-    model = payload["model"]
-    if not isinstance(model, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
-    ):
-        raise CheckpointError(f"{path}: 'model' is not a state dict of tensors; not loadable")
+    for key in ("model", "train_model"):
+        model = payload.get(key, {})
+        if not isinstance(model, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+        ):
+            raise CheckpointError(f"{path}: '{key}' is not a state dict of tensors; not loadable")
     step = payload["step"]
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise CheckpointError(f"{path}: 'step' is {step!r}, not a step count; not loadable")
