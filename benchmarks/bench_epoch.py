@@ -78,7 +78,7 @@ def report_pipeline(data_dir: Path, epochs: int, seed: int) -> dict:
     return {"epoch_s": train_s / epochs, "val_acc": val_acc}
 
 
-def cifarlab_pipeline(data_dir: Path, epochs: int, seed: int) -> dict:
+def cifarlab_pipeline(data_dir: Path, epochs: int, seed: int, sets: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [
@@ -97,6 +97,7 @@ def cifarlab_pipeline(data_dir: Path, epochs: int, seed: int) -> dict:
             "--out",
             str(out),
             "--no-progress",
+            *(a for kv in sets for a in ("--set", kv)),
         ]
         wall = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -117,15 +118,19 @@ def main() -> None:
     p.add_argument("--data-dir", default="../shared/cifar10")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set", action="append", default=[], metavar="K=V", help="a recipe override for cifarlab's run"
+    )
     args = p.parse_args()
     data_dir = Path(args.data_dir).resolve()
-    ours = cifarlab_pipeline(data_dir, args.epochs, args.seed)
+    ours = cifarlab_pipeline(data_dir, args.epochs, args.seed, args.set)
     theirs = report_pipeline(data_dir, args.epochs, args.seed)
     print(f"{'pipeline':<22} {'s/epoch':>8} {'val acc':>8}")
     print(
         f"{'report (torchvision)':<22} {theirs['epoch_s']:>8.1f} {theirs['val_acc'] * 100:>7.2f}%"
     )
-    print(f"{'cifarlab':<22} {ours['epoch_s']:>8.1f} {ours['val_acc'] * 100:>7.2f}%")
+    label = "cifarlab" + "".join(f" {kv}" for kv in args.set)
+    print(f"{label:<22} {ours['epoch_s']:>8.1f} {ours['val_acc'] * 100:>7.2f}%")
     print(
         f"speed-up: {theirs['epoch_s'] / ours['epoch_s']:.2f}x per epoch; "
         f"cifarlab command wall time {ours['wall_s']:.1f} s, of which "

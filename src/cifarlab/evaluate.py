@@ -1,8 +1,10 @@
-"""Evaluation: accuracy, loss, per-class accuracy and the confusion matrix.
+"""Evaluation: accuracy, loss, per-class accuracy, the confusion matrix and calibration.
 
 ``evaluate_model`` is the loop's own validation/test pass (eval mode, no grad,
 whole batches, optional test-time augmentation); ``evaluate`` is the public
-entry point that starts from a checkpoint, as ``cifarlab evaluate`` does.
+entry point that starts from a checkpoint, as ``cifarlab evaluate`` does. Every evaluation
+reports calibration too (ECE, NLL, Brier and the reliability bins: cifarlab.calibration);
+``evaluate(calibrate=True)`` also fits a temperature on the run's validation split.
 """
 
 from __future__ import annotations
@@ -16,13 +18,29 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cifarlab.calibration import (
+    CalibrationError,
+    apply_temperature,
+    calibration_from_sums,
+    calibration_metrics,
+    calibration_sums,
+    fit_temperature,
+    temperature_path,
+    write_temperature,
+)
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
-from cifarlab.data.tensors import load_data_for
-from cifarlab.figures import plot_confusion
+from cifarlab.data.tensors import load_data_for, prepare_tensors
+from cifarlab.figures import plot_confusion, plot_reliability
 from cifarlab.models import create_model
 from cifarlab.paths import output_dir
 from cifarlab.recipe import recipe_from_dict
-from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION, load_checkpoint, write_json
+from cifarlab.rundir import (
+    CONFUSION_FIGURE,
+    EVALUATION,
+    RELIABILITY_FIGURE,
+    load_checkpoint,
+    write_json,
+)
 from cifarlab.runtime import autocast, eval_batch_and_format, resolve_device
 
 
@@ -105,7 +123,8 @@ def _in_memory_format(model: torch.nn.Module, fmt: torch.memory_format):
 def evaluate_sums(
     logits: torch.Tensor, labels: torch.Tensor, num_classes: int
 ) -> dict[str, torch.Tensor]:
-    """Additive statistics (so distributed ranks can sum them): loss sum, correct, count, confusion."""
+    """Additive statistics (so distributed ranks can sum them): loss sum, correct, count,
+    confusion, and the calibration sums (cifarlab.calibration.calibration_sums)."""
     labels = labels.to(logits.device)
     pred = logits.argmax(dim=1)
     confusion = torch.bincount(labels * num_classes + pred, minlength=num_classes * num_classes)
@@ -114,11 +133,13 @@ def evaluate_sums(
         "correct": (pred == labels).sum().double(),
         "count": torch.tensor(float(labels.numel()), dtype=torch.float64, device=logits.device),
         "confusion": confusion.reshape(num_classes, num_classes).double(),
+        **calibration_sums(logits, labels),
     }
 
 
 def finalize(sums: dict[str, torch.Tensor], classes: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Means, per-class accuracy and the confusion matrix from summed statistics."""
+    """Means, per-class accuracy, the confusion matrix and calibration (ece, nll, brier,
+    reliability) from summed statistics."""
     count = max(float(sums["count"]), 1.0)
     confusion = sums["confusion"].cpu().long()
     per_class_total = confusion.sum(dim=1).clamp(min=1)
@@ -129,6 +150,7 @@ def finalize(sums: dict[str, torch.Tensor], classes: list[str] | tuple[str, ...]
         "count": int(sums["count"]),
         "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
         "confusion": confusion.tolist(),
+        **calibration_from_sums(sums),
     }
 
 
@@ -190,19 +212,28 @@ def evaluate(
     device: str = "auto",
     out_dir: str | Path | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
+    calibrate: bool = False,
 ) -> dict[str, Any]:
-    """Test accuracy of a checkpoint (a file or a run directory), with its per-class table and
-    confusion matrix.
+    """Test accuracy of a checkpoint (a file or a run directory), with its per-class table,
+    confusion matrix and calibration (ECE, NLL, Brier, reliability bins).
 
     Data: ``data``, else ``data_dir``, else what the run recorded (a run trained on the
     bundled sample is evaluated on it, without searching or touching the network), else the
-    recipe's rule (``auto`` falls back to the sample). With ``out_dir``, evaluation.json and
-    confusion.png are written there — ``cifarlab evaluate`` passes RUN/evaluation/<tta>/, so
-    the training's own files are never replaced. ``log`` sees the result before anything is
-    written, so a failed write never hides it.
+    recipe's rule (``auto`` falls back to the sample). With ``out_dir``, evaluation.json,
+    confusion.png and reliability.png are written there — ``cifarlab evaluate`` passes
+    RUN/evaluation/<tta>/, so the training's own files are never replaced. ``log`` sees the
+    result before anything is written, so a failed write never hides it.
+
+    ``calibrate``: fit a temperature on the run's validation split
+    (:func:`fit_validation_temperature`), report the test set's calibration before and after
+    it (``temperature``, ``calibrated``) and store it beside the checkpoint as
+    temperature.json, last. A run without a validation split (data.val_fraction 0) is refused
+    before anything is read or written.
     """
     payload = load_checkpoint(checkpoint)
     recipe = recipe_from_dict(payload["recipe"], stored=True)
+    if calibrate:
+        check_calibratable(recipe, tta, checkpoint)
     dev = resolve_device(device)
     if data is None:
         data = load_data_for(
@@ -216,16 +247,108 @@ def evaluate(
     labels = torch.from_numpy(data.test_labels)
     mean = torch.tensor(recipe.data.mean, device=dev)
     std = torch.tensor(recipe.data.std, device=dev)
-    result = evaluate_model(
-        model, images, labels, mean, std, classes, tta=tta, batch_size=recipe.eval.batch_size
-    )
+    logits = predict_logits(model, images, mean, std, tta=tta, batch_size=recipe.eval.batch_size)
+    result = finalize(evaluate_sums(logits, labels, len(classes)), classes)
     result.update(
         {"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]}
     )
+    record = None
+    if calibrate:
+        temperature, record = fit_validation_temperature(model, data, recipe, payload, dev)
+        result["temperature"] = {
+            "value": temperature,
+            "fitted_on": "validation",
+            "validation_count": record["validation_count"],
+            "file": str(temperature_path(checkpoint)),
+        }
+        result["calibrated"] = {
+            **calibration_metrics(apply_temperature(logits, temperature), labels),
+            "accuracy": result["accuracy"],  # a temperature never changes the argmax
+        }
     if log is not None:
         log(result)
     if out_dir is not None:
         out_dir = output_dir(out_dir, "evaluation folder", create=True)
         plot_confusion(result["confusion"], classes, out_dir / CONFUSION_FIGURE)
+        after = result.get("calibrated") or {}
+        plot_reliability(
+            result["reliability"],
+            out_dir / RELIABILITY_FIGURE,
+            ece=result["ece"],
+            calibrated=after.get("reliability"),
+            calibrated_ece=after.get("ece"),
+            title=f"test set, step {payload['step']}",
+        )
         write_json(out_dir / EVALUATION, result)
+    if record is not None:
+        write_temperature(checkpoint, **record)
     return result
+
+
+def check_calibratable(recipe, tta: str, checkpoint: str | Path) -> None:
+    """A temperature needs a validation split, and is fitted for plain logits (what predict
+    and export use); else CalibrationError, before anything is read or written."""
+    if not recipe.data.val_fraction:
+        raise CalibrationError(
+            f"{checkpoint}: --calibrate fits the temperature on the validation split, and this "
+            f"run has none (data.val_fraction = {recipe.data.val_fraction}); train with "
+            f"--set data.val_fraction=0.1 to calibrate"
+        )
+    if tta != "none":
+        raise CalibrationError(
+            f"--calibrate fits the temperature for plain logits (what predict and export use); "
+            f"run it without --tta {tta}"
+        )
+
+
+def fit_validation_temperature(
+    model: torch.nn.Module, data, recipe, payload: dict[str, Any], dev: torch.device
+) -> tuple[float, dict[str, Any]]:
+    """The temperature that minimises NLL on the run's own validation split, and the record
+    write_temperature stores with it.
+
+    The split is the training's: cifarlab.data.tensors.prepare_tensors with the recipe's
+    data.val_fraction and data.split_seed, on data whose fingerprint matches the checkpoint's
+    (other data would put training images, or none of the same ones, in the split).
+    """
+    tensors = prepare_tensors(
+        data,
+        val_fraction=recipe.data.val_fraction,
+        split_seed=recipe.data.split_seed,
+        mean=recipe.data.mean,
+        std=recipe.data.std,
+        device=torch.device("cpu"),
+    )
+    recorded = (payload.get("data") or {}).get("fingerprint")
+    if recorded not in (None, tensors.fingerprint):
+        raise CalibrationError(
+            f"{data.source}: not the data this checkpoint was trained on (its validation "
+            f"split would differ); point --data-dir at the run's data "
+            f"({payload['data'].get('source')})"
+        )
+    logits = predict_logits(
+        model,
+        tensors.val_x.to(dev),
+        tensors.mean.to(dev),
+        tensors.std.to(dev),
+        batch_size=recipe.eval.batch_size,
+    )
+    labels = tensors.val_y
+    temperature = fit_temperature(logits, labels)
+    before = calibration_metrics(logits, labels)
+    after = calibration_metrics(apply_temperature(logits, temperature), labels)
+    return temperature, {
+        "temperature": temperature,
+        "step": int(payload["step"]),
+        "fitted_on": "validation",
+        "validation_count": len(labels),
+        "val_fraction": recipe.data.val_fraction,
+        "split_seed": recipe.data.split_seed,
+        "data_fingerprint": tensors.fingerprint,
+        "validation": {
+            "nll_before": before["nll"],
+            "nll_after": after["nll"],
+            "ece_before": before["ece"],
+            "ece_after": after["ece"],
+        },
+    }

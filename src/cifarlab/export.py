@@ -7,6 +7,13 @@ travel with the model in each format's own metadata (ONNX ``metadata_props``,
 TorchScript ``_extra_files``, the safetensors header) and in a ``model.json``
 sidecar beside it, so a consumer in another language needs nothing else.
 
+When ``cifarlab evaluate --calibrate`` stored a temperature beside the checkpoint for its
+step (temperature.json), the ONNX and TorchScript models return the logits divided by it
+(their softmax is the calibrated probability; the argmax is unchanged) and the metadata's
+``temperature`` says so; the safetensors file holds the network's own weights, so a consumer
+divides by ``temperature`` (``load_safetensors_model`` does). A temperature fitted for
+another step is ignored (``temperature`` null) and ``export_model``'s caller is told why.
+
     >>> from cifarlab.export import export_model
     >>> export_model("runs/seed-improved-seed0", "exported/", formats=["onnx"])
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +66,15 @@ def metadata(trained) -> dict[str, Any]:
             "layout": "NCHW, RGB",
             "preprocessing": "pixels / 255, then (x - mean) / std per channel",
         },
-        "output": {"name": OUTPUT_NAME, "shape": ["N", len(trained.classes)], "meaning": "logits"},
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["N", len(trained.classes)],
+            "meaning": "logits"
+            if trained.temperature is None
+            else "logits divided by the temperature (softmax: calibrated probabilities); "
+            "safetensors holds the network's weights: divide its logits by the temperature",
+        },
+        "temperature": trained.temperature,
         "checkpoint": str(trained.checkpoint),
         "step": trained.step,
     }
@@ -73,24 +89,33 @@ def export_model(
     checkpoint: str | Path,
     out_dir: str | Path,
     formats: list[str] | tuple[str, ...] = ("onnx",),
+    note: Callable[[str, bool], None] | None = None,
 ) -> dict[str, Path]:
     """Export ``checkpoint`` (file or run directory) into ``out_dir`` in each of ``formats``.
 
     Returns {format: path}; also writes (or updates) ``out_dir/model.json``. Files are
     written to a temporary name and renamed, so a failed export leaves no partial file.
+    ``note(line, used)``, when given, is told which temperature is used (``used``), or why a
+    stored one is not.
     """
+    from cifarlab.calibration import TemperatureScaled
     from cifarlab.predict import load_trained_model
 
     for fmt in formats:
         if fmt not in FORMATS:
             raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     trained = load_trained_model(checkpoint, device="cpu")
+    if note is not None and trained.temperature_note:
+        note(trained.temperature_note, trained.temperature is not None)
     out_dir = output_dir(out_dir, "export folder", create=True)
     meta = metadata(trained)
+    graph = trained.model
+    if trained.temperature is not None:
+        graph = TemperatureScaled(trained.model, trained.temperature).eval()
     written: dict[str, Path] = {}
     for fmt in dict.fromkeys(formats):
         path = out_dir / FILENAMES[fmt]
-        _EXPORTERS[fmt](trained.model, meta, path)
+        _EXPORTERS[fmt](trained.model if fmt == "safetensors" else graph, meta, path)
         written[fmt] = path
     _write_sidecar(out_dir, meta, written)
     return written
@@ -103,7 +128,8 @@ def _write_sidecar(out_dir: Path, meta: dict[str, Any], written: dict[str, Path]
     if old.is_file():
         try:
             previous = json.loads(old.read_text(encoding="utf-8"))
-            if previous.get("checkpoint") == meta["checkpoint"]:  # same model: keep its list
+            same = all(previous.get(k) == meta[k] for k in ("checkpoint", "temperature"))
+            if same:  # same model and temperature: keep its list
                 files.update(
                     {
                         k: v
@@ -239,9 +265,11 @@ def _maybe_json(value: str) -> Any:
 
 
 def load_safetensors_model(path: str | Path):
-    """Rebuild the model from a safetensors export alone: (model in eval mode, metadata)."""
+    """Rebuild the model from a safetensors export alone: (model in eval mode, metadata); with
+    a ``temperature`` in the metadata, the model divides its logits by it, as ONNX does."""
     from safetensors.torch import load_file
 
+    from cifarlab.calibration import TemperatureScaled
     from cifarlab.models import create_model
 
     meta = read_metadata(path)
@@ -249,4 +277,6 @@ def load_safetensors_model(path: str | Path):
         meta["model"], num_classes=len(meta["classes"]), **meta.get("model_options", {})
     )
     model.load_state_dict(load_file(str(path)))
+    if meta.get("temperature") is not None:
+        model = TemperatureScaled(model, float(meta["temperature"]))
     return model.eval(), meta

@@ -1,4 +1,5 @@
-"""Figures of a run: loss and accuracy curves (report figures 5-8), confusion matrix.
+"""Figures of a run: loss and accuracy curves (report figures 5-8), confusion matrix,
+reliability diagram.
 
 Used by training, ``cifarlab evaluate`` and the report. matplotlib is imported inside each
 function with the Agg backend, so importing this module is cheap and never needs a display;
@@ -138,6 +139,69 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
                 color="white" if mat[i, j] > thresh else "black",
             )
     fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    try:
+        return save_figure(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def plot_reliability(
+    reliability: dict[str, Any],
+    path: str | Path,
+    *,
+    ece: float | None = None,
+    calibrated: dict[str, Any] | None = None,
+    calibrated_ece: float | None = None,
+    title: str = "",
+) -> Path:
+    """A reliability diagram (cifarlab.calibration's bins): accuracy per confidence bin
+    against the diagonal of perfect calibration, the gap shaded, and below it the share of
+    images per bin. ``calibrated``: the same bins after temperature scaling, as a line."""
+    plt = _pyplot()
+    n_bins = int(reliability["n_bins"])
+    width = 1.0 / n_bins
+    centres = [(b + 0.5) * width for b in range(n_bins)]
+    fig, (ax, hist) = plt.subplots(
+        2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
+    filled = [b for b in range(n_bins) if reliability["count"][b]]
+    acc = [reliability["accuracy"][b] for b in filled]
+    conf = [reliability["confidence"][b] for b in filled]
+    label = "accuracy" + (f" (ECE {ece * 100:.2f}%)" if ece is not None else "")
+    ax.bar([centres[b] for b in filled], acc, width=width, edgecolor="black", label=label)
+    ax.bar(
+        [centres[b] for b in filled],
+        [c - a for a, c in zip(acc, conf, strict=True)],
+        bottom=acc,
+        width=width,
+        color="tab:red",
+        alpha=0.3,
+        edgecolor="tab:red",
+        label="gap to mean confidence",
+    )
+    pts = [
+        (calibrated["confidence"][b], calibrated["accuracy"][b])
+        for b in range(n_bins)
+        if calibrated is not None and calibrated["count"][b]
+    ]
+    if pts:
+        tlabel = "after temperature scaling" + (
+            f" (ECE {calibrated_ece * 100:.2f}%)" if calibrated_ece is not None else ""
+        )
+        ax.plot(*zip(*pts, strict=True), "o-", color="tab:green", label=tlabel)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title} — reliability".strip(" —"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    total = max(sum(reliability["count"]), 1)
+    hist.bar(centres, [c / total for c in reliability["count"]], width=width, edgecolor="black")
+    hist.set_xlabel(f"confidence (top softmax probability, {n_bins} bins)")
+    hist.set_ylabel("share of images")
+    hist.grid(alpha=0.3)
     fig.tight_layout()
     try:
         return save_figure(fig, Path(path))

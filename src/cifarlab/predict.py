@@ -17,6 +17,11 @@ object to recognise, and upscaling it would only produce a confident-looking gue
     >>> from cifarlab.predict import load_trained_model, predict_paths
     >>> trained = load_trained_model("runs/seed-improved-seed0")
     >>> results, errors = predict_paths(trained, ["my_cat.jpg", "photos/"], top_k=3)
+
+Probabilities are the softmax of the logits divided by the run's temperature when
+``cifarlab evaluate --calibrate`` stored one beside the checkpoint (temperature.json) for
+this checkpoint's step; a temperature fitted for another step is ignored, and
+``TrainedModel.temperature_note`` says which of the two happened.
 """
 
 from __future__ import annotations
@@ -79,10 +84,16 @@ class TrainedModel:
     checkpoint: str
     step: int
     device: Any = None  # torch.device
+    temperature: float | None = None  # divides the logits (cifarlab.calibration), or None
+    temperature_note: str | None = None  # one line: the temperature used, or why one was not
 
 
-def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedModel:
-    """Load a checkpoint (file or run directory) safely and rebuild its model in eval mode."""
+def load_trained_model(
+    checkpoint: str | Path, device: str = "cpu", *, calibrated: bool = True
+) -> TrainedModel:
+    """Load a checkpoint (file or run directory) safely and rebuild its model in eval mode;
+    with ``calibrated``, take the temperature stored beside it for its step (module docstring)."""
+    from cifarlab.calibration import temperature_for
     from cifarlab.models import create_model
     from cifarlab.recipe import recipe_from_dict
     from cifarlab.rundir import load_checkpoint
@@ -106,6 +117,8 @@ def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedMo
             f"{checkpoint}: the weights do not fit model {recipe.model.name!r} ({first[:160]})"
         ) from None
     model.to(dev).eval()
+    step = int(payload["step"])
+    temperature, note = temperature_for(checkpoint, step) if calibrated else (None, None)
     return TrainedModel(
         model=model,
         classes=classes,
@@ -115,8 +128,10 @@ def load_trained_model(checkpoint: str | Path, device: str = "cpu") -> TrainedMo
         model_options=dict(recipe.model.options),
         recipe=recipe.to_dict(),
         checkpoint=str(checkpoint),
-        step=int(payload["step"]),
+        step=step,
         device=dev,
+        temperature=temperature,
+        temperature_note=note,
     )
 
 
@@ -313,9 +328,11 @@ def preprocess(img, white: float | None = None) -> np.ndarray:
 
 
 def predict_arrays(trained: TrainedModel, images: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, classes) for uint8 (N, 32, 32, 3) RGB images."""
+    """Class probabilities (N, classes) for uint8 (N, 32, 32, 3) RGB images (with the
+    model's temperature, when it has one)."""
     import torch
 
+    from cifarlab.calibration import apply_temperature
     from cifarlab.data.batches import to_uint8_tensor
     from cifarlab.evaluate import predict_logits
 
@@ -325,6 +342,8 @@ def predict_arrays(trained: TrainedModel, images: np.ndarray) -> np.ndarray:
     mean = torch.tensor(trained.mean, device=trained.device)
     std = torch.tensor(trained.std, device=trained.device)
     logits = predict_logits(trained.model, x, mean, std, batch_size=256)
+    if trained.temperature is not None:
+        logits = apply_temperature(logits, trained.temperature)
     return torch.softmax(logits, dim=1).cpu().numpy()
 
 

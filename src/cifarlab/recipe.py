@@ -56,6 +56,10 @@ MAX_TEXT = {"name": 200, "description": 2_000}
 # is 3.4 KB); anything over 1 MiB is not one, and is refused before it is read.
 MAX_FILE_BYTES = 1 << 20
 MAX_THREADS = 1024  # system.threads: more is a typo, not a machine
+# augment.mixup / augment.cutmix: Beta(a, a) alphas. Below 0.01 the gamma draws behind the Beta
+# sampler underflow (measured: at a = 0.001 the weights' variance is 0.19, not 0.25); above 100
+# the weight is 0.5 +- 0.035, mixup of every pair by halves; timm's defaults are 0.8 and 1.0.
+MIN_MIX_ALPHA, MAX_MIX_ALPHA = 0.01, 100.0
 
 
 @dataclass
@@ -82,6 +86,11 @@ class AugmentConfig:
     contrast: float = 0.0  # colour jitter: factor drawn from [1 - c, 1 + c] per image
     saturation: float = 0.0  # colour jitter: factor drawn from [1 - s, 1 + s] per image
     cutout: int = 0  # pixels: side of a square zeroed at a random centre (0 = off)
+    # The regularisers of issue 17, all off by default (data/augment.py has their definitions).
+    trivial_augment: bool = False  # TrivialAugmentWide per image: 1 of 14 ops, 31 magnitude bins
+    random_erasing: float = 0.0  # probability per image of a black box (RandomErasing's defaults)
+    mixup: float = 0.0  # Beta(a, a) of mixup's per-batch weight (0 = off); soft-target loss
+    cutmix: float = 0.0  # Beta(a, a) of cutmix's box area (0 = off); with mixup: one per batch
 
 
 @dataclass
@@ -132,6 +141,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between extra checkpoints (0: at evaluation points only)
     grad_clip: float = 0.0  # max gradient norm (0 = off)
     max_steps: int = DEFAULT_MAX_STEPS  # optimizer steps a run may take; a longer run is refused
+    ema: float = 0.0  # decay per step of an EMA of the weights, which are then evaluated (0 = off)
 
 
 @dataclass
@@ -595,6 +605,18 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         f"must be in [0, {IMAGE_SIDE}] pixels (the images are {IMAGE_SIDE} wide), "
         f"got {r.augment.cutout}",
     )
+    _check(
+        0.0 <= r.augment.random_erasing <= 1.0,
+        "augment.random_erasing",
+        f"must be a probability in [0, 1], got {r.augment.random_erasing}",
+    )
+    for key in ("mixup", "cutmix"):
+        v = getattr(r.augment, key)
+        _check(
+            v == 0.0 or MIN_MIX_ALPHA <= v <= MAX_MIX_ALPHA,
+            f"augment.{key}",
+            f"must be 0 (off) or a Beta alpha in [{MIN_MIX_ALPHA}, {MAX_MIX_ALPHA:g}], got {v}",
+        )
     _choice(r.optim.name, "optim.name", OPTIMIZERS)
     _check(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")
     _check(
@@ -656,6 +678,11 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         f"must be >= 0, got {r.train.checkpoint_every}",
     )
     _check(r.train.grad_clip >= 0, "train.grad_clip", f"must be >= 0, got {r.train.grad_clip}")
+    _check(
+        0.0 <= r.train.ema < 1.0,
+        "train.ema",
+        f"must be a decay in [0, 1) (0 = off; e.g. 0.999), got {r.train.ema}",
+    )
     _choice(r.eval.tta, "eval.tta", TTA_MODES)
     _check(r.eval.batch_size > 0, "eval.batch_size", f"must be > 0, got {r.eval.batch_size}")
     _choice(r.system.device, "system.device", DEVICES)

@@ -8,7 +8,10 @@ concern). A run directory holds::
     history.json/.csv      the evaluation points (step, lr, train/val loss and accuracy, time)
     metrics.json           the final metrics: its presence means the run finished
     loss.png, accuracy.png, confusion.png
-    evaluation/<tta>/      what ``cifarlab evaluate`` writes (evaluation.json, confusion.png)
+    evaluation/<tta>/      what ``cifarlab evaluate`` writes (evaluation.json, confusion.png,
+                           reliability.png)
+    temperature.json       ``cifarlab evaluate --calibrate``: the temperature fitted on the
+                           validation split for the checkpoint beside it (used by predict, export)
     .lock                  held (flock) while a process trains here; removed when it ends
 
 Writes are atomic: a temp file ``.NAME.tmp-PID`` in the same directory, fsynced, then
@@ -16,7 +19,10 @@ renamed over NAME. rename(2) replaces whatever is at NAME, a symlink included, w
 following it, so a planted link never redirects a write; any failure removes the temp file
 and raises one line naming the file. Checkpoints are complete (model, optimizer, step, RNG
 states, history, recipe, ...) and loaded with ``torch.load(weights_only=True)`` after their
-zip CRCs are verified, so a damaged or hostile file is refused before torch reads it.
+zip CRCs are verified, so a damaged or hostile file is refused before torch reads it. A
+checkpoint's ``"model"`` is the state dict the run is evaluated with, which evaluate, predict
+and export load: the weights' moving average when the recipe sets ``train.ema``, whose
+checkpoints also hold the optimizer's own weights as ``"train_model"`` (train/ema.py).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ METRICS = "metrics.json"
 LOSS_FIGURE = "loss.png"
 ACCURACY_FIGURE = "accuracy.png"
 CONFUSION_FIGURE = "confusion.png"
+RELIABILITY_FIGURE = "reliability.png"  # evaluate's reliability diagram (cifarlab.calibration)
+TEMPERATURE = "temperature.json"  # beside the checkpoint: evaluate --calibrate's temperature
 EVALUATION_DIR = "evaluation"  # evaluation/<tta>/ : cifarlab evaluate's outputs
 EVALUATION = "evaluation.json"
 CORRUPTIONS_JSON = "corruptions.json"  # evaluation/<tta>/: evaluate --corruptions
@@ -457,11 +465,12 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
     for key in ("model", "recipe", "step"):
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
-    model = payload["model"]
-    if not isinstance(model, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
-    ):
-        raise CheckpointError(f"{path}: 'model' is not a state dict of tensors; not loadable")
+    for key in ("model", "train_model"):
+        model = payload.get(key, {})
+        if not isinstance(model, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+        ):
+            raise CheckpointError(f"{path}: '{key}' is not a state dict of tensors; not loadable")
     step = payload["step"]
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise CheckpointError(f"{path}: 'step' is {step!r}, not a step count; not loadable")

@@ -82,10 +82,28 @@ def test_same_generator_seed_same_batch(batch):
     from cifarlab.recipe import AugmentConfig
 
     cfg = AugmentConfig(
-        flip=True, translate=2, brightness=0.2, contrast=0.2, saturation=0.2, cutout=4
+        flip=True,
+        translate=2,
+        brightness=0.2,
+        contrast=0.2,
+        saturation=0.2,
+        cutout=4,
+        trivial_augment=True,
+        random_erasing=0.5,
     )
     a = A.augment_batch(batch, cfg, gen(7))
     b = A.augment_batch(batch, cfg, gen(7))
     c = A.augment_batch(batch, cfg, gen(8))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_options_that_are_off_draw_nothing_from_the_generator(batch):
+    from cifarlab.recipe import AugmentConfig
+
+    # The regularisers of issue 17 off (their defaults): the generator ends where the older
+    # options alone leave it, so recipes without them get the batches they always got.
+    g1, g2 = gen(11), gen(11)
+    A.augment_batch(batch, AugmentConfig(flip=True, translate=2, brightness=0.2), g1)
+    A.color_jitter(A.random_translate(A.flip_lr(batch, g2), 2, g2), g2, brightness=0.2)
+    assert torch.equal(g1.get_state(), g2.get_state())

@@ -85,3 +85,54 @@ def test_training_steps_never_synchronise_with_the_host(name, tmp_path, sample_d
         log=lambda s: None,
     )
     assert len(segments) >= 2 and sum(segments) >= 2
+
+
+def test_the_regularisers_never_synchronise_with_the_host(tmp_path, sample_data, monkeypatch):
+    """TrivialAugment, random erasing, mixup/cutmix and the EMA update (issue 17) in steps
+    under set_sync_debug_mode("error"), and the augmentations on a CUDA generator."""
+    import cifarlab.train.loop as loop
+    from cifarlab.data.augment import mix_batch
+
+    gen = step_generator(0, 3, device="cuda")
+    x = torch.rand(64, 3, 32, 32, device="cuda")
+    y = torch.randint(0, 10, (64,), device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        cfg = load_recipe("seed-improved", {"augment.trivial_augment": True}).augment
+        cfg.random_erasing = 0.5
+        out = augment_batch(x, cfg, gen)
+        mixed, targets = mix_batch(out, y, 10, gen, 0.8, 1.0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert mixed.device.type == "cuda" and targets.shape == (64, 10)
+
+    real_segment, segments = loop.train_segment, []
+
+    def strict_segment(state, ctx, stop):
+        start = state.step
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            real_segment(state, ctx, stop)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        segments.append(state.step - start)
+
+    monkeypatch.setattr(loop, "train_segment", strict_segment)
+    loop.train(
+        "seed-improved",
+        out_dir=tmp_path / "run",
+        data=sample_data,
+        overrides={
+            "train.epochs": 0.5,
+            "train.eval_points": 2,
+            "system.device": "cuda",
+            "augment.trivial_augment": True,
+            "augment.random_erasing": 0.5,
+            "augment.mixup": 0.8,
+            "augment.cutmix": 1.0,
+            "train.ema": 0.999,
+        },
+        progress=False,
+        log=lambda s: None,
+    )
+    assert len(segments) >= 2 and sum(segments) >= 2

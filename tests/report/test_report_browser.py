@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SECTIONS = ["data", "model", "training", "improvements", "robustness", "comparison"]
+SECTIONS = [
+    "data",
+    "model",
+    "training",
+    "calibration",
+    "improvements",
+    "robustness",
+    "comparison",
+]
 
 
 def _chromium() -> str | None:

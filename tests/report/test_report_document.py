@@ -54,6 +54,7 @@ def test_study_report_has_every_section_in_order_and_is_self_contained(study_rep
         "data",
         "model",
         "training",
+        "calibration",
         "improvements",
         "robustness",
         "comparison",
@@ -111,7 +112,7 @@ def test_single_run_report_leaves_missing_parts_out(tmp_path, tiny_runs):
     out = write_report([tiny_runs["seed-baseline"]], tmp_path / "one.html")
     page = _parse(out.read_text(encoding="utf-8"))
     # No ablation, no seed study, a single model: those sections are absent, not empty.
-    assert page.sections == ["data", "model", "training"]
+    assert page.sections == ["data", "model", "training", "calibration"]
     assert 'id="improvements"' not in out.read_text()
 
 
@@ -121,7 +122,14 @@ def test_markdown_report_with_pngs_beside_it(tmp_path, tiny_runs, studies):
     out = write_report([tiny_runs["seed-baseline"], studies["ablation"]], tmp_path / "r.md")
     text = out.read_text(encoding="utf-8")
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
-    assert headings == ["Data", "Model", "Training", "Improvements", "Comparison of models"]
+    assert headings == [
+        "Data",
+        "Model",
+        "Training",
+        "Calibration",
+        "Improvements",
+        "Comparison of models",
+    ]
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert links and all(link.startswith("r_files/") for link in links)
     for link in links:

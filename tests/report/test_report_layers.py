@@ -21,8 +21,18 @@ ALLOWED = {
     "charts": set(),
     "html": {"", "document"},
     "markdown": {"", "document"},
+    "calibration_section": {"", "document", "inputs"},
     "corruptions_section": {"", "document", "inputs"},
-    "sections": {"", "document", "inputs", "charts", "html", "markdown", "corruptions_section"},
+    "sections": {
+        "",
+        "document",
+        "inputs",
+        "charts",
+        "html",
+        "markdown",
+        "calibration_section",
+        "corruptions_section",
+    },
 }
 
 

@@ -72,6 +72,45 @@ def test_seed_report_final_step_is_seed_improved():
     )
 
 
+def test_modern_ladder_adds_each_regulariser_to_seed_improved_one_at_a_time():
+    assert "modern" in builtin_ladders()
+    ladder = load_ladder("modern")
+    assert ladder.base == "seed-improved"
+    names = ["seed-improved", "ema", "trivial-augment", "mixup-cutmix", "random-erasing"]
+    assert [s.name for s in ladder.steps] == names
+    recipes = [load_recipe(ladder.base, s.overrides) for s in cumulative_steps(ladder)]
+    assert recipes[0] == load_recipe("seed-improved")
+    on = [
+        (r.train.ema, r.augment.trivial_augment, r.augment.mixup, r.augment.cutmix)
+        + (r.augment.random_erasing,)
+        for r in recipes
+    ]
+    assert on == [
+        (0.0, False, 0.0, 0.0, 0.0),
+        (0.999, False, 0.0, 0.0, 0.0),
+        (0.999, True, 0.0, 0.0, 0.0),
+        (0.999, True, 0.8, 1.0, 0.0),
+        (0.999, True, 0.8, 1.0, 0.25),
+    ]
+    for r in recipes:  # the rest of seed-improved is kept at every step
+        assert (r.model.name, r.optim.lr, r.train.epochs, r.augment.flip) == (
+            "seednet-improved",
+            7e-4,
+            25,
+            True,
+        )
+        create_model(r.model.name, num_classes=10, **r.model.options)
+
+
+def test_cli_lists_the_builtin_ladders():
+    res = subprocess.run(
+        [sys.executable, "-m", "cifarlab", "studies", "ladders"], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    listed = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
+    assert listed == builtin_ladders() and "modern" in listed
+
+
 def test_leave_one_out_steps():
     ladder = load_ladder("seed-report")
     steps = leave_one_out_steps(ladder)

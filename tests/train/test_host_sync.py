@@ -62,6 +62,20 @@ def test_the_counter_sees_each_kind_of_read():
     [
         # Adam + batch norm + dropout + flip and colour jitter (the report's final recipe)
         ("seed-improved", {"train.epochs": 0.2, "train.eval_points": 2}),
+        # the regularisers of issue 17: TrivialAugment, random erasing, mixup or cutmix per
+        # batch with soft targets, and the weights' moving average updated every step
+        (
+            "seed-improved",
+            {
+                "train.epochs": 0.2,
+                "train.eval_points": 2,
+                "augment.trivial_augment": True,
+                "augment.random_erasing": 0.5,
+                "augment.mixup": 0.8,
+                "augment.cutmix": 1.0,
+                "train.ema": 0.999,
+            },
+        ),
         # fastnet: Muon + Nesterov SGD groups, whitening bias frozen mid-run, label smoothing,
         # translate; checkpoint_every adds points that are not evaluation points
         (

@@ -82,6 +82,17 @@ def test_resolved_recipe_round_trips_through_toml(tmp_path):
         (["optim.head_lr=fast"], "optim.head_lr: expected a number"),
         (["optim.bias_momentum=1.0"], "optim.bias_momentum: must be in [0, 1)"),
         (["optim.weight_norm=1"], "optim.weight_norm: expected true or false"),
+        (["augment.trivial_augment=1"], "augment.trivial_augment: expected true or false"),
+        (["augment.random_erasing=1.5"], "augment.random_erasing: must be a probability in [0, 1]"),
+        (["augment.random_erasing=-0.1"], "augment.random_erasing: must be a probability"),
+        (["augment.random_erasing=yes"], "augment.random_erasing: expected a number"),
+        (["augment.mixup=-1"], "augment.mixup: must be 0 (off) or a Beta alpha in [0.01, 100]"),
+        (["augment.mixup=0.001"], "augment.mixup: must be 0 (off) or a Beta alpha"),
+        (["augment.cutmix=1000"], "augment.cutmix: must be 0 (off) or a Beta alpha in [0.01, 100]"),
+        (["augment.cutmix=true"], "augment.cutmix: expected a number"),
+        (["train.ema=1.0"], "train.ema: must be a decay in [0, 1)"),
+        (["train.ema=-0.5"], "train.ema: must be a decay in [0, 1)"),
+        (["train.ema=nan"], "train.ema: expected a finite number"),
     ],
 )
 def test_bad_values_name_the_field(override, needle):
@@ -104,6 +115,31 @@ def test_optimiser_options_of_the_model_name_their_optim_field(option, value, ne
         load_recipe("fast94", {f"model.options.{option}": value})
     assert str(err.value).startswith(f"model.options.{option}: ") and needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_regularisers_are_off_by_default_in_every_builtin():
+    # issue 17: off unless asked for, so every existing recipe trains as it did
+    # (tests/train/test_unchanged_by_regularisers.py shows it bit for bit)
+    for name in builtin_recipes():
+        r = load_recipe(name)
+        assert (r.augment.trivial_augment, r.augment.random_erasing) == (False, 0.0), name
+        assert (r.augment.mixup, r.augment.cutmix, r.train.ema) == (0.0, 0.0, 0.0), name
+
+
+def test_the_regularisers_are_set_and_round_trip_through_toml(tmp_path):
+    sets = {
+        "augment.trivial_augment": True,
+        "augment.random_erasing": 0.25,
+        "augment.mixup": 0.8,
+        "augment.cutmix": 1,
+        "train.ema": 0.999,
+    }
+    r = load_recipe("seed-improved", sets)
+    assert (r.augment.trivial_augment, r.augment.random_erasing) == (True, 0.25)
+    assert (r.augment.mixup, r.augment.cutmix, r.train.ema) == (0.8, 1.0, 0.999)
+    path = tmp_path / "r.toml"
+    path.write_text(r.to_toml())
+    assert load_recipe(path) == r
 
 
 def test_per_role_optim_fields_are_optional():

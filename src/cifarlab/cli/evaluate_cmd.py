@@ -1,4 +1,5 @@
-"""`cifarlab evaluate`: test accuracy, per-class table and confusion matrix of a checkpoint."""
+"""`cifarlab evaluate`: test accuracy, per-class table, confusion matrix and calibration of a
+checkpoint; ``--calibrate`` fits a temperature on the run's validation split."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         parents=[COMMON],
         help="evaluate a checkpoint on the test set",
-        description="Test accuracy, per-class accuracy and the confusion matrix (PNG) of a checkpoint.",
+        description=(
+            "Test accuracy, per-class accuracy, the confusion matrix (PNG) and calibration of a "
+            "checkpoint: expected calibration error (ECE, 15 equal-width confidence bins), "
+            "negative log-likelihood, Brier score and a reliability diagram (PNG)."
+        ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
     p.add_argument(
@@ -22,12 +27,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="test-time augmentation (reported separately from plain accuracy)",
     )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit a temperature on the run's validation split (never the test set), report the "
+        "test set's ECE/NLL/Brier before and after it, and store it as temperature.json beside "
+        "the checkpoint, where predict and export use it",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument(
         "--out",
         metavar="DIR",
         default=None,
-        help="where to write confusion.png and evaluation.json (default: RUN/evaluation/<tta>/, "
+        help="where to write confusion.png, reliability.png and evaluation.json (default: "
+        "RUN/evaluation/<tta>/, "
         "beside the training's own files, which are never replaced)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -122,7 +135,7 @@ _GENERATING = (
 def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
     from cifarlab.evaluate import evaluate
-    from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION_DIR
+    from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION_DIR, RELIABILITY_FIGURE
 
     ckpt = paths.input_path(args.checkpoint, "checkpoint")
     run_dir = ckpt if ckpt.is_dir() else ckpt.parent
@@ -150,7 +163,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'class':<12} {'accuracy':>9}")
         for name, acc in result["per_class_accuracy"].items():
             print(f"{name:<12} {acc * 100:>8.2f}%")
-        print(f"confusion matrix: {out / CONFUSION_FIGURE}", flush=True)
+        print(f"calibration{label}: {_calibration(result)}")
+        if "temperature" in result:
+            t = result["temperature"]
+            print(
+                f"temperature: {t['value']:.4g}, fitted on {t['validation_count']:,} validation "
+                f"images -> {t['file']}"
+            )
+            print(f"after temperature scaling: {_calibration(result['calibrated'])}")
+        print(f"confusion matrix: {out / CONFUSION_FIGURE}")
+        print(f"reliability diagram: {out / RELIABILITY_FIGURE}", flush=True)
 
-    evaluate(ckpt, data_dir=args.data_dir, tta=args.tta, device=args.device, out_dir=out, log=show)
+    evaluate(
+        ckpt,
+        data_dir=args.data_dir,
+        tta=args.tta,
+        device=args.device,
+        out_dir=out,
+        log=show,
+        calibrate=args.calibrate,
+    )
     return 0
+
+
+def _calibration(m: dict) -> str:
+    if m.get("ece") is None:
+        return "no images"
+    return f"ECE {m['ece'] * 100:.2f}% (15 bins), NLL {m['nll']:.4f}, Brier {m['brier']:.4f}"

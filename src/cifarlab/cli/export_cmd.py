@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cifarlab.cli.common import COMMON
 
@@ -18,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Export a trained checkpoint for other runtimes. The model takes float32 "
             "(N, 3, 32, 32) RGB pixels scaled to [0, 1] and normalised (x - mean) / std, and "
             "returns logits; class names, mean and std are stored in the file's own metadata "
-            "and in model.json beside it."
+            "and in model.json beside it. With a temperature that `cifarlab evaluate "
+            "--calibrate` stored for this checkpoint's step (temperature.json), the ONNX and "
+            "TorchScript models return the logits divided by it and the metadata records it; "
+            "one fitted for another step is ignored with a warning."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
@@ -50,8 +54,16 @@ def run(args: argparse.Namespace) -> int:
     else:  # beside the checkpoint, and nowhere else
         run_dir = ckpt if ckpt.is_dir() else ckpt.parent
         out = paths.output_dir(run_dir / "export", "the default --out", within=run_dir)
-    written = export_model(ckpt, out, formats=args.formats or ["onnx"])
+    written = export_model(ckpt, out, formats=args.formats or ["onnx"], note=_note)
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
     print(f"metadata: {out / 'model.json'}")
     return 0
+
+
+def _note(line: str, used: bool) -> None:
+    """The temperature used (stdout), or why a stored one is not (a warning on stderr)."""
+    if used:
+        print(line)
+    else:
+        print(f"cifarlab: warning: {line}", file=sys.stderr)

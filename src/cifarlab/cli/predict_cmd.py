@@ -25,8 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "EXIF orientation, centre-cropped to a square and resized to 32×32 (bilinear); "
             "pictures smaller than 8×8 are refused. A file that cannot be read (missing, not a "
             "regular file, damaged, too large, too small) gets its own error line and the others "
-            "are still predicted. Exit status: 0 all predicted, 1 some failed, 2 none could be "
-            "predicted."
+            "are still predicted. Probabilities use the temperature that `cifarlab evaluate "
+            "--calibrate` stored beside the checkpoint (temperature.json), when it was fitted "
+            "for this checkpoint's step (said on the first line; one fitted for another step is "
+            "ignored with a warning). Exit status: 0 all predicted, 1 some failed, 2 none could "
+            "be predicted."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise CifarlabError(f"--top-k: must be at least 1, got {args.top_k}")
     paths.input_path(args.checkpoint, "checkpoint")  # the pictures are checked one by one
     trained = load_trained_model(args.checkpoint, device=args.device)
+    if trained.temperature is None and trained.temperature_note:  # a stale temperature
+        print(f"cifarlab: warning: {trained.temperature_note}", file=sys.stderr)
     results, errors = predict_paths(trained, args.paths, top_k=args.top_k)
     for err in errors:
         print(f"cifarlab: error: {err['error']}", file=sys.stderr)
@@ -68,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
                     "checkpoint": str(args.checkpoint),
                     "model": trained.model_name,
                     "preprocessing": "centre crop to square, resize to 32x32 (PIL bilinear)",
+                    "temperature": trained.temperature,
+                    "temperature_note": trained.temperature_note,
                     "predictions": results,
                     "errors": errors,
                 },
@@ -75,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     elif results:
+        if trained.temperature is not None:
+            print(trained.temperature_note)
         _print_table(results)
     if errors and not results:
         return 2

@@ -190,10 +190,11 @@ def run_ladders(args: argparse.Namespace) -> int:
         return 0
     ladder = load_ladder(args.name)
     print(f"{ladder.name}: base recipe {ladder.base!r}")
+    width = max(14, *(len(step.name) for step in ladder.steps))  # names line up
     for k, step in enumerate(ladder.steps, 1):
         changes = ", ".join(f"{key}={value!r}" for key, value in step.changes.items()) or "-"
         ref = f" [report: {step.reference:.2f}%]" if step.reference is not None else ""
-        print(f"{k}. {step.name:<14} {changes}{ref}")
+        print(f"{k}. {step.name:<{width}} {changes}{ref}")
         if step.description:
-            print(f"   {'':<14} {step.description}")
+            print(f"   {'':<{width}} {step.description}")
     return 0

@@ -6,6 +6,8 @@
   their owners (:class:`cifarlab.rundir.RunDir`, :func:`cifarlab.studies.spec.read_study`,
   :func:`cifarlab.studies.summary.summarize`);
 - :mod:`cifarlab.report.charts`: the report's own figures, drawn to PNG bytes;
+- :mod:`cifarlab.report.calibration_section`: the calibration section (ECE, NLL, Brier,
+  temperature, reliability diagrams), registered in sections;
 - :mod:`cifarlab.report.corruptions_section`: the corruption-robustness section (the runs'
   corruptions.json, side by side);
 - :mod:`cifarlab.report.sections`: the sections built from the inputs, and
@@ -13,7 +15,8 @@
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
   document model only.
 
-Imports point one way: document <- inputs, charts <- sections -> html, markdown -> document.
+Imports point one way: document <- inputs, charts, calibration_section <- sections -> html,
+markdown -> document.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The report's sections, built from run and study directories, and the entry point.
 
-A report follows the seed report's structure: data, model, training, improvements (an
-ablation ladder), robustness (a seed study) and a comparison of models.
+A report follows the seed report's structure: data, model, training, calibration
+(:mod:`cifarlab.report.calibration_section`), improvements (an ablation ladder), robustness (a
+seed study) and a comparison of models.
 :func:`build_document` turns run directories (``cifarlab train``) and study directories
 (``cifarlab ablate`` / ``cifarlab seeds``), read by :mod:`cifarlab.report.inputs`, into a
 :class:`~cifarlab.report.document.Document`; :func:`write_report` writes it with
@@ -28,6 +29,7 @@ from cifarlab.data import explore
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_flops, count_parameters, create_model
 from cifarlab.report import ReportError
+from cifarlab.report.calibration_section import calibration_section
 from cifarlab.report.charts import ablation_chart, comparison_chart, seed_chart
 from cifarlab.report.corruptions_section import corruptions_section
 from cifarlab.report.document import (
@@ -50,6 +52,7 @@ SECTIONS = (
     ("data", "Data"),
     ("model", "Model"),
     ("training", "Training"),
+    ("calibration", "Calibration"),
     ("improvements", "Improvements"),
     ("robustness", "Robustness"),
     ("corruptions", "Corruption robustness"),
@@ -698,6 +701,7 @@ def build_document(
         data_section(featured, data_dir, names),
         model_section(featured, studies),
         training_section(featured, names),
+        calibration_section(featured, studies, names),
         improvements_section(studies, names),
         robustness_section(studies, names),
         corruptions_section(featured, studies, names),

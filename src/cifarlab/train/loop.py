@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab import rundir
-from cifarlab.data.augment import augment_batch
+from cifarlab.data.augment import augment_batch, mix_batch
 from cifarlab.data.batches import derive_seed, epoch_order, normalize, step_generator, to_float
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
@@ -43,6 +43,7 @@ from cifarlab.models import count_parameters, create_model
 from cifarlab.recipe import Recipe, check_run_length, load_recipe, recipe_from_dict, run_steps
 from cifarlab.runtime import autocast, autocast_dtype, memory_format, provenance, resolve_device
 from cifarlab.train import distributed
+from cifarlab.train.ema import create_ema, update_ema
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
 from cifarlab.train.state import HISTORY_KEYS, TrainState, rng_state, set_rng_state, unwrap
 
@@ -87,7 +88,11 @@ def checkpoint_points(ctx: RunContext, start: int) -> list[int]:
 
 
 def train_step(state: TrainState, ctx: RunContext) -> None:
-    """One optimizer step; reads nothing back from the device."""
+    """One optimizer step; reads nothing back from the device.
+
+    Under mixup / cutmix the loss is the cross-entropy with the batch's soft targets (label
+    smoothing applied to them as well), while the running train accuracy counts the argmax
+    against each image's own label (the larger part of a mixed image)."""
     recipe, data, step = ctx.recipe, ctx.data, state.step
     epoch, i = divmod(step, ctx.per_epoch)
     batch = recipe.train.batch_size
@@ -96,11 +101,15 @@ def train_step(state: TrainState, ctx: RunContext) -> None:
 
     gen = step_generator(recipe.seed, step, rank=ctx.world.rank, device=ctx.device)
     x = augment_batch(to_float(data.train_x[idx]), recipe.augment, gen)
-    x = normalize(x, data.mean, data.std).contiguous(memory_format=ctx.mem_format)
     y = data.train_y[idx]
+    target = y  # class indices; (N, classes) probabilities under mixup / cutmix
+    if recipe.augment.mixup or recipe.augment.cutmix:
+        aug = recipe.augment
+        x, target = mix_batch(x, y, len(data.classes), gen, aug.mixup, aug.cutmix)
+    x = normalize(x, data.mean, data.std).contiguous(memory_format=ctx.mem_format)
     with autocast(ctx.device, ctx.amp_dtype):
         logits = state.step_model(x)
-    loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.train.label_smoothing)
+    loss = F.cross_entropy(logits.float(), target, label_smoothing=recipe.train.label_smoothing)
     note_nonfinite(state, loss, step + 1)
     state.optimizer.zero_grad(set_to_none=True)
     (loss * weight if weight != 1.0 else loss).backward()
@@ -108,6 +117,8 @@ def train_step(state: TrainState, ctx: RunContext) -> None:
         torch.nn.utils.clip_grad_norm_(state.model.parameters(), recipe.train.grad_clip)
     state.optimizer.step()
     state.model.after_step(step + 1, ctx.total)
+    if state.ema is not None:
+        update_ema(state.ema, state.model, recipe.train.ema, step + 1)
 
     n = len(y)
     state.loss_sum += loss.detach().double() * n
@@ -206,7 +217,7 @@ def record(state: TrainState, ctx: RunContext) -> None:
     train_loss = float(loss_sum) / seen if seen else None
     train_acc = int(correct) / seen if seen else None
     val = (
-        evaluate_split(ctx, state.model, data.val_x, data.val_y)
+        evaluate_split(ctx, state.eval_model, data.val_x, data.val_y)
         if len(data.val_y)
         else {"loss": None, "accuracy": None}
     )
@@ -215,6 +226,7 @@ def record(state: TrainState, ctx: RunContext) -> None:
     for key, value in zip(HISTORY_KEYS, (*row, round(state.train_time, 3)), strict=True):
         state.history[key].append(value)
     state.reset_running(ctx.device)
+    state.last_val = {"step": step, **val}
     if ctx.tb is not None:
         for tag, value in (
             ("loss/train", train_loss),
@@ -259,7 +271,10 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
     return rundir.save_checkpoint(
         ctx.run.path,
         {
-            "model": unwrap(state.model).state_dict(),
+            # The weights the run is evaluated with: the EMA when train.ema > 0, and then the
+            # optimizer's own in "train_model" (what a resume continues from; train/ema.py).
+            "model": unwrap(state.eval_model).state_dict(),
+            **({"train_model": unwrap(state.model).state_dict()} if state.ema is not None else {}),
             "optimizer": state.optimizer.state_dict(),
             "step": state.step,
             "total_steps": ctx.total,
@@ -288,11 +303,15 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
 
 
 def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, Any]:
-    """Test accuracy (plain and with the recipe's TTA), metrics.json, history files, figures.
+    """Test accuracy (plain and with the recipe's TTA), test and validation calibration,
+    metrics.json, history files, figures.
 
     Every rank evaluates its shard of the test set; only rank 0 writes."""
     recipe, data, history, run = ctx.recipe, ctx.data, state.history, ctx.run
-    test = evaluate_split(ctx, state.model, data.test_x, data.test_y)
+    test = evaluate_split(ctx, state.eval_model, data.test_x, data.test_y)
+    val = state.last_val if state.last_val and state.last_val["step"] == state.step else {}
+    if not val and len(data.val_y):  # the last point was recorded by an earlier process
+        val = evaluate_split(ctx, state.eval_model, data.val_x, data.val_y)
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -301,9 +320,12 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "test_count": test["count"],
+        # Calibration (cifarlab.calibration): ECE with 15 bins, NLL, Brier, reliability bins.
+        **{f"test_{k}": test[k] for k in ("ece", "nll", "brier", "reliability")},
+        **{f"val_{k}": val.get(k) for k in ("ece", "nll", "brier")},
     }
     if recipe.eval.tta != "none":
-        tta = evaluate_split(ctx, state.model, data.test_x, data.test_y, tta=recipe.eval.tta)
+        tta = evaluate_split(ctx, state.eval_model, data.test_x, data.test_y, tta=recipe.eval.tta)
         metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
     train_time = state.train_time
     metrics.update(
@@ -606,7 +628,7 @@ def build(
     state.bad_step = torch.zeros((), dtype=torch.int64, device=device)
     state.bad_loss = torch.zeros((), dtype=torch.float32, device=device)
     if payload is not None:
-        unwrap(model).load_state_dict(payload["model"])
+        unwrap(model).load_state_dict(payload.get("train_model", payload["model"]))
         optimizer.load_state_dict(payload["optimizer"])
         state.history = {k: list(v) for k, v in payload["history"].items()}
         state.step = int(payload["step"])
@@ -616,6 +638,13 @@ def build(
             state.set_running(payload["running"], device)
         set_rng_state(payload["rng"])  # rank 0's state: the one checkpoints keep
     model.after_step(state.step, total)  # a model's per-step state is a function of the step
+    if recipe.train.ema:
+        # Before wrapping (DDP, SyncBatchNorm, compile): the average is of the plain module.
+        # A checkpoint with "train_model" holds the EMA in "model"; one without it (the run
+        # turned EMA on at this resume) starts the average from the trained weights.
+        state.ema = create_ema(model)
+        if payload is not None and "train_model" in payload:
+            state.ema.load_state_dict(payload["model"])
     if world.rank > 0:
         # Dropout masks must differ between ranks, yet be reproducible: seed from (seed, step, rank).
         torch.manual_seed(derive_seed(recipe.seed, state.step, stream=1000 + world.rank))

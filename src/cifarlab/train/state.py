@@ -1,7 +1,8 @@
 """The explicit state of a training run, and the global RNG state it carries.
 
 ``TrainState`` is everything that changes as a run trains (STYLE.md: explicit state, plain
-functions): the model and optimizer, the step, the history of evaluation points, the running
+functions): the model and optimizer (and the weights' moving average when the recipe keeps
+one), the step, the history of evaluation points, the running
 train loss/accuracy since the last point, the first non-finite loss seen, and the timers.
 The running sums live on the training device and are read on the host only at evaluation
 and checkpoint points, so a training step never waits for the device. Everything else a
@@ -39,11 +40,18 @@ class TrainState:
         None  # int64: first step (1-based) with a non-finite loss, 0 = none
     )
     bad_loss: torch.Tensor | None = None  # float32: that loss
+    last_val: dict[str, Any] | None = None  # the last evaluation point's validation result
     order: torch.Tensor | None = None  # the current epoch's shuffled indices, on the device
     order_epoch: int = -1
     train_time: float = 0.0  # seconds of training steps over the whole run (resumes included)
     session_time: float = 0.0  # seconds of training steps in this process (the img/s shown)
     session_steps: int = 0
+    ema: torch.nn.Module | None = None  # the weights' moving average (train.ema > 0; train/ema.py)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights validation, the test and the saved model use: the EMA when there is one."""
+        return self.model if self.ema is None else self.ema
 
     def reset_running(self, device: torch.device) -> None:
         """Zero the running train statistics (after each evaluation point)."""
