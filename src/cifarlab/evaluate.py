@@ -176,12 +176,22 @@ class Evaluand:
 
 
 def load_for_evaluation(
-    checkpoint: str | Path, *, data=None, data_dir: str | None = None, device: str = "auto"
+    checkpoint: str | Path,
+    *,
+    data=None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    check: Callable[[Any], None] | None = None,
 ) -> Evaluand:
-    """Load a checkpoint (a file or a run directory) and its data as :func:`evaluate` does
-    (``data``, else ``data_dir``, else what the run recorded, else the recipe's rule)."""
+    """Load a checkpoint (a file or a run directory), its model and its data: ``data``, else
+    ``data_dir``, else what the run recorded (a run trained on the bundled sample is reopened
+    on it, without searching or touching the network), else the recipe's rule (``auto`` falls
+    back to the sample). ``check(recipe)`` runs before any data is read (evaluate --calibrate
+    refuses a run without a validation split there)."""
     payload = load_checkpoint(checkpoint)
     recipe = recipe_from_dict(payload["recipe"], stored=True)
+    if check is not None:
+        check(recipe)
     dev = resolve_device(device)
     if data is None:
         data = load_data_for(
@@ -217,11 +227,9 @@ def evaluate(
     """Test accuracy of a checkpoint (a file or a run directory), with its per-class table,
     confusion matrix and calibration (ECE, NLL, Brier, reliability bins).
 
-    Data: ``data``, else ``data_dir``, else what the run recorded (a run trained on the
-    bundled sample is evaluated on it, without searching or touching the network), else the
-    recipe's rule (``auto`` falls back to the sample). With ``out_dir``, evaluation.json,
-    confusion.png and reliability.png are written there — ``cifarlab evaluate`` passes
-    RUN/evaluation/<tta>/, so the training's own files are never replaced. ``log`` sees the
+    Checkpoint and data as :func:`load_for_evaluation` finds them. With ``out_dir``,
+    evaluation.json, confusion.png and reliability.png are written there — ``cifarlab
+    evaluate`` passes RUN/evaluation/<tta>/, so the training's own files are never replaced. ``log`` sees the
     result before anything is written, so a failed write never hides it.
 
     ``calibrate``: fit a temperature on the run's validation split
@@ -230,24 +238,20 @@ def evaluate(
     temperature.json, last. A run without a validation split (data.val_fraction 0) is refused
     before anything is read or written.
     """
-    payload = load_checkpoint(checkpoint)
-    recipe = recipe_from_dict(payload["recipe"], stored=True)
-    if calibrate:
-        check_calibratable(recipe, tta, checkpoint)
-    dev = resolve_device(device)
-    if data is None:
-        data = load_data_for(
-            recipe.data.source, data_dir, log=lambda line: None, run_data=payload.get("data")
-        )
-    classes = list(payload.get("classes") or data.classes)
-    model = create_model(recipe.model.name, num_classes=len(classes), **recipe.model.options)
-    model.load_state_dict(payload["model"])
-    model.to(dev)
+    ev = load_for_evaluation(
+        checkpoint,
+        data=data,
+        data_dir=data_dir,
+        device=device,
+        check=(lambda recipe: check_calibratable(recipe, tta, checkpoint)) if calibrate else None,
+    )
+    model, payload, recipe, data = ev.model, ev.payload, ev.recipe, ev.data
+    classes, dev = ev.classes, ev.device
     images = to_uint8_tensor(data.test_images, dev)
     labels = torch.from_numpy(data.test_labels)
-    mean = torch.tensor(recipe.data.mean, device=dev)
-    std = torch.tensor(recipe.data.std, device=dev)
-    logits = predict_logits(model, images, mean, std, tta=tta, batch_size=recipe.eval.batch_size)
+    logits = predict_logits(
+        model, images, ev.mean, ev.std, tta=tta, batch_size=recipe.eval.batch_size
+    )
     result = finalize(evaluate_sums(logits, labels, len(classes)), classes)
     result.update(
         {"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]}
