@@ -72,8 +72,10 @@ def test_runs_are_compared_on_clean_mean_corruption_accuracy_and_ece(two_runs):
         "ECE",
     ]
     rows = {r[0]: r for r in comparison.rows}
+    # ECE: evaluate's evaluation.json beside the corruption numbers first, else training's own
     assert rows["baseline"][3:] == ["60.00%", "35.00%", "58.33%", "8.10%"]
-    assert rows["improved"][3:] == ["75.00%", "60.00%", "80.00%", "—"]
+    trained = json.loads((two_runs[1] / "metrics.json").read_text())["test_ece"]
+    assert rows["improved"][3:] == ["75.00%", "60.00%", "80.00%", f"{trained * 100:.2f}%"]
     # a chart of both, and per run a table of corruption x severity beside its chart
     figures = [b for b in section.blocks if isinstance(b, Figure)]
     assert len(figures) == 1 and figures[0].png.startswith(b"\x89PNG")
@@ -82,6 +84,15 @@ def test_runs_are_compared_on_clean_mean_corruption_accuracy_and_ece(two_runs):
     table = details[0].items[0]
     assert table.columns == ["corruption", "severity 1", "severity 5", "mean"]
     assert table.rows[-1] == ["mean", "45.00%", "25.00%", "35.00%"]
+
+
+def test_ece_not_recorded_shows_as_a_dash(tmp_path, tiny_runs):
+    run = _copy(tiny_runs["seed-baseline"], tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = {k: v for k, v in metrics.items() if "ece" not in k}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    _write_result(run, {"fog": {1: 0.5}}, clean=0.6)
+    assert _tables(_section(build_document([run])))[0].rows[0][-1] == "—"
 
 
 def test_no_corruptions_json_no_section(tiny_runs):
