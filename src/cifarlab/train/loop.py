@@ -498,7 +498,17 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 
 def _train_locked(
-    recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world, allow_change,
+    recipe,
+    run,
+    data,
+    data_dir,
+    overrides,
+    resume,
+    progress,
+    log,
+    tensorboard,
+    world,
+    allow_change,
     on_eval=None,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
