@@ -183,7 +183,7 @@ def _param(field: str, entry: Any, base: dict[str, Any], where: str) -> Param:
             f"{at}: {field} takes integers and {kind} draws real numbers; use int or choice"
         )
     param = Param(field, kind, low=low, high=high)
-    probes = [low, high] if kind == "int" else [low, (low + high) / 2, high]
+    probes = [low, high] if kind == "int" else [low, high, (low + high) / 2]
     _check_values(param, probes, base, at)
     return param
 
