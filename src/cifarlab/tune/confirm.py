@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cifarlab.recipe import load_recipe
 from cifarlab.rundir import write_json, write_text
 from cifarlab.studies.runner import run_study
 from cifarlab.studies.spec import seed_study
 from cifarlab.studies.stats import describe, welch_difference
 from cifarlab.tune import TuneError
 from cifarlab.tune.results import CONFIRM_DIR, CONFIRM_FORMAT, CONFIRM_JSON, CONFIRM_MD
-from cifarlab.tune.search import TuneSpec, best_recipe
+from cifarlab.tune.search import TuneSpec
+from cifarlab.tune.space import start_values
 
 SEED0 = 1000
 LEVEL = 0.95
@@ -55,14 +57,8 @@ def confirm(
     seeds = confirm_seeds(k)
     tuned_name = f"trial-{best['number']:04d}"
     base = {"number": best["number"], "params": best["params"], "seeds": seeds}
-    tuned_recipe = best_recipe(spec, best)
-    same = {**tuned_recipe, "name": None, "description": None, "seed": None} == {
-        **spec.start,
-        "name": None,
-        "description": None,
-        "seed": None,
-    }
-    if same:
+    # The starting recipe's own values (a model option's default when the recipe leaves it).
+    if start_values(spec.space, load_recipe(dict(spec.start))) == best["params"]:
         result = {
             "format": CONFIRM_FORMAT,
             **base,
