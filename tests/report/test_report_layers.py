@@ -20,7 +20,8 @@ ALLOWED = {
     "charts": set(),
     "html": {"", "document"},
     "markdown": {"", "document"},
-    "sections": {"", "document", "inputs", "charts", "html", "markdown"},
+    "sections": {"", "document", "inputs", "charts", "html", "markdown", "tune_section"},
+    "tune_section": {"", "document", "charts"},
 }
 
 

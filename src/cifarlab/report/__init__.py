@@ -6,12 +6,15 @@
   their owners (:class:`cifarlab.rundir.RunDir`, :func:`cifarlab.studies.spec.read_study`,
   :func:`cifarlab.studies.summary.summarize`);
 - :mod:`cifarlab.report.charts`: the report's own figures, drawn to PNG bytes;
+- :mod:`cifarlab.report.tune_section`: the hyperparameter-search section of a tune directory
+  (read through :func:`cifarlab.tune.results.read_tune_dir`);
 - :mod:`cifarlab.report.sections`: the sections built from the inputs, and
   :func:`~cifarlab.report.sections.write_report`, the entry point;
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
   document model only.
 
-Imports point one way: document <- inputs, charts <- sections -> html, markdown -> document.
+Imports point one way: document <- inputs, charts, tune_section <- sections -> html, markdown ->
+document.
 """
 
 from __future__ import annotations
