@@ -182,3 +182,21 @@ def test_a_bad_region_is_pruned_before_its_last_evaluation_point(tmp_path, space
     record = json.loads((run / "trial.json").read_text())
     assert record["state"] == "pruned" and "50% of the run" in record["reason"]
     assert summary(out)["counts"]["pruned"] == 1 and summary(out)["best"]["number"] == 0
+
+
+@pytest.mark.slow
+def test_jobs_2_runs_two_worker_processes_on_one_sqlite_study(tmp_path, space_file):
+    out = tmp_path / "tune"
+    r = cli(
+        *("tune", "--recipe", "seed-baseline", "--space", str(space_file)),
+        *tiny_set({"train.epochs": 0.2}),
+        *("--pruner", "none", "--trials", "3", "--jobs", "2"),
+        *("--data-dir", "sample", "--out", str(out)),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = summary(out)
+    # N finished; two workers starting their last trial at once may add one more.
+    assert 3 <= s["counts"]["complete"] == s["counts"]["finished"] <= 4
+    assert s["counts"]["running"] == 0 and s["counts"]["failed"] == 0
+    assert len({t["worker"] for t in s["trials"]}) == 2
+    assert not list((out / "workers").iterdir())
