@@ -85,7 +85,6 @@ from cifarlab.tune.space import (
     SearchSpace,
     builtin_spaces,
     load_space,
-    space_from_dict,
     start_values,
 )
 
@@ -161,22 +160,6 @@ class TuneSpec:
                 "storage": self.storage,
                 **self.definition(),
             }
-        )
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> TuneSpec:
-        space = space_from_dict(raw["space"], raw["start"], name=raw.get("space_name", "space"))
-        return cls(
-            recipe=raw["recipe"],
-            start=raw["start"],
-            space=space,
-            study=raw["study"],
-            overrides=dict(raw.get("overrides", {})),
-            storage=raw.get("storage"),
-            pruner=raw["pruner"]["name"],
-            prune_startup=raw["pruner"]["startup"],
-            prune_warmup=raw["pruner"]["warmup"],
-            vary_seed=raw["vary_seed"],
         )
 
 
@@ -599,13 +582,13 @@ def run_trial(trial, cfg: WorkerConfig, worker: str, data: dict, log) -> float:
     """Train one trial in OUT/trials/<number>; its final validation accuracy (%)."""
     optuna = _optuna()
     spec, number = cfg.spec, trial.number
+    trial.set_user_attr("worker", worker)  # first: from here on a death of ours is found
     params = suggest(trial, spec.space)
     retried = list(_system_attrs(trial).get("retry_history", []))
     seed = trial.user_attrs.get("seed")  # a retry keeps its original's seed
     if seed is None:
         seed = int(spec.start["seed"]) + (number if spec.vary_seed else 0)
     trial.set_user_attr("seed", seed)
-    trial.set_user_attr("worker", worker)
     run_dir = trial_dir(cfg.out, number)
     from_step = take_over(trial_dir(cfg.out, retried[-1]), run_dir) if retried else None
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -845,13 +828,13 @@ def write_summary(study, spec: TuneSpec, out: Path, target: int) -> dict[str, An
     c = count(trials)
     complete = [r for r in rows if r["state"] == "complete"]
     best = max(complete, key=lambda r: (r["value"], -r["number"])) if complete else None
-    recipe = load_recipe(dict(spec.start))
+    start = start_values(spec.space, load_recipe(dict(spec.start)))
     summary = {
         "format": SUMMARY_FORMAT,
         "study": spec.study,
         "storage": spec.storage or STUDY_DB,
         "recipe": spec.recipe,
-        "start_name": recipe.name,
+        "start_name": spec.start["name"],
         "objective": OBJECTIVE,
         "direction": "maximize",
         "pruner": spec.definition()["pruner"],
@@ -862,7 +845,7 @@ def write_summary(study, spec: TuneSpec, out: Path, target: int) -> dict[str, An
                 "field": p.field,
                 "distribution": p.to_json(),
                 "describe": p.describe(),
-                "start": start_values(spec.space, recipe).get(p.field),
+                "start": start.get(p.field),
             }
             for p in spec.space.params
         ],
