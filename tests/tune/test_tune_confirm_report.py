@@ -49,6 +49,8 @@ def test_confirmation_and_the_report_section(copy_search, tiny_spec, tmp_path):
     assert result["seeds"] == [1000, 1001]
     values = {}
     for side in ("start", "trial-0001"):
+        study = json.loads((out / "confirm" / side / "study.json").read_text())
+        assert study["kind"] == "seeds" and study["recipe"] == str(out / "start.toml")
         runs = sorted((out / "confirm" / side / "runs").glob("*/seed*/metrics.json"))
         assert [p.parent.name for p in runs] == ["seed1000", "seed1001"]
         values[side] = [100 * json.loads(p.read_text())["test_accuracy"] for p in runs]

@@ -78,6 +78,9 @@ def test_a_search_completes_and_writes_the_best_recipe(searched):
     assert tuned.optim.lr == best["params"]["optim.lr"]
     assert tuned.model.options["dropout"] == best["params"]["model.options.dropout"]
     assert tuned.train.epochs == TINY["train.epochs"]
+    start = load_recipe(searched / "start.toml")  # the recipe with --set, as searched
+    assert start.name == "seed-baseline" and start.train.epochs == TINY["train.epochs"]
+    assert start.optim.lr == 1e-3 and start.model.options == {}
     assert s["importance"]["values"].keys() == {"optim.lr", "model.options.dropout"}
     assert read_tune_dir(searched).summary == s
     assert not list((searched / "workers").iterdir())  # the worker's lock is gone

@@ -15,6 +15,7 @@ A tune directory::
     OUT/study.db           the Optuna study (SQLite), unless --storage names another database
     OUT/trials/0007/       trial 7: a `cifarlab train` run directory, plus trial.json
     OUT/summary.json       every trial, the counts, the best trial, parameter importances
+    OUT/start.toml         the resolved starting recipe (the recipe with the command's --set)
     OUT/best.toml          the best trial's resolved recipe (`cifarlab train --recipe OUT/best.toml`)
     OUT/confirm/           --confirm K: seed studies of the starting and the tuned recipe
     OUT/confirm.json, confirm.md   their test accuracies and Welch's interval

@@ -4,10 +4,10 @@ The search chose its best trial by validation accuracy, from single runs, among 
 winner is partly luck (our 10-seed study of seed-improved puts single runs within ±1.2
 points at 95%). So the best recipe and the starting recipe are each trained again with K
 new seeds (1000 .. 1000+K-1, seeds no trial used unless a --vary-seed search ran past trial
-1000) as two seed studies (cifarlab.studies: ``OUT/confirm/start`` and
-``OUT/confirm/trial-<n>``, the very studies `cifarlab seeds` would make), and compared on
-the test set, which the search never saw: the difference of mean test accuracy with Welch's
-95% t interval. **The tuned recipe counts as better only if that interval lies above 0**;
+1000) as two seed studies of ``OUT/start.toml`` (cifarlab.studies: ``OUT/confirm/start``, and
+``OUT/confirm/trial-<n>`` with the trial's fields as --set: the very studies `cifarlab seeds`
+would make), and compared on the test set, which the search never saw: the difference of
+mean test accuracy with Welch's 95% t interval. **The tuned recipe counts as better only if that interval lies above 0**;
 below 0 it is worse; otherwise the difference is within seed noise, and the output says so.
 """
 
@@ -24,7 +24,7 @@ from cifarlab.studies.spec import seed_study
 from cifarlab.studies.stats import describe, welch_difference
 from cifarlab.tune import TuneError
 from cifarlab.tune.results import CONFIRM_DIR, CONFIRM_FORMAT, CONFIRM_JSON, CONFIRM_MD
-from cifarlab.tune.search import TuneSpec
+from cifarlab.tune.search import TuneSpec, write_start_recipe
 from cifarlab.tune.space import start_values
 
 SEED0 = 1000
@@ -75,9 +75,10 @@ def confirm(
         _write(out, result, spec)
         return result
 
+    start_file = str(write_start_recipe(spec, out))  # the very recipe the search started from
     studies = {
-        "start": seed_study(spec.recipe, seeds, overrides=dict(spec.overrides)),
-        tuned_name: seed_study(spec.recipe, seeds, overrides={**spec.overrides, **best["params"]}),
+        "start": seed_study(start_file, seeds),
+        tuned_name: seed_study(start_file, seeds, overrides=dict(best["params"])),
     }
     values = {}
     for name, study in studies.items():

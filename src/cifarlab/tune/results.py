@@ -18,6 +18,7 @@ from cifarlab.tune import TuneError
 TUNE_JSON = "tune.json"  # what the search is
 SUMMARY_JSON = "summary.json"  # the study as of the last trial that finished
 BEST_RECIPE = "best.toml"  # the best trial's resolved recipe
+START_RECIPE = "start.toml"  # the resolved starting recipe (the recipe with --set)
 STUDY_DB = "study.db"  # the default storage: SQLite
 TUNE_LOG = "tune.log"
 TRIALS_DIR = "trials"  # trials/0007/: trial 7's run directory

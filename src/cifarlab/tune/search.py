@@ -71,6 +71,7 @@ from cifarlab.tune.results import (
     BEST_RECIPE,
     FORMAT,
     FORMAT_VERSION,
+    START_RECIPE,
     STUDY_DB,
     SUMMARY_FORMAT,
     SUMMARY_JSON,
@@ -243,7 +244,16 @@ def init_tune_dir(spec: TuneSpec, out: Path) -> None:
             )
         return
     (out / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
+    write_start_recipe(spec, out)
     write_json(path, spec.to_json())
+
+
+def write_start_recipe(spec: TuneSpec, out: Path) -> Path:
+    """OUT/start.toml: the starting recipe as the search resolved it (the confirmation
+    trains this, so a recipe file edited since cannot change what is compared)."""
+    head = f"# The starting recipe of cifarlab tune's study {spec.study!r}: {spec.recipe}"
+    head += "".join(f" --set {k}={_fmt(v)}" for k, v in spec.overrides.items()) + "\n"
+    return write_text(out / START_RECIPE, head + dumps_toml(spec.start))
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
