@@ -119,7 +119,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--set", action="append", default=[], metavar="K=V", help="a recipe override for cifarlab's run"
+        "--set",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a recipe override for cifarlab's run",
     )
     args = p.parse_args()
     data_dir = Path(args.data_dir).resolve()

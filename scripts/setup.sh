@@ -11,5 +11,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q -e ".[dev,extras]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e ".[dev,extras,tune]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import cifarlab, torch, torchvision; print(f'cifarlab {cifarlab.__version__}, torch {torch.__version__}, torchvision {torchvision.__version__}')"

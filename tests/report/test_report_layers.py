@@ -23,6 +23,7 @@ ALLOWED = {
     "markdown": {"", "document"},
     "calibration_section": {"", "document", "inputs"},
     "corruptions_section": {"", "document", "inputs"},
+    "tune_section": {"", "document", "charts"},
     "sections": {
         "",
         "document",
@@ -32,6 +33,7 @@ ALLOWED = {
         "markdown",
         "calibration_section",
         "corruptions_section",
+        "tune_section",
     },
 }
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "cifarlab.cli.ablate_cmd",
     "cifarlab.cli.seeds_cmd",
     "cifarlab.cli.studies_cmd",
+    "cifarlab.cli.tune_cmd",
     "cifarlab.cli.report_cmd",
     "cifarlab.cli.predict_cmd",
     "cifarlab.cli.export_cmd",

@@ -7,6 +7,7 @@ from cifarlab.models.registry import (
     check_model,
     create_model,
     list_models,
+    model_defaults,
     register_model,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "check_model",
     "create_model",
     "list_models",
+    "model_defaults",
     "register_model",
     "count_parameters",
     "count_flops",

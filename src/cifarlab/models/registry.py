@@ -13,6 +13,7 @@ derives from; its hooks do nothing, so a plain network writes only ``forward``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -118,6 +119,21 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
 def list_models() -> list[str]:
     """Registered model names, sorted."""
     return sorted(_REGISTRY)
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """The options model ``name`` takes and their defaults (``num_classes`` left out); an
+    option without a default maps to ``inspect.Parameter.empty``. A search space checks its
+    ``model.options.*`` entries against these, and reads the values a recipe leaves unset."""
+    if name not in _REGISTRY:
+        raise RecipeError(
+            f"model.name: unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}"
+        )
+    return {
+        p.name: p.default
+        for p in inspect.signature(_REGISTRY[name]).parameters.values()
+        if p.name != "num_classes" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def create_model(name: str, **options: Any) -> CifarModel:

@@ -10,13 +10,15 @@
   temperature, reliability diagrams), registered in sections;
 - :mod:`cifarlab.report.corruptions_section`: the corruption-robustness section (the runs'
   corruptions.json, side by side);
+- :mod:`cifarlab.report.tune_section`: the hyperparameter-search section of a tune directory
+  (read through :func:`cifarlab.tune.results.read_tune_dir`);
 - :mod:`cifarlab.report.sections`: the sections built from the inputs, and
   :func:`~cifarlab.report.sections.write_report`, the entry point;
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
   document model only.
 
-Imports point one way: document <- inputs, charts, calibration_section <- sections -> html,
-markdown -> document.
+Imports point one way: document <- inputs, charts, calibration_section, corruptions_section,
+tune_section <- sections -> html, markdown -> document.
 """
 
 from __future__ import annotations

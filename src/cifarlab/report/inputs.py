@@ -23,6 +23,7 @@ from cifarlab.report import ReportError
 from cifarlab.rundir import HISTORY_JSON, METRICS, RunDir
 from cifarlab.studies.spec import STUDY_JSON, StudySpec, read_study
 from cifarlab.studies.summary import summarize
+from cifarlab.tune.results import is_tune_dir
 
 
 @dataclass
@@ -161,6 +162,8 @@ def read_inputs(paths: list[str | Path]) -> tuple[list[RunInput], list[StudyInpu
             raise ReportError(f"{path}: no such directory (expected a run or study directory)")
         if is_study_dir(path):
             studies.append(read_study_input(path))
+        elif is_tune_dir(path):
+            continue  # cifarlab tune: its own section (report/tune_section.py) reads it
         elif is_run_dir(path):
             runs.append(read_run_input(path))
         else:

@@ -45,6 +45,7 @@ from cifarlab.report.document import (
 from cifarlab.report.html import write_html
 from cifarlab.report.inputs import RunInput, StudyInput, find_data, read_inputs
 from cifarlab.report.markdown import write_markdown
+from cifarlab.report.tune_section import tune_sections
 from cifarlab.rundir import ACCURACY_FIGURE, CONFUSION_FIGURE, LOSS_FIGURE, RUN_FIGURES
 from cifarlab.studies.stats import mean
 
@@ -57,6 +58,7 @@ SECTIONS = (
     ("robustness", "Robustness"),
     ("corruptions", "Corruption robustness"),
     ("comparison", "Comparison of models"),
+    ("tune", "Hyperparameter search"),  # report/tune_section.py, one per tune directory
 )
 MAX_MODEL_TABLES = 4
 
@@ -706,6 +708,7 @@ def build_document(
         robustness_section(studies, names),
         corruptions_section(featured, studies, names),
         comparison_section(runs, studies, names),
+        *tune_sections(paths, names),
     ]
     meta = [
         ("generated", _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),

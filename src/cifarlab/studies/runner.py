@@ -177,7 +177,7 @@ def _run_pool(
 
     ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
     )
     try:
         queue = list(tasks)
@@ -200,8 +200,8 @@ def _run_pool(
     pool.shutdown(wait=True)
 
 
-def _worker_init(parent_pid: int) -> None:
-    """Die with the parent: a study killed with SIGKILL must not leave runs training."""
+def die_with_parent(parent_pid: int) -> None:
+    """Die with the parent: a study or search killed with SIGKILL must not leave runs training."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes

@@ -379,6 +379,7 @@ def train(
     log: Callable[[str], None] = print,
     tensorboard: bool = False,
     allow_change: tuple[str, ...] | list[str] = (),
+    on_eval: Callable[[int, int, dict[str, list[Any]]], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``out_dir`` and return its final metrics (also in metrics.json).
 
@@ -392,6 +393,11 @@ def train(
     refused unless every changed field is named in ``allow_change`` (e.g. ``train.epochs``
     to train longer); allowed changes are recorded in the checkpoint and metrics.json
     (``recipe_changes``). A ``recipe.toml`` edited by hand since is refused, never overwritten.
+
+    ``on_eval(step, total_steps, history)`` is called after each evaluation point past step 0,
+    once that point's checkpoint is written (a search reports the validation accuracy to its
+    pruner here). It may raise to stop the run: the run is then left as a killed run would
+    be, with its lock released and a valid checkpoint of that point to resume from.
 
     Under torchrun (``torchrun -m cifarlab train`` or ``cifarlab train --nproc N``) every
     rank calls this: it joins the process group, takes its share of each global batch, and
@@ -428,6 +434,7 @@ def train(
                 tensorboard,
                 world,
                 tuple(allow_change),
+                on_eval,
             )
         except RuntimeError as exc:
             if world.active and distributed.is_collective_failure(exc):
@@ -513,7 +520,18 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 
 def _train_locked(
-    recipe, run, data, data_dir, overrides, resume, progress, log, tensorboard, world, allow_change
+    recipe,
+    run,
+    data,
+    data_dir,
+    overrides,
+    resume,
+    progress,
+    log,
+    tensorboard,
+    world,
+    allow_change,
+    on_eval=None,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     # Rank 0 reads the run directory and hands the outcome (a checkpoint, too) to every rank.
@@ -562,6 +580,8 @@ def _train_locked(
             if point in ctx.eval_at:
                 record(state, ctx)
             save(state, ctx)
+            if on_eval is not None and point in ctx.eval_at:  # after the save: resumable
+                on_eval(state.step, ctx.total, state.history)
         if ctx.total == 0 and payload is None:
             save(state, ctx)
     finally:

@@ -1,0 +1,77 @@
+"""A tune directory's file names and its reader (no Optuna needed: the report uses this).
+
+``cifarlab tune`` keeps the Optuna study in its storage (a database) and, after every trial,
+writes a snapshot of it into the directory, ``summary.json``: every trial (state, parameters,
+seed, the validation accuracy at each evaluation point), the counts, the best trial and the
+parameter importances. A report, or a person, reads the directory without the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cifarlab.rundir import read_json
+from cifarlab.tune import TuneError
+
+TUNE_JSON = "tune.json"  # what the search is
+SUMMARY_JSON = "summary.json"  # the study as of the last trial that finished
+BEST_RECIPE = "best.toml"  # the best trial's resolved recipe
+START_RECIPE = "start.toml"  # the resolved starting recipe (the recipe with --set)
+STUDY_DB = "study.db"  # the default storage: SQLite
+TUNE_LOG = "tune.log"
+TRIALS_DIR = "trials"  # trials/0007/: trial 7's run directory
+WORKERS_DIR = "workers"  # workers/<id>.lock: held by each live worker process
+CONFIRM_DIR = "confirm"  # confirm/start/, confirm/trial-0007/: seed studies
+CONFIRM_JSON = "confirm.json"
+CONFIRM_MD = "confirm.md"
+TRIAL_JSON = "trial.json"  # in a trial's run directory: which trial it is, and how it ended
+
+FORMAT = "cifarlab-tune"
+SUMMARY_FORMAT = "cifarlab-tune-summary"
+CONFIRM_FORMAT = "cifarlab-tune-confirm"
+FORMAT_VERSION = 1
+STATES = ("complete", "pruned", "failed", "running", "waiting")
+
+
+def trial_dir(out: str | Path, number: int) -> Path:
+    return Path(out) / TRIALS_DIR / f"{number:04d}"
+
+
+def is_tune_dir(path: str | Path) -> bool:
+    return (Path(path) / TUNE_JSON).is_file()
+
+
+@dataclass
+class TuneResult:
+    """A tune directory as read from disk: its definition, snapshot and confirmation."""
+
+    path: Path
+    spec: dict[str, Any]  # tune.json
+    summary: dict[str, Any] | None  # summary.json (None before the first trial finished)
+    confirm: dict[str, Any] | None  # confirm.json (None without --confirm)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("study", self.path.name))
+
+
+def read_tune_dir(path: str | Path, error: type[Exception] = TuneError) -> TuneResult:
+    """tune.json, summary.json and confirm.json of a tune directory; a damaged file raises
+    ``error`` with one line naming it."""
+    path = Path(path)
+    spec = read_json(path / TUNE_JSON, error)
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise error(f"{path / TUNE_JSON}: not a cifarlab tune definition (no '{FORMAT}' tag)")
+    summary = read_json(path / SUMMARY_JSON, error)
+    if summary is not None and (
+        not isinstance(summary, dict) or summary.get("format") != SUMMARY_FORMAT
+    ):
+        raise error(f"{path / SUMMARY_JSON}: not a cifarlab tune summary")
+    confirm = read_json(path / CONFIRM_JSON, error)
+    if confirm is not None and (
+        not isinstance(confirm, dict) or confirm.get("format") != CONFIRM_FORMAT
+    ):
+        raise error(f"{path / CONFIRM_JSON}: not a cifarlab tune confirmation")
+    return TuneResult(path=path, spec=spec, summary=summary, confirm=confirm)
