@@ -91,3 +91,22 @@ def test_bad_calibration_values_are_left_out_not_fatal(tmp_path, tiny_runs, dama
         section = _section(text)
         assert _row(section, "damaged")[2] == f"{m['test_ece'] * 100:.2f}%"
         assert "reliability" not in "".join(re.findall(r"\]\(([^)]+)\)", section))
+
+
+def test_ladder_steps_compare_ece_with_welch(tmp_path, studies):
+    study = tmp_path / "ladder"
+    shutil.copytree(studies["ablation"], study)
+    names = [s["name"] for s in json.loads((study / "study.json").read_text())["steps"]]
+    first, second = names[:2]
+    # seeds 0, 1: the second step's ECE 5 points lower, within 1 point of spread
+    for step, eces in {first: (0.08, 0.09), second: (0.03, 0.04)}.items():
+        for seed, ece in enumerate(eces):
+            path = study / "runs" / step / f"seed{seed}" / "metrics.json"
+            m = json.loads(path.read_text())
+            m["test_ece"] = ece
+            path.write_text(json.dumps(m))
+    section = _section(write_report([study], tmp_path / "r.md").read_text(encoding="utf-8"))
+    assert _row(section, first)[3] == "—"
+    # Welch by hand: s^2 = 0.5 (points^2) each, se = sqrt(0.5), df = 2, t = 4.303
+    cells = [c.replace("\\", "") for c in _row(section, second)[2:4]]  # Markdown escapes "["
+    assert cells == ["3.50% ± 0.71", "-5.00 [-8.04, -1.96] yes (lower)"]

@@ -65,7 +65,7 @@ def test_runs_are_compared_on_clean_mean_corruption_accuracy_and_ece(two_runs):
     section = _section(doc)
     assert section is not None and section.title == "Corruption robustness"
     comparison = _tables(section)[0]
-    assert comparison.columns[3:] == [
+    assert comparison.columns[3:7] == [
         "clean accuracy",
         "mean corruption accuracy",
         "relative to clean",
@@ -73,9 +73,9 @@ def test_runs_are_compared_on_clean_mean_corruption_accuracy_and_ece(two_runs):
     ]
     rows = {r[0]: r for r in comparison.rows}
     # ECE: evaluate's evaluation.json beside the corruption numbers first, else training's own
-    assert rows["baseline"][3:] == ["60.00%", "35.00%", "58.33%", "8.10%"]
+    assert rows["baseline"][3:] == ["60.00%", "35.00%", "58.33%", "8.10%", "—"]
     trained = json.loads((two_runs[1] / "metrics.json").read_text())["test_ece"]
-    assert rows["improved"][3:] == ["75.00%", "60.00%", "80.00%", f"{trained * 100:.2f}%"]
+    assert rows["improved"][3:] == ["75.00%", "60.00%", "80.00%", f"{trained * 100:.2f}%", "—"]
     # a chart of both, and per run a table of corruption x severity beside its chart
     figures = [b for b in section.blocks if isinstance(b, Figure)]
     assert len(figures) == 1 and figures[0].png.startswith(b"\x89PNG")
@@ -131,6 +131,28 @@ def test_a_study_step_shows_the_mean_over_its_seeds(tmp_path, studies):
     step_row = rows["seed-improved: seed-improved"]  # "<study>: <step>"
     assert step_row[1] == str(len(runs))
     assert step_row[4] == "50.00% ± 10.00"
+    assert step_row[-1] == "—"  # the first (only) step has nothing to differ from
+
+
+def test_consecutive_ladder_steps_are_compared_with_welch(tmp_path, studies):
+    study = tmp_path / "ladder"
+    shutil.copytree(studies["ablation"], study)
+    steps = [p.name for p in sorted((study / "runs").iterdir())]
+    order = json.loads((study / "study.json").read_text())["steps"]
+    names = [s["name"] for s in order if s["name"] in steps]
+    first, second, third = names[:3]
+    # seeds 0, 1: step 2 clearly above step 1, step 3 the same as step 2 within its spread
+    values = {first: (0.40, 0.41), second: (0.60, 0.61), third: (0.59, 0.62)}
+    for step, accs in values.items():
+        for seed, acc in enumerate(accs):
+            _write_result(study / "runs" / step / f"seed{seed}", {"fog": {3: acc}}, clean=0.7)
+    rows = {r[0]: r for r in _tables(_section(build_document([study])))[0].rows}
+    name = json.loads((study / "study.json").read_text())["name"]
+    assert rows[f"{name}: {first}"][-1] == "—"
+    # Welch by hand: s^2 = 0.5 (points^2) in both steps, se = sqrt(0.5/2 + 0.5/2), df = 2,
+    # t(0.975, 2) = 4.303: 20 ± 3.04
+    assert rows[f"{name}: {second}"][-1] == "+20.00 [+16.96, +23.04] yes (higher)"
+    assert rows[f"{name}: {third}"][-1].endswith("no (within noise)")
 
 
 def test_a_real_evaluation_reaches_the_report(tmp_path, tiny_runs, sample_data):

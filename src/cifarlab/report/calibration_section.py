@@ -25,6 +25,7 @@ from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Sec
 from cifarlab.report.inputs import RunInput, StudyInput
 from cifarlab.rundir import EVALUATION, EVALUATION_DIR, RELIABILITY_FIGURE, RunDir
 from cifarlab.studies.stats import mean, sample_std
+from cifarlab.studies.summary import difference_cell
 
 DEFINITIONS = (
     f"ECE: top-label expected calibration error, sum over {N_BINS} equal-width confidence bins "
@@ -149,8 +150,11 @@ def _diagram(run: RunInput, cal: dict[str, Any], name: str) -> Figure | None:
 
 
 def _study_rows(study: StudyInput) -> list[list[str]]:
-    """Per step: the seeds with calibration numbers, mean ± std ECE, mean NLL and Brier."""
+    """Per step: the seeds with calibration numbers, mean ± std ECE, the ECE difference from
+    the previous step with Welch's interval, mean NLL and Brier, and mean ECE after
+    temperature scaling where the seeds were calibrated."""
     rows = []
+    previous: list[float] = []
     for step, runs in study.runs.items():
         found = [c for c in (run_calibration(r) for r in runs) if c is not None]
         eces = [c["ece"] for c in found if c["ece"] is not None]
@@ -158,16 +162,20 @@ def _study_rows(study: StudyInput) -> list[list[str]]:
             continue
         nlls = [c["nll"] for c in found if c["nll"] is not None]
         briers = [c["brier"] for c in found if c["brier"] is not None]
+        after = [c["ece_after"] for c in found if c["ece_after"] is not None]
         spread = f" ± {sample_std(eces) * 100:.2f}" if len(eces) > 1 else ""
         rows.append(
             [
                 step,
                 str(len(eces)),
                 f"{mean(eces) * 100:.2f}%{spread}",
+                difference_cell(previous, eces),
                 _fixed(mean(nlls)) if nlls else "—",
                 _fixed(mean(briers)) if briers else "—",
+                f"{mean(after) * 100:.2f}% (n={len(after)})" if after else "—",
             ]
         )
+        previous = eces
     return rows
 
 
@@ -233,10 +241,18 @@ def calibration_section(
         blocks.append(Heading(f"{study.name}: calibration per step", level=3))
         blocks.append(
             Table(
-                ["step", "n", "ECE (mean ± std)", "NLL (mean)", "Brier (mean)"],
+                [
+                    "step",
+                    "n",
+                    "ECE (mean ± std)",
+                    "Δ ECE vs previous step, 95% Welch; beyond noise?",
+                    "NLL (mean)",
+                    "Brier (mean)",
+                    "ECE after T (mean)",
+                ],
                 rows,
-                caption="Test-set calibration over the step's seeds",
-                numeric=[False, True, True, True, True],
+                caption="Test-set calibration over the step's seeds (ECE and Δ in points)",
+                numeric=[False, True, True, False, True, True, True],
             )
         )
     return Section("calibration", "Calibration", blocks)

@@ -190,6 +190,25 @@ def _f(x: float | None, signed: bool = False) -> str:
     return f"{x:+.2f}" if signed else f"{x:.2f}"
 
 
+def difference_cell(before: list[float], after: list[float], scale: float = 100.0) -> str:
+    """One table cell for ``mean(after) - mean(before)`` (times ``scale``) with Welch's 95%
+    interval and whether it excludes 0, e.g. "+1.23 [+0.40, +2.06] yes (higher)"; "—" when
+    either sample is empty. The report uses it for metrics other than test accuracy (mean
+    corruption accuracy, ECE) between consecutive steps of a study."""
+    if not before or not after:
+        return "—"
+    w = welch_difference(before, after, LEVEL)
+    row = {
+        "diff_ref": "previous",
+        "diff_prev": w.diff,
+        "diff_prev_ci95": list(w.ci) if w.ci is not None else None,
+    }
+    if w.ci is None:
+        return f"{_f(w.diff * scale, True)} ({verdict(row)})"
+    lo, hi = (v * scale for v in w.ci)
+    return f"{_f(w.diff * scale, True)} [{_f(lo, True)}, {_f(hi, True)}] {verdict(row)}"
+
+
 def verdict(row: dict[str, Any]) -> str:
     """ "yes (higher)" / "yes (lower)" when the difference's interval excludes 0, else 'no'."""
     if row["diff_ref"] is None:
