@@ -48,6 +48,7 @@ MAX_EPOCHS = 1_000_000
 # check_run_length repeats it on the real split once the data is loaded.
 CIFAR10_TRAIN_IMAGES = 50_000
 IMAGE_SIDE = 32  # pixels: every image is 32x32 (data/readers.IMAGE_SHAPE)
+MIN_RESOLUTION = 8  # train.resolutions; a size the model cannot take is refused when it is built
 # Free text is copied into recipe.toml, every checkpoint, metrics and reports. The longest
 # built-in description is 162 characters; a name also becomes directory names and plot
 # titles (most file systems allow 255 bytes per path component).
@@ -142,6 +143,11 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm (0 = off)
     max_steps: int = DEFAULT_MAX_STEPS  # optimizer steps a run may take; a longer run is refused
     ema: float = 0.0  # decay per step of an EMA of the weights, which are then evaluated (0 = off)
+    # Progressive resizing: training images are resized (bilinear, antialiased) to
+    # resolutions[k] from resolution_milestones[k-1] (a fraction of training) on; [] = native
+    # size throughout. Evaluation is always at the native size.
+    resolutions: list[int] = field(default_factory=list)
+    resolution_milestones: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -683,6 +689,7 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         "train.ema",
         f"must be a decay in [0, 1) (0 = off; e.g. 0.999), got {r.train.ema}",
     )
+    _check_resolutions(r.train)
     _choice(r.eval.tta, "eval.tta", TTA_MODES)
     _check(r.eval.batch_size > 0, "eval.batch_size", f"must be > 0, got {r.eval.batch_size}")
     _choice(r.system.device, "system.device", DEVICES)
@@ -703,6 +710,28 @@ def run_steps(recipe: Recipe, n_train: int) -> tuple[int, int]:
     images: partial last batches kept, as DataLoader's default (train/loop's rule)."""
     per_epoch = max(math.ceil(n_train / recipe.train.batch_size), 1)
     return per_epoch, int(round(recipe.train.epochs * per_epoch))
+
+
+def _check_resolutions(t: TrainConfig) -> None:
+    sizes, marks = t.resolutions, t.resolution_milestones
+    _check(
+        all(MIN_RESOLUTION <= s <= IMAGE_SIDE for s in sizes),
+        "train.resolutions",
+        f"training image sizes must be {MIN_RESOLUTION} to {IMAGE_SIDE} pixels "
+        f"(CIFAR-10's own), got {_short(sizes)}",
+    )
+    _check(
+        len(marks) == max(len(sizes) - 1, 0),
+        "train.resolution_milestones",
+        f"needs one fraction of training fewer than train.resolutions ({len(sizes)} sizes), "
+        f"got {_short(marks)}",
+    )
+    _check(
+        all(0 < m < 1 for m in marks)
+        and all(a < b for a, b in zip(marks, marks[1:], strict=False)),
+        "train.resolution_milestones",
+        f"must be increasing fractions of training in (0, 1), got {_short(marks)}",
+    )
 
 
 def check_run_length(recipe: Recipe, n_train: int) -> None:

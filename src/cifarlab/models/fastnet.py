@@ -121,7 +121,9 @@ class FastNet(CifarModel):
         bias = self.whiten.bias.detach() if self._whiten_bias_frozen else self.whiten.bias
         x = F.gelu(F.conv2d(x, self.whiten.weight, bias))
         x = self.group3(self.group2(self.group1(x)))
-        x = F.max_pool2d(x, 3).flatten(1)
+        # A global max: at 32x32 the map here is 3x3 (airbench's MaxPool2d(3)); at smaller
+        # training sizes (train.resolutions) it is smaller, and the max is still over all of it.
+        x = F.adaptive_max_pool2d(x, 1).flatten(1)
         return fp32_linear(self.head, x) * self.head_scale
 
     def after_step(self, step: int, total_steps: int) -> None:

@@ -33,14 +33,21 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab import rundir
-from cifarlab.data.augment import augment_batch, mix_batch
+from cifarlab.data.augment import augment_batch, mix_batch, resize_batch, resolution_at
 from cifarlab.data.batches import derive_seed, epoch_order, normalize, step_generator, to_float
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_parameters, create_model
-from cifarlab.recipe import Recipe, check_run_length, load_recipe, recipe_from_dict, run_steps
+from cifarlab.recipe import (
+    Recipe,
+    RecipeError,
+    check_run_length,
+    load_recipe,
+    recipe_from_dict,
+    run_steps,
+)
 from cifarlab.runtime import autocast, autocast_dtype, memory_format, provenance, resolve_device
 from cifarlab.train import distributed
 from cifarlab.train.ema import create_ema, update_ema
@@ -106,7 +113,12 @@ def train_step(state: TrainState, ctx: RunContext) -> None:
     if recipe.augment.mixup or recipe.augment.cutmix:
         aug = recipe.augment
         x, target = mix_batch(x, y, len(data.classes), gen, aug.mixup, aug.cutmix)
-    x = normalize(x, data.mean, data.std).contiguous(memory_format=ctx.mem_format)
+    size = resolution_at(
+        step / ctx.total, recipe.train.resolutions, recipe.train.resolution_milestones
+    )
+    x = resize_batch(normalize(x, data.mean, data.std), size).contiguous(
+        memory_format=ctx.mem_format
+    )
     with autocast(ctx.device, ctx.amp_dtype):
         logits = state.step_model(x)
     loss = F.cross_entropy(logits.float(), target, label_smoothing=recipe.train.label_smoothing)
@@ -642,6 +654,7 @@ def build(
                     memory_format=mem_format
                 )
             )
+    check_resolutions(model, recipe, tensors.train_x.shape[1], device, mem_format)
     optimizer = build_optimizer(recipe.optim, model)
     state = TrainState(model=model, step_model=model, optimizer=optimizer, step=0)
     state.reset_running(device)
@@ -691,6 +704,31 @@ def build(
         recipe_changes=tuple((payload or {}).get("recipe_changes", [])),
     )
     return ctx, state
+
+
+def check_resolutions(model, recipe: Recipe, channels: int, device, mem_format) -> None:
+    """Refuse, before training, a train.resolutions size the model cannot take (seednet's
+    fully connected head is built for 32x32): one forward pass of two blank images per size,
+    in eval mode, so nothing about the model changes."""
+    sizes = sorted(set(recipe.train.resolutions))
+    if not sizes:
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        for size in sizes:
+            x = torch.zeros(2, channels, size, size, device=device)
+            try:
+                with torch.no_grad():
+                    model(x.contiguous(memory_format=mem_format))
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RecipeError(
+                    f"train.resolutions: model {recipe.model.name} cannot take {size}x{size} "
+                    f"images ({first}); use sizes it can, or leave train.resolutions empty"
+                ) from None
+    finally:
+        model.train(was_training)
 
 
 def _tensorboard_writer(out_dir: Path):
