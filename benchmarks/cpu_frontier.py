@@ -1,0 +1,207 @@
+"""The CPU frontier (issue 15): test accuracy against whole-command wall time, per recipe.
+
+Each run is the whole ``cifarlab train`` command as a user types it (interpreter start-up, data
+loading, data-dependent initialisation, training, evaluations, test-time augmentation,
+checkpoints and figures all counted), timed from outside. The budget unit is measured in the
+same benchmark run: one epoch of ``seed-improved`` (its training time per epoch, from the same
+kind of command), so budgets are stated as multiples of seed-improved's 25-epoch training time
+and carry over to another machine:
+
+    cpu85: 0.25 x 25 epochs of seed-improved   cpu90: 1 x   cpu93: 3 x
+
+    python benchmarks/cpu_frontier.py --data-dir ../shared/cifar10 \\
+        --runs seed-improved:0 cpu85:0-4 cpu90:0-4 --out frontier-out
+
+``--runs`` takes RECIPE:SEEDS (seeds as 0-4 or 0,2). Results go to OUT/frontier.json (one
+record per run, appended as each finishes, so an interrupted benchmark keeps what it measured),
+OUT/frontier.md (the table) and OUT/frontier.png (accuracy against wall time, budget lines).
+Time only on an idle machine: the 1-minute load is recorded before every run and the script
+refuses to start above --max-load (default 0.3) unless --allow-load is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BUDGET_MULTIPLE = {"cpu85": 0.25, "cpu90": 1.0, "cpu93": 3.0}  # of seed-improved's 25 epochs
+TARGET = {"cpu85": 0.85, "cpu90": 0.90, "cpu93": 0.93}
+REFERENCE_EPOCHS = 25
+
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def parse_runs(items: list[str]) -> list[tuple[str, int]]:
+    runs = []
+    for item in items:
+        recipe, _, seeds = item.rpartition(":")
+        if not recipe:
+            raise SystemExit(f"--runs {item!r}: expected RECIPE:SEEDS, e.g. cpu90:0-4")
+        for part in seeds.split(","):
+            a, _, b = part.partition("-")
+            runs += [(recipe, s) for s in range(int(a), int(b or a) + 1)]
+    return runs
+
+
+def timed_train(recipe: str, seed: int, data_dir: str, out: Path, extra: list[str]) -> dict:
+    """Run the whole command; its wall time from outside, and what its metrics.json says."""
+    cmd = [sys.executable, "-m", "cifarlab", "train", "--recipe", recipe, "--seed", str(seed)]
+    cmd += ["--data-dir", data_dir, "--out", str(out), "--no-progress", *extra]
+    load = load1()
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    m = json.loads((out / "metrics.json").read_text())
+    return {
+        "recipe": recipe,
+        "seed": seed,
+        "load_before": load,
+        "wall_s": wall,
+        "train_time_s": m["train_time_s"],
+        "test_accuracy": m["test_accuracy"],
+        "test_accuracy_tta": m.get("test_accuracy_tta"),
+        "tta": m.get("tta", "none"),
+        "run": str(out),
+    }
+
+
+def reported_accuracy(r: dict) -> float:
+    """The accuracy a recipe promises: with its test-time augmentation when it has one."""
+    return r["test_accuracy_tta"] if r["test_accuracy_tta"] is not None else r["test_accuracy"]
+
+
+def table(records: list[dict], epoch_s: float) -> str:
+    unit = REFERENCE_EPOCHS * epoch_s
+    lines = [
+        f"Budget unit: seed-improved's {REFERENCE_EPOCHS} epochs = {REFERENCE_EPOCHS} x "
+        f"{epoch_s:.1f} s = {unit:.0f} s (one epoch timed in this run).",
+        "",
+        "| recipe | seed | test accuracy | wall time | × unit | budget | within | load before |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in records:
+        multiple = BUDGET_MULTIPLE.get(r["recipe"])
+        budget = f"{multiple:g} × ({multiple * unit:.0f} s)" if multiple else "—"
+        within = "—" if not multiple else ("yes" if r["wall_s"] <= multiple * unit else "NO")
+        acc = reported_accuracy(r) * 100
+        tta = f" ({r['tta']} TTA)" if r["test_accuracy_tta"] is not None else ""
+        lines.append(
+            f"| {r['recipe']} | {r['seed']} | {acc:.2f}%{tta} | {r['wall_s']:.0f} s | "
+            f"{r['wall_s'] / unit:.2f} | {budget} | {within} | {r['load_before']:.2f} |"
+        )
+    by_recipe: dict[str, list[dict]] = {}
+    for r in records:
+        by_recipe.setdefault(r["recipe"], []).append(r)
+    lines += [
+        "",
+        "| recipe | n | mean accuracy | target | max wall time |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, rs in by_recipe.items():
+        mean = sum(reported_accuracy(r) for r in rs) / len(rs) * 100
+        target = f"{TARGET[name] * 100:.0f}%" if name in TARGET else "—"
+        lines.append(
+            f"| {name} | {len(rs)} | {mean:.2f}% | {target} | {max(r['wall_s'] for r in rs):.0f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure(records: list[dict], epoch_s: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    unit = REFERENCE_EPOCHS * epoch_s
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = list(dict.fromkeys(r["recipe"] for r in records))
+    for name in names:
+        rs = [r for r in records if r["recipe"] == name]
+        ax.scatter(
+            [r["wall_s"] / 60 for r in rs], [reported_accuracy(r) * 100 for r in rs], label=name
+        )
+    for name, multiple in BUDGET_MULTIPLE.items():
+        ax.axvline(multiple * unit / 60, color="grey", linestyle=":", linewidth=1)
+        ax.text(
+            multiple * unit / 60,
+            ax.get_ylim()[0],
+            f" {name} budget",
+            rotation=90,
+            fontsize=7,
+            va="bottom",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("whole-command wall time (minutes, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"CPU frontier ({os.cpu_count()} cores; budget unit {unit:.0f} s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="../shared/cifar10")
+    p.add_argument("--runs", nargs="+", required=True, metavar="RECIPE:SEEDS")
+    p.add_argument("--out", default="frontier-out")
+    p.add_argument("--max-load", type=float, default=0.3)
+    p.add_argument("--allow-load", action="store_true", help="time even on a busy machine")
+    p.add_argument("--set", action="append", default=[], metavar="K=V", help="override, every run")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if load1() >= args.max_load and not args.allow_load:
+        raise SystemExit(
+            f"load {load1():.2f} >= {args.max_load}: not an idle machine (--allow-load to time anyway)"
+        )
+    extra = [a for kv in args.set for a in ("--set", kv)]
+    print(
+        f"date {time.strftime('%Y-%m-%d %H:%M:%S')} | {cpu_model()} | {os.cpu_count()} cpus | load {load1():.2f}"
+    )
+
+    unit_run = timed_train(
+        "seed-improved", 0, args.data_dir, out / "unit-seed-improved-1ep", ["--epochs", "1"]
+    )
+    epoch_s = unit_run["train_time_s"]
+    print(
+        f"budget unit: seed-improved epoch {epoch_s:.1f} s (load before {unit_run['load_before']:.2f})"
+    )
+    records_path = out / "frontier.json"
+    records: list[dict] = []
+    for recipe, seed in parse_runs(args.runs):
+        r = timed_train(recipe, seed, args.data_dir, out / f"{recipe}-seed{seed}", extra)
+        r["epoch_s_unit"] = epoch_s
+        records.append(r)
+        records_path.write_text(json.dumps({"epoch_s": epoch_s, "runs": records}, indent=1))
+        print(
+            f"{recipe} seed {seed}: {reported_accuracy(r) * 100:.2f}% in {r['wall_s']:.0f} s "
+            f"({r['wall_s'] / (REFERENCE_EPOCHS * epoch_s):.2f} x unit; load before {r['load_before']:.2f})"
+        )
+    md = table(records, epoch_s)
+    (out / "frontier.md").write_text(md)
+    figure(records, epoch_s, out / "frontier.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
