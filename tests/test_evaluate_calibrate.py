@@ -220,3 +220,30 @@ def test_calibrate_with_tta_is_refused_before_anything_is_written(tmp_path, cali
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "--calibrate" in line and "--tta flip" in line
     assert _tree(run) == before
+
+
+def test_a_later_evaluation_keeps_reporting_the_stored_temperature(tmp_path, calibrated, capsys):
+    """After --calibrate, a plain evaluate (as --corruptions runs one) reports the calibrated
+    numbers with the stored T, so evaluation.json does not lose them; TTA does not apply it,
+    and a stale T is named on stderr, not applied."""
+    run = _copy(calibrated[0], tmp_path / "run")
+    fitted = calibrated[1]
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 0
+    assert "after temperature scaling: ECE " in capsys.readouterr().out
+    stored = json.loads((run / "evaluation" / "none" / "evaluation.json").read_text())
+    assert stored["temperature"]["value"] == fitted["temperature"]["value"]
+    assert stored["temperature"]["stored"] is True
+    assert stored["calibrated"]["ece"] == pytest.approx(fitted["calibrated"]["ece"], abs=1e-9)
+    assert stored["calibrated"]["nll"] == pytest.approx(fitted["calibrated"]["nll"], rel=1e-6)
+    assert main(["evaluate", str(run), "--tta", "flip", "--device", "cpu"]) == 0
+    flip = json.loads((run / "evaluation" / "flip" / "evaluation.json").read_text())
+    assert "calibrated" not in flip and "temperature" not in flip
+    capsys.readouterr()
+    record = json.loads((run / "temperature.json").read_text())
+    record["step"] -= 1
+    (run / "temperature.json").write_text(json.dumps(record))
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "after temperature scaling" not in captured.out
+    (warning,) = captured.err.strip().splitlines()
+    assert warning.startswith("cifarlab: warning: ") and "temperature.json: ignored" in warning

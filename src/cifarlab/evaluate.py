@@ -25,6 +25,8 @@ from cifarlab.calibration import (
     calibration_metrics,
     calibration_sums,
     fit_temperature,
+    read_temperature,
+    temperature_for,
     temperature_path,
     write_temperature,
 )
@@ -236,7 +238,10 @@ def evaluate(
     (:func:`fit_validation_temperature`), report the test set's calibration before and after
     it (``temperature``, ``calibrated``) and store it beside the checkpoint as
     temperature.json, last. A run without a validation split (data.val_fraction 0) is refused
-    before anything is read or written.
+    before anything is read or written. Without ``calibrate``, a temperature.json fitted for
+    this checkpoint's step is applied to report ``calibrated`` too (``temperature`` then has
+    ``"stored": true``); one fitted for another step is not, and ``temperature_note`` says so.
+    Neither applies under TTA: the temperature is fitted for plain logits.
     """
     ev = load_for_evaluation(
         checkpoint,
@@ -269,6 +274,26 @@ def evaluate(
             **calibration_metrics(apply_temperature(logits, temperature), labels),
             "accuracy": result["accuracy"],  # a temperature never changes the argmax
         }
+    elif tta == "none":
+        # A temperature fitted earlier for this checkpoint (what predict and export apply):
+        # report the calibrated numbers too, so a later evaluation (e.g. --corruptions) does
+        # not write an evaluation.json that has lost them. A stale one is named, not applied.
+        stored, note = temperature_for(checkpoint, payload["step"])
+        if stored is not None:
+            count = (read_temperature(checkpoint) or {}).get("validation_count")
+            result["temperature"] = {
+                "value": stored,
+                "fitted_on": "validation",
+                "validation_count": count,
+                "file": str(temperature_path(checkpoint)),
+                "stored": True,
+            }
+            result["calibrated"] = {
+                **calibration_metrics(apply_temperature(logits, stored), labels),
+                "accuracy": result["accuracy"],
+            }
+        elif note is not None:
+            result["temperature_note"] = note
     if log is not None:
         log(result)
     if out_dir is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir
 
@@ -149,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     corruptions = _corruptions(args, ckpt, out)  # first: it prints its own table
 
     def show(result: dict) -> None:  # printed before anything is written
+        if "temperature_note" in result:  # a stale temperature.json, not applied
+            print(f"cifarlab: warning: {result['temperature_note']}", file=sys.stderr)
         if args.json:
             if corruptions is not None:  # one JSON document: the evaluation and its corruptions
                 result = {**result, "corruptions": corruptions}
@@ -166,10 +169,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibration{label}: {_calibration(result)}")
         if "temperature" in result:
             t = result["temperature"]
-            print(
-                f"temperature: {t['value']:.4g}, fitted on {t['validation_count']:,} validation "
-                f"images -> {t['file']}"
-            )
+            count = t.get("validation_count")
+            on = f"{count:,} validation images" if isinstance(count, int) else "validation images"
+            if t.get("stored"):
+                print(f"temperature: {t['value']:.4g} from {t['file']} (fitted on {on})")
+            else:
+                print(f"temperature: {t['value']:.4g}, fitted on {on} -> {t['file']}")
             print(f"after temperature scaling: {_calibration(result['calibrated'])}")
         print(f"confusion matrix: {out / CONFUSION_FIGURE}")
         print(f"reliability diagram: {out / RELIABILITY_FIGURE}", flush=True)
