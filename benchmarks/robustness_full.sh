@@ -12,7 +12,7 @@
 #    at a time), 3 seeds per step at 5 epochs instead of 25, with 5 evaluation points (the budget
 #    that fit one 3-hour session on a 2-core CPU beside 1 and 2), every run calibrated and
 #    evaluated on the 15 corruptions at severity 3 (the middle one; all five severities for
-#    15 runs did not fit: TrivialAugment's per-image operations make those runs 2-3x slower).
+#    15 runs did not fit in the session beside the training).
 # 4. One report of all three: clean accuracy, mean corruption accuracy and ECE side by side, and
 #    per ladder step the difference from the previous step with Welch's 95% interval.
 #
