@@ -262,38 +262,31 @@ def evaluate(
         {"tta": tta, "checkpoint": str(checkpoint), "data": data.source, "step": payload["step"]}
     )
     record = None
+    temperature = count = None
     if calibrate:
         temperature, record = fit_validation_temperature(model, data, recipe, payload, dev)
+        count = record["validation_count"]
+    elif tta == "none":
+        # A temperature fitted earlier for this checkpoint (what predict and export apply):
+        # report the calibrated numbers too, so a later evaluation (e.g. --corruptions) does
+        # not write an evaluation.json that has lost them. A stale one is named, not applied.
+        temperature, note = temperature_for(checkpoint, payload["step"])
+        if temperature is not None:
+            count = (read_temperature(checkpoint) or {}).get("validation_count")
+        elif note is not None:
+            result["temperature_note"] = note
+    if temperature is not None:
         result["temperature"] = {
             "value": temperature,
             "fitted_on": "validation",
-            "validation_count": record["validation_count"],
+            "validation_count": count,
             "file": str(temperature_path(checkpoint)),
+            **({} if calibrate else {"stored": True}),
         }
         result["calibrated"] = {
             **calibration_metrics(apply_temperature(logits, temperature), labels),
             "accuracy": result["accuracy"],  # a temperature never changes the argmax
         }
-    elif tta == "none":
-        # A temperature fitted earlier for this checkpoint (what predict and export apply):
-        # report the calibrated numbers too, so a later evaluation (e.g. --corruptions) does
-        # not write an evaluation.json that has lost them. A stale one is named, not applied.
-        stored, note = temperature_for(checkpoint, payload["step"])
-        if stored is not None:
-            count = (read_temperature(checkpoint) or {}).get("validation_count")
-            result["temperature"] = {
-                "value": stored,
-                "fitted_on": "validation",
-                "validation_count": count,
-                "file": str(temperature_path(checkpoint)),
-                "stored": True,
-            }
-            result["calibrated"] = {
-                **calibration_metrics(apply_temperature(logits, stored), labels),
-                "accuracy": result["accuracy"],
-            }
-        elif note is not None:
-            result["temperature_note"] = note
     if log is not None:
         log(result)
     if out_dir is not None:
