@@ -46,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.studies.ladder import load_ladder
     from cifarlab.studies.spec import ablation_study
 
-    study = ablation_study(
-        load_ladder(args.ladder),
-        parse_seeds(args.seeds, args.seed_list),
-        leave_one_out=args.leave_one_out,
-        overrides=parse_overrides(args.overrides),
+    return execute(
+        lambda: ablation_study(
+            load_ladder(args.ladder),
+            parse_seeds(args.seeds, args.seed_list),
+            leave_one_out=args.leave_one_out,
+            overrides=parse_overrides(args.overrides),
+        ),
+        args,
     )
-    return execute(study, args)

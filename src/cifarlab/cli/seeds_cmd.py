@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.recipe import parse_overrides
     from cifarlab.studies.spec import seed_study
 
-    study = seed_study(
-        args.recipe, parse_seeds(args.n, args.seed_list), overrides=parse_overrides(args.overrides)
+    return execute(
+        lambda: seed_study(
+            args.recipe,
+            parse_seeds(args.n, args.seed_list),
+            overrides=parse_overrides(args.overrides),
+        ),
+        args,
     )
-    return execute(study, args)

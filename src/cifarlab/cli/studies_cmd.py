@@ -85,14 +85,18 @@ def parse_seeds(n: int | None, seed_list: str | None) -> list[int]:
     return seeds
 
 
-def execute(study, args: argparse.Namespace) -> int:
-    """Run a study built by `ablate` or `seeds` with the shared options; print its table."""
+def execute(build, args: argparse.Namespace) -> int:
+    """Run the study ``build()`` makes for `ablate` or `seeds` with the shared options; print
+    its table. A given --out is checked before the study (its recipe, its ladder) is read."""
     from pathlib import Path
 
     from cifarlab.studies.runner import run_study
     from cifarlab.studies.spec import parse_shard
 
     shard = parse_shard(args.shard) if args.shard is not None else None
+    if args.out is not None:
+        check_study_out(args.out)
+    study = build()
     out = check_study_out(args.out or Path("studies-out") / study.name)
     check_data_dir(args.data_dir)
     print(f"study directory: {out}")
