@@ -211,3 +211,36 @@ def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies,
     assert "3 of 10 planned seeds (the study is not finished" in robustness
     comparison = html[html.index('id="comparison"') :]
     assert ">200.2<" in comparison and "200.2000" not in comparison
+
+
+def test_comparison_shows_each_runs_whole_run_time_beside_its_training_time(tmp_path, tiny_runs):
+    """The comparison's run time is metrics.json's wall_time_s (the whole run), a study
+    step's the mean over its seeds; a run without it shows a dash."""
+    import json
+    import shutil
+
+    from cifarlab.report.inputs import read_inputs
+    from cifarlab.report.sections import build_document, comparison_points
+
+    runs = {}
+    for name, wall in (("seed-baseline", 110.0), ("seed-improved", None)):
+        runs[name] = tmp_path / name
+        shutil.copytree(tiny_runs[name], runs[name], ignore=shutil.ignore_patterns("*.pt"))
+        path = runs[name] / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["train_time_s"] = 100.0
+        if wall is None:
+            del metrics["wall_time_s"]
+        else:
+            metrics["wall_time_s"] = wall
+        path.write_text(json.dumps(metrics))
+    points = {p["label"]: p for p in comparison_points(*read_inputs(list(runs.values())))}
+    assert points["seed-baseline"]["wall_time_s"] == 110.0
+    assert points["seed-improved"]["wall_time_s"] is None
+    doc = build_document(list(runs.values()))
+    table = next(s for s in doc.sections if s.id == "comparison").blocks[1]
+    col = table.columns.index("run time")
+    assert table.columns[col - 1] == "training time"
+    rows = {r[0]: r for r in table.rows}
+    assert rows["seed-baseline"][col - 1 : col + 1] == ["100.0 s", "110.0 s"]
+    assert rows["seed-improved"][col] == "—"

@@ -134,13 +134,21 @@ def _short(v: float) -> str:
 def comparison_chart(points: list[dict[str, Any]]) -> bytes:
     """Test accuracy against training time and against parameters, one labelled point per model.
 
-    points: ``{"label", "accuracy" (percent), "train_time_s", "parameters"}``.
+    points: ``{"label", "accuracy" (percent), "train_time_s", "parameters"}``, optionally
+    ``"wall_time_s"`` (the whole run): the time axis is that when every timed point has it.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    timed = [p for p in points if p.get("train_time_s") or p.get("wall_time_s")]
+    whole = bool(timed) and all(p.get("wall_time_s") for p in timed)
+    time_key, time_label = (
+        ("wall_time_s", "run time, whole run (s, log scale)")
+        if whole
+        else ("train_time_s", "training time (s, log scale)")
+    )
     fig, (left, right) = _figure(11, 4.2, ncols=2)
     for ax, key, xlabel in (
-        (left, "train_time_s", "training time (s, log scale)"),
+        (left, time_key, time_label),
         (right, "parameters", "parameters (log scale)"),
     ):
         pts = [p for p in points if p.get(key) and p.get("accuracy") is not None]
@@ -164,6 +172,6 @@ def comparison_chart(points: list[dict[str, Any]]) -> bytes:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3, which="both")
-    left.set_title("Accuracy against training time")
+    left.set_title("Accuracy against run time" if whole else "Accuracy against training time")
     right.set_title("Accuracy against model size")
     return _png(fig)

@@ -600,6 +600,7 @@ def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[d
                 "std": None,
                 "n": 1,
                 "train_time_s": m.get("train_time_s"),
+                "wall_time_s": m.get("wall_time_s"),
                 "parameters": m.get("parameters"),
                 "images_per_s": m.get("images_per_s"),
                 "device": (m.get("provenance") or {}).get("device"),
@@ -610,6 +611,7 @@ def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[d
             step = row["step"]
             done = [r.metrics for r in study.runs.get(step, []) if r.accuracy is not None]
             times = [m["train_time_s"] for m in done if m.get("train_time_s")]
+            walls = [m["wall_time_s"] for m in done if m.get("wall_time_s")]
             speeds = [m["images_per_s"] for m in done if m.get("images_per_s")]
             points.append(
                 {
@@ -619,6 +621,7 @@ def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[d
                     "std": row["std"],
                     "n": row["n"],
                     "train_time_s": mean(times) if times else None,
+                    "wall_time_s": mean(walls) if walls else None,
                     "parameters": done[0].get("parameters"),
                     "images_per_s": mean(speeds) if speeds else None,
                     "device": (done[0].get("provenance") or {}).get("device"),
@@ -641,6 +644,7 @@ def comparison_section(
             _pct(p["accuracy"]) + (f" ± {p['std']:.2f}" if p["std"] is not None else ""),
             str(p["n"]),
             _secs(p["train_time_s"]),
+            _secs(p["wall_time_s"]),
             _num(p["images_per_s"]),
             str(p["device"] or "—"),
         ]
@@ -673,17 +677,24 @@ def comparison_section(
                 "test accuracy",
                 "n",
                 "training time",
+                "run time",
                 "images/s",
                 "device",
             ],
             rows,
-            caption="Models compared (studies: mean over seeds ± std)",
-            numeric=[False, False, True, True, True, True, True, False],
+            caption=(
+                "Models compared (studies: mean over seeds ± std). Training time counts the "
+                "training steps; run time the whole run: data loading, initialisation, "
+                "training, evaluations, test-time augmentation and the run's files (of the "
+                "last start, for a resumed run)"
+            ),
+            numeric=[False, False, True, True, True, True, True, True, False],
         ),
         Figure(
             comparison_chart(points),
             names("comparison"),
-            "Test accuracy against training time (left) and parameters (right)",
+            "Test accuracy against run time (left: the whole run where every point has it, "
+            "else training time) and parameters (right)",
         ),
     ]
     return Section("comparison", "Comparison of models", blocks)
