@@ -260,7 +260,7 @@ def history_chart(trials: list[dict[str, Any]]) -> bytes:
     left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_xlabel("trial")
     left.set_ylabel("validation accuracy (%)")
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="best", fontsize=8)
     left.grid(alpha=0.3)
     for t in trials:
         pts = t["intermediate"]
