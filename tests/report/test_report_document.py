@@ -214,8 +214,8 @@ def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies,
 
 
 def test_comparison_shows_each_runs_whole_run_time_beside_its_training_time(tmp_path, tiny_runs):
-    """The comparison's run time is metrics.json's wall_time_s (the whole run), a study
-    step's the mean over its seeds; a run without it shows a dash."""
+    """The comparison's run time is metrics.json's wall_time_s (the whole run), beside the
+    training time; a run without it shows a dash."""
     import json
     import shutil
 

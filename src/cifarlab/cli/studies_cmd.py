@@ -94,10 +94,10 @@ def execute(build, args: argparse.Namespace) -> int:
     from cifarlab.studies.spec import parse_shard
 
     shard = parse_shard(args.shard) if args.shard is not None else None
-    if args.out is not None:
-        check_study_out(args.out)
+    out = check_study_out(args.out) if args.out is not None else None
     study = build()
-    out = check_study_out(args.out or Path("studies-out") / study.name)
+    if out is None:
+        out = check_study_out(Path("studies-out") / study.name)
     check_data_dir(args.data_dir)
     print(f"study directory: {out}")
     run_study(

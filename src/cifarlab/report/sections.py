@@ -585,6 +585,12 @@ def _seed_runs(study: StudyInput, step: str, runs: list[RunInput], names: _Names
     return blocks
 
 
+def _mean_given(metrics: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of ``key`` over the metrics that give it (a truthy value); None if none do."""
+    values = [m[key] for m in metrics if m.get(key)]
+    return mean(values) if values else None
+
+
 def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[dict[str, Any]]:
     """One point per given run and per study step (the summary's mean over its seeds)."""
     points = []
@@ -610,9 +616,6 @@ def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[d
         for row in study.rows():
             step = row["step"]
             done = [r.metrics for r in study.runs.get(step, []) if r.accuracy is not None]
-            times = [m["train_time_s"] for m in done if m.get("train_time_s")]
-            walls = [m["wall_time_s"] for m in done if m.get("wall_time_s")]
-            speeds = [m["images_per_s"] for m in done if m.get("images_per_s")]
             points.append(
                 {
                     "label": f"{study.name}/{step}" if len(studies) > 1 or runs else step,
@@ -620,10 +623,10 @@ def comparison_points(runs: list[RunInput], studies: list[StudyInput]) -> list[d
                     "accuracy": row["mean"],
                     "std": row["std"],
                     "n": row["n"],
-                    "train_time_s": mean(times) if times else None,
-                    "wall_time_s": mean(walls) if walls else None,
+                    "train_time_s": _mean_given(done, "train_time_s"),
+                    "wall_time_s": _mean_given(done, "wall_time_s"),
                     "parameters": done[0].get("parameters"),
-                    "images_per_s": mean(speeds) if speeds else None,
+                    "images_per_s": _mean_given(done, "images_per_s"),
                     "device": (done[0].get("provenance") or {}).get("device"),
                 }
             )
