@@ -14,8 +14,9 @@
 # `cifarlab seeds` study in the very folder and form the confirmation uses (it finds them done);
 # that keeps both cores busy to the end instead of leaving one idle for a lone third seed.
 #
-# On a 2-core CPU: about 17 min per unpruned trial with two at a time (batch 32; 64 and 128 are
-# a little faster), about 2 h for 8 trials and the 6 confirmation runs (docs/BENCHMARKS.md).
+# On the 2-core CPU, loaded (docs/BENCHMARKS.md; not an idle timing): about 17-20 min per
+# unpruned trial with two at a time (batch 32; 64 and 128 are a little faster), about 2.5 h for
+# 8 trials and the 6 confirmation runs.
 # Rerun to resume: finished trials and runs are kept, a killed one continues from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
