@@ -55,7 +55,7 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 def tta_views(x: torch.Tensor, mode: str) -> list[tuple[float, torch.Tensor]]:
-    """(weight, view) pairs whose weighted logits are averaged."""
+    """(weight, view) pairs whose weighted logits are averaged; the identity view first."""
     if mode == "none":
         return [(1.0, x)]
     flipped = x.flip(-1)
@@ -69,8 +69,20 @@ def tta_views(x: torch.Tensor, mode: str) -> list[tuple[float, torch.Tensor]]:
     raise ValueError(f"unknown TTA mode {mode!r}")
 
 
-@torch.no_grad()  # not inference_mode: the layout change below must leave normal parameters
 def predict_logits(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    **kwargs,
+) -> torch.Tensor:
+    """Logits (N, classes) in float32 for uint8 images (N, 3, H, W), in eval mode, averaged
+    over the ``tta`` views (see ``predict_logits_and_plain`` for the keywords)."""
+    return predict_logits_and_plain(model, images, mean, std, **kwargs)[0]
+
+
+@torch.no_grad()  # not inference_mode: the layout change below must leave normal parameters
+def predict_logits_and_plain(
     model: torch.nn.Module,
     images: torch.Tensor,
     mean: torch.Tensor,
@@ -80,8 +92,9 @@ def predict_logits(
     tta: str = "none",
     amp_dtype: torch.dtype | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
-) -> torch.Tensor:
-    """Logits (N, classes) in float32 for uint8 images (N, 3, H, W), in eval mode.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits averaged over the ``tta`` views, and the identity view's own (the plain
+    prediction), from one pass: a run that reports both pays for the identity view once.
 
     On the CPU the pass runs in channels_last, in batches of at most
     ``runtime.CPU_EVAL_BATCH`` (measured 4x faster); the model is put back as it was after.
@@ -90,20 +103,22 @@ def predict_logits(
     model.eval()
     device = next(model.parameters()).device
     batch_size, memory_format = eval_batch_and_format(device, batch_size, memory_format)
-    out = []
+    out, plain = [], []
     with _in_memory_format(model, memory_format):
         for start in range(0, images.shape[0], batch_size):
             xb = normalize(to_float(images[start : start + batch_size].to(device)), mean, std)
             logits = None
-            for weight, view in tta_views(xb, tta):
+            for weight, view in tta_views(xb, tta):  # the identity view first
                 with autocast(device, amp_dtype):
                     y = model(view.contiguous(memory_format=memory_format)).float()
+                if logits is None:
+                    plain.append(y)
                 logits = weight * y if logits is None else logits + weight * y
             out.append(logits)
     model.train(was_training)
     if not out:
-        return torch.zeros(0, 0)
-    return torch.cat(out)
+        return torch.zeros(0, 0), torch.zeros(0, 0)
+    return torch.cat(out), torch.cat(plain)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
-from cifarlab.evaluate import predict_logits, tta_views
+from cifarlab.evaluate import predict_logits, predict_logits_and_plain, tta_views
 from cifarlab.models import count_parameters, create_model
 from cifarlab.recipe import load_recipe
 from cifarlab.train.optim import MuonSGD, build_optimizer, param_groups, zeropower_newton_schulz
@@ -147,6 +147,25 @@ def test_tta_views_and_weights():
     with torch.no_grad():
         want = 0.5 * model(xf) + 0.5 * model(xf.flip(-1))
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_plain_and_tta_logits_come_from_one_pass_over_the_views():
+    # A run reports plain and TTA test accuracy; the identity view is computed once for both.
+    torch.manual_seed(0)
+    model = create_model("fastnet", widths=TINY).eval()
+    calls = []
+    model.register_forward_pre_hook(lambda m, args: calls.append(len(args[0])))
+    imgs = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    mean, std = torch.zeros(3), torch.ones(3)
+    tta, plain = predict_logits_and_plain(
+        model, imgs, mean, std, tta="flip-translate", batch_size=4
+    )
+    assert calls == [4] * 6 + [2] * 6  # six views per batch of 4 and of 2, nothing more
+    calls.clear()
+    assert torch.equal(plain, predict_logits(model, imgs, mean, std, tta="none", batch_size=4))
+    assert torch.equal(
+        tta, predict_logits(model, imgs, mean, std, tta="flip-translate", batch_size=4)
+    )
 
 
 def test_fast94_trains_through_the_loop_with_tta_and_a_frozen_bias(tmp_path, sample_data):

@@ -37,7 +37,7 @@ from cifarlab.data.augment import augment_batch, mix_batch, resize_batch, resolu
 from cifarlab.data.batches import derive_seed, epoch_order, normalize, step_generator, to_float
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
-from cifarlab.evaluate import evaluate_sums, finalize, predict_logits
+from cifarlab.evaluate import evaluate_sums, finalize, predict_logits_and_plain
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_parameters, create_model
 from cifarlab.recipe import (
@@ -200,12 +200,14 @@ def evaluate_split(
     ctx: RunContext, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tta: str = "none"
 ) -> dict[str, Any]:
     """Loss, accuracy, per-class accuracy and confusion on (x, y): every rank predicts its
-    contiguous shard (rank 0's buffers first) and the additive sums are all-reduced."""
+    contiguous shard (rank 0's buffers first) and the additive sums are all-reduced. With a
+    ``tta`` mode these are the plain (identity view's) figures, and ``"tta"`` holds the same
+    figures for the averaged views, from the same pass."""
     ctx.world.sync_buffers(model)
     lo, hi = distributed.rank_share(len(y), ctx.world.rank, ctx.world.size)
     n_cls = len(ctx.data.classes)
     if hi > lo:
-        logits = predict_logits(
+        logits, plain = predict_logits_and_plain(
             model,
             x[lo:hi],
             ctx.data.mean,
@@ -218,7 +220,15 @@ def evaluate_split(
         labels = y[lo:hi]
     else:  # more ranks than images: this rank adds zeros
         logits, labels = torch.zeros(0, n_cls, device=y.device), y[:0]
-    return finalize(ctx.world.reduce_sums(evaluate_sums(logits, labels, n_cls)), ctx.data.classes)
+        plain = logits
+
+    def figures(z: torch.Tensor) -> dict[str, Any]:
+        return finalize(ctx.world.reduce_sums(evaluate_sums(z, labels, n_cls)), ctx.data.classes)
+
+    out = figures(plain)
+    if tta != "none":
+        out["tta"] = figures(logits)
+    return out
 
 
 def record(state: TrainState, ctx: RunContext) -> None:
@@ -320,7 +330,7 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
 
     Every rank evaluates its shard of the test set; only rank 0 writes."""
     recipe, data, history, run = ctx.recipe, ctx.data, state.history, ctx.run
-    test = evaluate_split(ctx, state.eval_model, data.test_x, data.test_y)
+    test = evaluate_split(ctx, state.eval_model, data.test_x, data.test_y, tta=recipe.eval.tta)
     val = state.last_val if state.last_val and state.last_val["step"] == state.step else {}
     if not val and len(data.val_y):  # the last point was recorded by an earlier process
         val = evaluate_split(ctx, state.eval_model, data.val_x, data.val_y)
@@ -337,8 +347,7 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         **{f"val_{k}": val.get(k) for k in ("ece", "nll", "brier")},
     }
     if recipe.eval.tta != "none":
-        tta = evaluate_split(ctx, state.eval_model, data.test_x, data.test_y, tta=recipe.eval.tta)
-        metrics.update(tta=recipe.eval.tta, test_accuracy_tta=tta["accuracy"])
+        metrics.update(tta=recipe.eval.tta, test_accuracy_tta=test["tta"]["accuracy"])
     train_time = state.train_time
     metrics.update(
         val_accuracy=history["val_acc"][-1] if history["val_acc"] else None,
