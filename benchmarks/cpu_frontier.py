@@ -14,9 +14,12 @@ and carry over to another machine:
 
 ``--runs`` takes RECIPE:SEEDS (seeds as 0-4 or 0,2). Results go to OUT/frontier.json (one
 record per run, appended as each finishes, so an interrupted benchmark keeps what it measured),
-OUT/frontier.md (the table) and OUT/frontier.png (accuracy against wall time, budget lines).
-Time only on an idle machine: the 1-minute load is recorded before every run and the script
-refuses to start above --max-load (default 0.3) unless --allow-load is given.
+OUT/frontier.md (the table) and OUT/frontier.png (accuracy against wall time, budget lines);
+``--render`` redraws those two from OUT/frontier.json alone.
+Time only on an idle machine: the script refuses to start above a 1-minute load of --max-load
+(default 0.3) unless --allow-load is given, and records before every run the 1-minute load (which
+still remembers the benchmark's own previous run) and the share of the CPU busy over 2 s (which
+does not: near 0 when nothing else runs).
 """
 
 from __future__ import annotations
@@ -37,6 +40,20 @@ REFERENCE_EPOCHS = 25
 
 def load1() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def cpu_busy(seconds: float = 2.0) -> float:
+    """Fraction of all cores busy over the next ``seconds`` (/proc/stat): unlike the 1-minute
+    load, which still remembers the benchmark's own previous run, this sees only what runs now."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
 def cpu_model() -> str:
@@ -65,7 +82,7 @@ def timed_train(recipe: str, seed: int, data_dir: str, out: Path, extra: list[st
     """Run the whole command; its wall time from outside, and what its metrics.json says."""
     cmd = [sys.executable, "-m", "cifarlab", "train", "--recipe", recipe, "--seed", str(seed)]
     cmd += ["--data-dir", data_dir, "--out", str(out), "--no-progress", *extra]
-    load = load1()
+    load, busy = load1(), cpu_busy()
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
@@ -74,6 +91,7 @@ def timed_train(recipe: str, seed: int, data_dir: str, out: Path, extra: list[st
         "recipe": recipe,
         "seed": seed,
         "load_before": load,
+        "busy_before": busy,
         "wall_s": wall,
         "train_time_s": m["train_time_s"],
         "test_accuracy": m["test_accuracy"],
@@ -94,8 +112,9 @@ def table(records: list[dict], epoch_s: float) -> str:
         f"Budget unit: seed-improved's {REFERENCE_EPOCHS} epochs = {REFERENCE_EPOCHS} x "
         f"{epoch_s:.1f} s = {unit:.0f} s (one epoch timed in this run).",
         "",
-        "| recipe | seed | test accuracy | wall time | × unit | budget | within | load before |",
-        "|---|---:|---:|---:|---:|---:|---|---:|",
+        "| recipe | seed | test accuracy | wall time | × unit | budget | within | load before "
+        "| CPU busy before |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in records:
         multiple = BUDGET_MULTIPLE.get(r["recipe"])
@@ -105,7 +124,8 @@ def table(records: list[dict], epoch_s: float) -> str:
         tta = f" ({r['tta']} TTA)" if r["test_accuracy_tta"] is not None else ""
         lines.append(
             f"| {r['recipe']} | {r['seed']} | {acc:.2f}%{tta} | {r['wall_s']:.0f} s | "
-            f"{r['wall_s'] / unit:.2f} | {budget} | {within} | {r['load_before']:.2f} |"
+            f"{r['wall_s'] / unit:.2f} | {budget} | {within} | {r['load_before']:.2f} "
+            f"| {r.get('busy_before', float('nan')) * 100:.0f}% |"
         )
     by_recipe: dict[str, list[dict]] = {}
     for r in records:
@@ -162,13 +182,23 @@ def figure(records: list[dict], epoch_s: float, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="../shared/cifar10")
-    p.add_argument("--runs", nargs="+", required=True, metavar="RECIPE:SEEDS")
+    p.add_argument("--runs", nargs="+", metavar="RECIPE:SEEDS")
+    p.add_argument(
+        "--render", action="store_true", help="only redraw OUT/frontier.md and .png from its json"
+    )
     p.add_argument("--out", default="frontier-out")
     p.add_argument("--max-load", type=float, default=0.3)
     p.add_argument("--allow-load", action="store_true", help="time even on a busy machine")
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override, every run")
     args = p.parse_args()
     out = Path(args.out)
+    records_path = out / "frontier.json"
+    if args.render:  # e.g. after an interrupted benchmark: what it measured, drawn
+        saved = json.loads(records_path.read_text())
+        render(saved["runs"], saved["epoch_s"], out)
+        return
+    if not args.runs:
+        p.error("--runs is required (or --render)")
     out.mkdir(parents=True, exist_ok=True)
     if load1() >= args.max_load and not args.allow_load:
         raise SystemExit(
@@ -186,7 +216,6 @@ def main() -> None:
     print(
         f"budget unit: seed-improved epoch {epoch_s:.1f} s (load before {unit_run['load_before']:.2f})"
     )
-    records_path = out / "frontier.json"
     records: list[dict] = []
     for recipe, seed in parse_runs(args.runs):
         r = timed_train(recipe, seed, args.data_dir, out / f"{recipe}-seed{seed}", extra)
@@ -195,8 +224,12 @@ def main() -> None:
         records_path.write_text(json.dumps({"epoch_s": epoch_s, "runs": records}, indent=1))
         print(
             f"{recipe} seed {seed}: {reported_accuracy(r) * 100:.2f}% in {r['wall_s']:.0f} s "
-            f"({r['wall_s'] / (REFERENCE_EPOCHS * epoch_s):.2f} x unit; load before {r['load_before']:.2f})"
+            f"({r['wall_s'] / (REFERENCE_EPOCHS * epoch_s):.2f} x unit; load before {r['load_before']:.2f}, CPU busy {r['busy_before']:.0%})"
         )
+    render(records, epoch_s, out)
+
+
+def render(records: list[dict], epoch_s: float, out: Path) -> None:
     md = table(records, epoch_s)
     (out / "frontier.md").write_text(md)
     figure(records, epoch_s, out / "frontier.png")
