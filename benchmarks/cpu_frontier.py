@@ -169,6 +169,9 @@ def figure(records: list[dict], epoch_s: float, path: Path) -> None:
             va="bottom",
         )
     ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("whole-command wall time (minutes, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"CPU frontier ({os.cpu_count()} cores; budget unit {unit:.0f} s)")
