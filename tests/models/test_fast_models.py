@@ -161,7 +161,6 @@ def test_plain_and_tta_logits_come_from_one_pass_over_the_views():
         model, imgs, mean, std, tta="flip-translate", batch_size=4
     )
     assert calls == [4] * 6 + [2] * 6  # six views per batch of 4 and of 2, nothing more
-    calls.clear()
     assert torch.equal(plain, predict_logits(model, imgs, mean, std, tta="none", batch_size=4))
     assert torch.equal(
         tta, predict_logits(model, imgs, mean, std, tta="flip-translate", batch_size=4)

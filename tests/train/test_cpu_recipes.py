@@ -8,14 +8,18 @@ import json
 import pytest
 
 import cifarlab.train.loop as loop
-from cifarlab.recipe import load_recipe
+from cifarlab.recipe import builtin_recipes, load_recipe
 from cifarlab.train.loop import train
 
-CPU_RECIPES = ["cpu85", "cpu90"]
+CPU_RECIPES = [name for name in builtin_recipes() if name.startswith("cpu")]
+
+
+def test_the_cpu_recipes_are_built_in():
+    assert {"cpu85", "cpu90"} <= set(CPU_RECIPES)
 
 
 @pytest.mark.parametrize("name", CPU_RECIPES)
-def test_each_cpu_recipe_learns_on_the_sample_small_first(tmp_path, sample_data, name, monkeypatch):
+def test_each_cpu_recipe_learns_on_the_sample_small_first(tmp_path, name, monkeypatch):
     sizes = []
     real = loop.resize_batch
     monkeypatch.setattr(loop, "resize_batch", lambda x, s: sizes.append(s) or real(x, s))
