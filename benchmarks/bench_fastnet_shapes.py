@@ -35,7 +35,7 @@ def parse(shape: str) -> tuple[list[int], int, int, bool]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("shapes", nargs="+", metavar="WIDTHS@BATCH[@SIZE]")
+    p.add_argument("shapes", nargs="+", metavar="WIDTHS@BATCH[@SIZE[@nchw]]")
     p.add_argument("--data-dir", default="../shared/cifar10")
     p.add_argument("--images", type=int, default=6000, help="training images timed per shape")
     args = p.parse_args()
