@@ -39,7 +39,8 @@ def host_read_step(state, ctx) -> None:
     idx = loop.epoch_indices(state, ctx, epoch)[i * batch : (i + 1) * batch]
     set_lr(state.optimizer, lr_at(step, ctx.total, recipe.optim.lr, recipe.schedule))
     gen = step_generator(recipe.seed, step, device=ctx.device)
-    x = augment_batch(to_float(data.train_x[idx]), recipe.augment, gen)
+    flips = loop.batch_flips(recipe, idx, len(data.train_y), epoch)
+    x = augment_batch(to_float(data.train_x[idx]), recipe.augment, gen, flips)
     x = normalize(x, data.mean, data.std).contiguous(memory_format=ctx.mem_format)
     y = data.train_y[idx]
     logits = state.step_model(x)

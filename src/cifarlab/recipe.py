@@ -81,6 +81,7 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     flip: bool = False  # random horizontal flip, p = 0.5
+    flip_alternate: bool = False  # with flip: each image mirrored in every other epoch (airbench)
     translate: int = 0  # pixels: random crop of the image padded by this many pixels
     pad_mode: str = "reflect"  # "reflect" or "zeros" (torchvision RandomCrop's default fill)
     brightness: float = 0.0  # colour jitter: factor drawn from [1 - b, 1 + b] per image
@@ -602,6 +603,11 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         f"got {r.augment.translate}",
     )
     _choice(r.augment.pad_mode, "augment.pad_mode", ("reflect", "zeros"))
+    _check(
+        r.augment.flip or not r.augment.flip_alternate,
+        "augment.flip_alternate",
+        "needs augment.flip = true (it alternates that flip): set it, or drop flip_alternate",
+    )
     for key in ("brightness", "contrast", "saturation"):
         v = getattr(r.augment, key)
         _check(0.0 <= v <= 1.0, f"augment.{key}", f"must be in [0, 1], got {v}")

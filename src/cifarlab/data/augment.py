@@ -40,7 +40,11 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
 
 def flip_lr(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p``."""
-    mask = torch.rand(x.shape[0], generator=gen, device=x.device) < p
+    return flip_where(x, torch.rand(x.shape[0], generator=gen, device=x.device) < p)
+
+
+def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose ``mask`` entry is true."""
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
@@ -575,13 +579,21 @@ def mix_batch(
 # --------------------------------------------------------------------------- a recipe's augmentation
 
 
-def augment_batch(x: torch.Tensor, cfg, gen: torch.Generator) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor, cfg, gen: torch.Generator, flips: torch.Tensor | None = None
+) -> torch.Tensor:
     """Apply a recipe's AugmentConfig: flip, translate, TrivialAugment, colour jitter, cutout,
     random erasing, in that order (torchvision's reference order: crop and flip, then the
     automatic augmentation, erasing last). An option that is off draws nothing from ``gen``,
     so a recipe without the newer options gets exactly the batches it got before them.
+    Under ``flip_alternate`` the flip is not drawn: ``flips`` says which images to mirror
+    (``batches.alternating_flips`` of the batch's indices and epoch).
     Mixup / cutmix need the labels: ``mix_batch``, after this."""
-    if cfg.flip:
+    if cfg.flip and cfg.flip_alternate:
+        if flips is None:
+            raise ValueError("augment.flip_alternate: pass the batch's alternating_flips")
+        x = flip_where(x, flips)
+    elif cfg.flip:
         x = flip_lr(x, gen)
     if cfg.translate:
         x = random_translate(x, cfg.translate, gen, cfg.pad_mode)

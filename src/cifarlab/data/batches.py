@@ -32,6 +32,18 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
+def alternating_flips(idx: torch.Tensor, n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which of the training images ``idx`` (of ``n``) to mirror in epoch ``epoch`` under
+    airbench's alternating flip (Jordan 2024, arXiv 2404.00498): a fair coin per
+    image in epoch 0, fixed by the seed, and the opposite of the previous epoch in every later
+    one, so each image is seen both ways in every two epochs instead of at random. A pure
+    function of (seed, image, epoch), like ``epoch_order``: a resumed run or another process
+    agrees."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, 0, stream=0))
+    first = torch.rand(n, generator=gen) < 0.5
+    return first.to(idx.device)[idx] ^ bool(epoch % 2)
+
+
 def step_generator(
     seed: int, step: int, rank: int = 0, device: torch.device | str = "cpu"
 ) -> torch.Generator:

@@ -34,7 +34,14 @@ import torch.nn.functional as F
 
 from cifarlab import rundir
 from cifarlab.data.augment import augment_batch, mix_batch, resize_batch, resolution_at
-from cifarlab.data.batches import derive_seed, epoch_order, normalize, step_generator, to_float
+from cifarlab.data.batches import (
+    alternating_flips,
+    derive_seed,
+    epoch_order,
+    normalize,
+    step_generator,
+    to_float,
+)
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits_and_plain
@@ -107,7 +114,8 @@ def train_step(state: TrainState, ctx: RunContext) -> None:
     set_lr(state.optimizer, lr_at(step, ctx.total, recipe.optim.lr, recipe.schedule))
 
     gen = step_generator(recipe.seed, step, rank=ctx.world.rank, device=ctx.device)
-    x = augment_batch(to_float(data.train_x[idx]), recipe.augment, gen)
+    flips = batch_flips(recipe, idx, len(data.train_y), epoch)
+    x = augment_batch(to_float(data.train_x[idx]), recipe.augment, gen, flips)
     y = data.train_y[idx]
     target = y  # class indices; (N, classes) probabilities under mixup / cutmix
     if recipe.augment.mixup or recipe.augment.cutmix:
@@ -144,6 +152,13 @@ def note_nonfinite(state: TrainState, loss: torch.Tensor, step: int) -> None:
     first = ~torch.isfinite(loss.detach()) & (state.bad_step == 0)
     state.bad_step = torch.where(first, step, state.bad_step)
     state.bad_loss = torch.where(first, loss.detach().float(), state.bad_loss)
+
+
+def batch_flips(recipe: Recipe, idx: torch.Tensor, n: int, epoch: int) -> torch.Tensor | None:
+    """The images of a batch to mirror under ``augment.flip_alternate``; None otherwise."""
+    if not recipe.augment.flip_alternate:
+        return None
+    return alternating_flips(idx, n, recipe.seed, epoch)
 
 
 def epoch_indices(state: TrainState, ctx: RunContext, epoch: int) -> torch.Tensor:
