@@ -15,7 +15,7 @@ CPU_RECIPES = [name for name in builtin_recipes() if name.startswith("cpu")]
 
 
 def test_the_cpu_recipes_are_built_in():
-    assert {"cpu85", "cpu90"} <= set(CPU_RECIPES)
+    assert {"cpu85", "cpu90", "cpu93"} <= set(CPU_RECIPES)
 
 
 @pytest.mark.parametrize("name", CPU_RECIPES)
