@@ -127,8 +127,9 @@ def table(records: list[dict], epoch_s: float) -> str:
         )
     else:
         head = (
-            f"Budget unit: seed-improved's {REFERENCE_EPOCHS} epochs, timed at the start of each "
-            f"invocation: {', '.join(f'{u} s' for u in units)}; each run is held to its own."
+            f"Budget unit: seed-improved's {REFERENCE_EPOCHS} epochs, timed more than once "
+            f"(--append, --unit-each): {', '.join(f'{u} s' for u in units)}; each run is held to "
+            "the one timed before it in its own invocation."
         )
     lines = [
         head,
