@@ -6,6 +6,8 @@ augmented as a whole and normalised (STYLE.md: airbench's device-resident data).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -39,9 +41,14 @@ def alternating_flips(idx: torch.Tensor, n: int, seed: int, epoch: int) -> torch
     one, so each image is seen both ways in every two epochs instead of at random. A pure
     function of (seed, image, epoch), like ``epoch_order``: a resumed run or another process
     agrees."""
+    return _first_epoch_flips(n, seed).to(idx.device)[idx] ^ bool(epoch % 2)
+
+
+@functools.lru_cache(maxsize=4)
+def _first_epoch_flips(n: int, seed: int) -> torch.Tensor:
+    """The seed's coin per image (n,) for epoch 0; drawn once, not at every step (read-only)."""
     gen = torch.Generator().manual_seed(derive_seed(seed, 0, stream=0))
-    first = torch.rand(n, generator=gen) < 0.5
-    return first.to(idx.device)[idx] ^ bool(epoch % 2)
+    return torch.rand(n, generator=gen) < 0.5
 
 
 def step_generator(
