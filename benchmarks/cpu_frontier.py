@@ -18,9 +18,11 @@ OUT/frontier.md (the table) and OUT/frontier.png (accuracy against wall time, bu
 ``--render`` redraws those two from OUT/frontier.json alone. ``--append`` keeps the runs already
 in OUT/frontier.json and adds these, for a study longer than one sitting: every invocation times
 its own budget unit first, and each run is held to the unit timed in its own invocation.
-``--unit-each`` times the unit again before every run, and holds each run to the unit timed just
-before it: for long runs on a machine whose speed drifts (this one's seed-improved epoch has
-measured 21.4 to 28.8 s within two hours).
+``--unit-each`` times the unit before every run and once more after the last, and holds each run
+to the mean of the two units timed around it (``epoch_s_unit`` before, ``epoch_s_unit_after``
+after; the one after a run is also the one before the next): for long runs on a machine whose
+speed drifts (this one's seed-improved epoch has measured 19.2 to 28.8 s within a few hours, and
+changed by 28 % across one 28-minute run).
 Time only on an idle machine: the script refuses to start above a 1-minute load of --max-load
 (default 0.3) unless --allow-load is given, and records before every run the 1-minute load (which
 still remembers the benchmark's own previous run) and the share of the CPU busy over 2 s (which
@@ -112,8 +114,11 @@ def reported_accuracy(r: dict) -> float:
 
 
 def unit_s(r: dict, epoch_s: float) -> float:
-    """The budget unit a run is held to: seed-improved's 25 epochs, timed in its own invocation."""
-    return REFERENCE_EPOCHS * r.get("epoch_s_unit", epoch_s)
+    """The budget unit a run is held to: seed-improved's 25 epochs, timed in its own invocation;
+    the mean of the epochs timed just before and just after it where both were (--unit-each)."""
+    before = r.get("epoch_s_unit", epoch_s)
+    after = r.get("epoch_s_unit_after", before)
+    return REFERENCE_EPOCHS * (before + after) / 2
 
 
 def table(records: list[dict], epoch_s: float) -> str:
@@ -129,14 +134,15 @@ def table(records: list[dict], epoch_s: float) -> str:
         head = (
             f"Budget unit: seed-improved's {REFERENCE_EPOCHS} epochs, timed more than once "
             f"(--append, --unit-each): {', '.join(f'{u} s' for u in units)}; each run is held to "
-            "the one timed before it in its own invocation."
+            "the one timed before it in its own invocation, or with --unit-each to the mean of the "
+            "ones timed just before and just after it."
         )
     lines = [
         head,
         "",
-        "| recipe | seed | test accuracy | wall time | × unit | budget | within | load before "
-        "| CPU busy before |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| recipe | seed | test accuracy | wall time | unit epoch (before → after) | × unit "
+        "| budget | within | load before | CPU busy before |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in records:
         unit = unit_s(r, epoch_s)
@@ -145,9 +151,12 @@ def table(records: list[dict], epoch_s: float) -> str:
         within = "—" if not multiple else ("yes" if r["wall_s"] <= multiple * unit else "NO")
         acc = reported_accuracy(r) * 100
         tta = f" ({r['tta']} TTA)" if r["test_accuracy_tta"] is not None else ""
+        before = r.get("epoch_s_unit", epoch_s)
+        after = f" → {r['epoch_s_unit_after']:.1f}" if "epoch_s_unit_after" in r else ""
         lines.append(
             f"| {r['recipe']} | {r['seed']} | {acc:.2f}%{tta} | {r['wall_s']:.0f} s | "
-            f"{r['wall_s'] / unit:.2f} | {budget} | {within} | {r['load_before']:.2f} "
+            f"{before:.1f} s{after} | {r['wall_s'] / unit:.2f} | {budget} | {within} "
+            f"| {r['load_before']:.2f} "
             f"| {r.get('busy_before', float('nan')) * 100:.0f}% |"
         )
     by_recipe: dict[str, list[dict]] = {}
@@ -221,7 +230,8 @@ def main() -> None:
     p.add_argument(
         "--unit-each",
         action="store_true",
-        help="time the budget unit again before every run, not only once at the start",
+        help="time the budget unit before every run and after the last; each run is held to "
+        "the mean of the two around it",
     )
     p.add_argument("--max-load", type=float, default=0.3)
     p.add_argument("--allow-load", action="store_true", help="time even on a busy machine")
@@ -252,16 +262,16 @@ def main() -> None:
         records = saved["runs"]
         for r in records:
             r.setdefault("epoch_s_unit", saved["epoch_s"])
-    for k, (recipe, seed) in enumerate(parse_runs(args.runs)):
-        if args.unit_each and k:
-            epoch_s = time_unit(args.data_dir, out)
+    for recipe, seed in parse_runs(args.runs):
         r = timed_train(recipe, seed, args.data_dir, out / f"{recipe}-seed{seed}", extra)
         r["epoch_s_unit"] = epoch_s
+        if args.unit_each:  # the unit after this run, and before the next
+            epoch_s = r["epoch_s_unit_after"] = time_unit(args.data_dir, out)
         records.append(r)
         records_path.write_text(json.dumps({"epoch_s": epoch_s, "runs": records}, indent=1))
         print(
             f"{recipe} seed {seed}: {reported_accuracy(r) * 100:.2f}% in {r['wall_s']:.0f} s "
-            f"({r['wall_s'] / (REFERENCE_EPOCHS * epoch_s):.2f} x unit; load before {r['load_before']:.2f}, CPU busy {r['busy_before']:.0%})"
+            f"({r['wall_s'] / unit_s(r, epoch_s):.2f} x unit; load before {r['load_before']:.2f}, CPU busy {r['busy_before']:.0%})"
         )
     render(records, epoch_s, out)
 
