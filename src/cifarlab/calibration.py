@@ -255,10 +255,11 @@ def read_temperature(checkpoint: str | Path) -> dict[str, Any] | None:
     return record
 
 
-def temperature_for(checkpoint: str | Path, step: int) -> tuple[float | None, str | None]:
-    """(T, line) for the checkpoint at ``step``: T from temperature.json when it was fitted
-    for this step; a stale one (another step: the run trained on, or this is
-    checkpoint.prev.pt) is ignored, T None, and the line says so. (None, None): no file."""
+def stored_temperature(checkpoint: str | Path, step: int) -> tuple[dict | None, str | None]:
+    """(record, line) for the checkpoint at ``step``, from one read of temperature.json: the
+    record when it was fitted for this step; a stale one (another step: the run trained on,
+    or this is checkpoint.prev.pt) is ignored, record None, and the line says so.
+    (None, None): no file."""
     record = read_temperature(checkpoint)
     if record is None:
         return None, None
@@ -271,4 +272,10 @@ def temperature_for(checkpoint: str | Path, step: int) -> tuple[float | None, st
     count = record.get("validation_count")
     on = f"{count:,} validation images" if isinstance(count, int) else "the validation split"
     t = float(record["temperature"])
-    return t, f"calibrated: temperature {t:.4g} from {path} (fitted on {on} at step {step})"
+    return record, f"calibrated: temperature {t:.4g} from {path} (fitted on {on} at step {step})"
+
+
+def temperature_for(checkpoint: str | Path, step: int) -> tuple[float | None, str | None]:
+    """(T, line) for the checkpoint at ``step``: :func:`stored_temperature`'s record's T."""
+    record, line = stored_temperature(checkpoint, step)
+    return (None if record is None else float(record["temperature"])), line

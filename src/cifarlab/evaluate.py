@@ -25,8 +25,7 @@ from cifarlab.calibration import (
     calibration_metrics,
     calibration_sums,
     fit_temperature,
-    read_temperature,
-    temperature_for,
+    stored_temperature,
     temperature_path,
     write_temperature,
 )
@@ -285,9 +284,9 @@ def evaluate(
         # A temperature fitted earlier for this checkpoint (what predict and export apply):
         # report the calibrated numbers too, so a later evaluation (e.g. --corruptions) does
         # not write an evaluation.json that has lost them. A stale one is named, not applied.
-        temperature, note = temperature_for(checkpoint, payload["step"])
-        if temperature is not None:
-            count = (read_temperature(checkpoint) or {}).get("validation_count")
+        stored, note = stored_temperature(checkpoint, payload["step"])
+        if stored is not None:
+            temperature, count = float(stored["temperature"]), stored.get("validation_count")
         elif note is not None:
             result["temperature_note"] = note
     if temperature is not None:

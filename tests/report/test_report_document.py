@@ -178,6 +178,38 @@ def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path
     assert any("left out" in getattr(b, "text", "") for b in data.blocks)
 
 
+def test_data_section_lists_only_sources_that_differ_in_their_files(tmp_path, tiny_runs):
+    """The same folder spelled with `..`, or loaded from another cache entry (whose key changes
+    with the files' mtimes), is not another source; another folder is."""
+    import json
+    import shutil
+
+    folder = "CIFAR-10 python batches in "
+    sources = [
+        f"{folder}/data/cifar (decoded arrays cached in /cache/arrays/aaa)",
+        f"{folder}/work/../data/cifar (decoded arrays cached in /cache/arrays/bbb)",
+        f"{folder}/data/cifar",
+        f"{folder}/elsewhere/cifar (decoded arrays cached in /cache/arrays/ccc)",
+    ]
+    runs = []
+    for i, source in enumerate(sources):
+        run = tmp_path / f"run{i}"
+        shutil.copytree(tiny_runs["seed-baseline"], run, ignore=shutil.ignore_patterns("*.pt"))
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["data"]["source"] = source
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        runs.append(read_run_input(run))
+
+    def others(section) -> list[str]:
+        return [b.text for b in section.blocks if getattr(b, "text", "").startswith("Other runs")]
+
+    same = data_section(runs[:3], str(tmp_path / "gone"), _Names())
+    assert same.blocks[0].text == f"Source: {sources[0]}."
+    assert others(same) == []
+    mixed = data_section(runs, str(tmp_path / "gone"), _Names())
+    assert others(mixed) == [f"Other runs in this report used: {folder}/elsewhere/cifar"]
+
+
 def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies, tiny_runs):
     """Studies stopped part-way (2 of 3 seeds a step, 3 of 10 seeds) render as such;
     the comparison's mean images/s is a rounded number, not a float's full repr."""

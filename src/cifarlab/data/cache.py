@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -33,6 +34,15 @@ from cifarlab.rundir import write_atomic, write_json
 
 FORMAT = 1  # bump when the readers' output or the entry layout changes
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+CACHE_NOTE = " (decoded arrays cached in "  # appended to the source of data loaded from an entry
+
+
+def source_origin(source: str) -> str:
+    """Where data came from, from its ``source`` line: without the cache note (whose key
+    changes with the files' mtimes) and with each path normalised (``a/../b`` is ``b``), so
+    two runs that read the same files say the same thing."""
+    origin = source.split(CACHE_NOTE, 1)[0]
+    return re.sub(r"/[^\s()]*", lambda m: os.path.normpath(m.group(0)), origin)
 
 
 def cache_dir() -> Path:
@@ -108,7 +118,7 @@ def load_entry(key: str) -> CIFAR10 | None:
         data = CIFAR10(
             **arrays,
             classes=tuple(meta["classes"]),
-            source=f"{meta['source']} (decoded arrays cached in {entry})",
+            source=f"{meta['source']}{CACHE_NOTE}{entry})",
             from_cache=True,
         )
     except Exception:  # any damage at all means: delete and rebuild

@@ -192,7 +192,7 @@ def read_python_dir(folder: Path) -> CIFAR10:
         test_images,
         test_labels,
         classes,
-        source=f"CIFAR-10 python batches in {folder.absolute()}",
+        source=f"CIFAR-10 python batches in {os.path.abspath(folder)}",
     )
 
 
@@ -293,7 +293,7 @@ def read_tarball(path: Path) -> CIFAR10:
         test_images,
         test_labels,
         found[META_FILE],
-        source=f"CIFAR-10 archive {path.absolute()}",
+        source=f"CIFAR-10 archive {os.path.abspath(path)}",
     )
 
 
@@ -398,5 +398,5 @@ def read_image_folders(root: Path) -> CIFAR10:
         test_images,
         test_labels,
         tuple(classes),
-        source=f"CIFAR-10 image folders in {root.absolute()} (train/ + test/)",
+        source=f"CIFAR-10 image folders in {os.path.abspath(root)} (train/ + test/)",
     )

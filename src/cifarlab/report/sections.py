@@ -26,6 +26,7 @@ import torch
 
 from cifarlab import __version__
 from cifarlab.data import explore
+from cifarlab.data.cache import source_origin
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_flops, count_parameters, create_model
 from cifarlab.report import ReportError
@@ -140,9 +141,11 @@ def data_section(featured: list[RunInput], data_dir: str | None, names: _Names) 
         return None
     info = metrics[0]["data"]
     blocks: list[Block] = [Paragraph(f"Source: {info.get('source', 'unknown')}.")]
-    others = sorted({m["data"].get("source") for m in metrics[1:]} - {info.get("source")})
+    # The same files read through another path spelling or cache entry are the same source.
+    origins = [source_origin(str(m["data"].get("source", "unknown"))) for m in metrics]
+    others = sorted(set(origins[1:]) - {origins[0]})
     if others:
-        blocks.append(Paragraph("Other runs in this report used: " + "; ".join(map(str, others))))
+        blocks.append(Paragraph("Other runs in this report used: " + "; ".join(others)))
     rows = [
         ["train", _num(info.get("n_train")), "model updates"],
         ["validation", _num(info.get("n_val")), "held out from the training set (stratified)"],
