@@ -163,16 +163,22 @@ def test_report_refuses_a_folder_that_is_neither_run_nor_study(tmp_path):
     assert not (tmp_path / "x.html").exists()
 
 
-def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path, tiny_runs):
+def _run_with_source(run_dir, tiny_runs, source: str):
+    """A copy of the tiny seed-baseline run (without checkpoints) whose metrics.json says its
+    data came from ``source``."""
     import json
     import shutil
 
-    run = tmp_path / "moved"
-    shutil.copytree(tiny_runs["seed-baseline"], run, ignore=shutil.ignore_patterns("*.pt"))
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics["data"]["source"] = f"python layout in {tmp_path / 'gone'}"
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    data = data_section([read_run_input(run)], str(tmp_path / "gone"), _Names())
+    shutil.copytree(tiny_runs["seed-baseline"], run_dir, ignore=shutil.ignore_patterns("*.pt"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["data"]["source"] = source
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return read_run_input(run_dir)
+
+
+def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path, tiny_runs):
+    run = _run_with_source(tmp_path / "moved", tiny_runs, f"python layout in {tmp_path / 'gone'}")
+    data = data_section([run], str(tmp_path / "gone"), _Names())
     assert data.id == "data"
     assert not [b for b in data.blocks if type(b).__name__ in ("Figure", "Row")]
     assert any("left out" in getattr(b, "text", "") for b in data.blocks)
@@ -181,9 +187,6 @@ def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path
 def test_data_section_lists_only_sources_that_differ_in_their_files(tmp_path, tiny_runs):
     """The same folder spelled with `..`, or loaded from another cache entry (whose key changes
     with the files' mtimes), is not another source; another folder is."""
-    import json
-    import shutil
-
     folder = "CIFAR-10 python batches in "
     sources = [
         f"{folder}/data/cifar (decoded arrays cached in /cache/arrays/aaa)",
@@ -191,14 +194,7 @@ def test_data_section_lists_only_sources_that_differ_in_their_files(tmp_path, ti
         f"{folder}/data/cifar",
         f"{folder}/elsewhere/cifar (decoded arrays cached in /cache/arrays/ccc)",
     ]
-    runs = []
-    for i, source in enumerate(sources):
-        run = tmp_path / f"run{i}"
-        shutil.copytree(tiny_runs["seed-baseline"], run, ignore=shutil.ignore_patterns("*.pt"))
-        metrics = json.loads((run / "metrics.json").read_text())
-        metrics["data"]["source"] = source
-        (run / "metrics.json").write_text(json.dumps(metrics))
-        runs.append(read_run_input(run))
+    runs = [_run_with_source(tmp_path / f"run{i}", tiny_runs, s) for i, s in enumerate(sources)]
 
     def others(section) -> list[str]:
         return [b.text for b in section.blocks if getattr(b, "text", "").startswith("Other runs")]
