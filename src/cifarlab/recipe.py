@@ -160,9 +160,7 @@ class EvalConfig:
 @dataclass
 class SystemConfig:
     device: str = "auto"  # one of DEVICES
-    precision: str = (
-        "auto"  # autocast dtype; "auto": fp32 on the CPU unless the model asks for bf16
-    )
+    precision: str = "auto"  # autocast dtype; "auto": bf16 on CUDA and on CPUs with native bf16
     channels_last: bool = False  # memory format for conv nets
     compile: bool = False  # torch.compile the model (CUDA)
     threads: int = 0  # torch intra-op threads (0 = torch's default)

@@ -34,14 +34,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX-BF16), as torch sees it."""
+    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype for a recipe's precision on ``device`` (None = plain fp32).
 
-    ``auto``: bf16 on CUDA when supported (else fp16), fp32 on the CPU and MPS. On the
-    CPU, bf16 autocast is only faster with native bf16 (AVX512-BF16 / AMX); on our AVX2-only
-    machine a fastnet training step ran 10-20x slower in bf16 than in fp32 (measured side by
-    side, benchmarks/bench_precision.py, docs/BENCHMARKS.md), so "auto" keeps fp32 there;
-    channels_last stays a recipe choice (``system.channels_last``).
+    ``auto``: bf16 on CUDA when supported (else fp16); on the CPU, bf16 where the CPU has
+    native bf16 (AVX512-BF16 / AMX, ``cpu_has_native_bf16``) and fp32 elsewhere; fp32 on MPS.
+    Measured side by side (benchmarks/bench_precision.py, docs/BENCHMARKS.md), a fastnet
+    training step at batch 500 on 2 cores: on an AVX2-only CPU bf16 ran 4-20x *slower* than
+    fp32, on an AVX-512-BF16 one (AMD EPYC, 2026-11-30) 1.88x faster (bf16 + channels_last
+    484 img/s, fp32 + channels_last 257). Recipes that must stay in fp32 everywhere (the
+    report's own, the budget unit of issue 15) say ``precision = "fp32"``; channels_last stays
+    a recipe choice (``system.channels_last``).
     """
     if precision == "fp32":
         return None
@@ -51,7 +60,14 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         return torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
     return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """The name a run records for its autocast dtype: fp32, bf16 or fp16."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -136,5 +152,7 @@ def provenance(device: Any) -> dict[str, Any]:
         if getattr(device, "type", "") == "cuda"
         else (platform.processor() or platform.machine()),
         "torch_threads": torch.get_num_threads(),
+        # The vector ISA torch dispatches to (AVX2, AVX512, ...): CPU timings depend on it.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "hostname": platform.node(),
     }

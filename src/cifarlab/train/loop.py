@@ -55,7 +55,14 @@ from cifarlab.recipe import (
     recipe_from_dict,
     run_steps,
 )
-from cifarlab.runtime import autocast, autocast_dtype, memory_format, provenance, resolve_device
+from cifarlab.runtime import (
+    autocast,
+    autocast_dtype,
+    memory_format,
+    precision_name,
+    provenance,
+    resolve_device,
+)
 from cifarlab.train import distributed
 from cifarlab.train.ema import create_ema, update_ema
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
@@ -380,6 +387,7 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
     )
     if ctx.recipe_changes:
         metrics["recipe_changes"] = list(ctx.recipe_changes)
+    metrics["provenance"]["precision"] = precision_name(ctx.amp_dtype)
     if ctx.world.active:
         metrics["provenance"]["world_size"] = ctx.world.size
     if not ctx.world.is_main:
@@ -603,7 +611,7 @@ def _train_locked(
     try:
         log(
             f"model: {recipe.model.name} ({count_parameters(state.model):,} parameters) | "
-            f"device: {ctx.device} | precision: {ctx.amp_dtype or 'fp32'} | {ctx.total} steps of "
+            f"device: {ctx.device} | precision: {precision_name(ctx.amp_dtype)} | {ctx.total} steps of "
             f"{recipe.train.batch_size} images ({ctx.per_epoch}/epoch)"
         )
         if state.step == 0 and not state.history["step"]:
