@@ -48,9 +48,9 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     Measured side by side (benchmarks/bench_precision.py, docs/BENCHMARKS.md), a fastnet
     training step at batch 500 on 2 cores: on an AVX2-only CPU bf16 ran 4-20x *slower* than
     fp32, on an AVX-512-BF16 one (AMD EPYC, 2026-11-30) 1.88x faster (bf16 + channels_last
-    484 img/s, fp32 + channels_last 257; ResNet-18 at batch 128: 1.93x). Recipes that must stay in fp32 everywhere (the
-    report's own, the budget unit of issue 15) say ``precision = "fp32"``; channels_last stays
-    a recipe choice (``system.channels_last``).
+    484 img/s, fp32 + channels_last 257; ResNet-18 at batch 128: 1.93x). Recipes that must
+    stay in fp32 everywhere (the report's own, so issue 15's budget unit) say ``precision =
+    "fp32"``; channels_last stays a recipe choice (``system.channels_last``).
     """
     if precision == "fp32":
         return None

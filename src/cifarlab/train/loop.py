@@ -611,8 +611,8 @@ def _train_locked(
     try:
         log(
             f"model: {recipe.model.name} ({count_parameters(state.model):,} parameters) | "
-            f"device: {ctx.device} | precision: {precision_name(ctx.amp_dtype)} | {ctx.total} steps of "
-            f"{recipe.train.batch_size} images ({ctx.per_epoch}/epoch)"
+            f"device: {ctx.device} | precision: {precision_name(ctx.amp_dtype)} | "
+            f"{ctx.total} steps of {recipe.train.batch_size} images ({ctx.per_epoch}/epoch)"
         )
         if state.step == 0 and not state.history["step"]:
             record(state, ctx)
