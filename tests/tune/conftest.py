@@ -120,7 +120,8 @@ def postgres_url():
             check=True,
             capture_output=True,
         )
-        yield f"postgresql+psycopg2://postgres@/postgres?host={root}&port={port}"
+        # The form README documents: no driver named (cifarlab picks an installed one).
+        yield f"postgresql://postgres@/postgres?host={root}&port={port}"
     finally:
         subprocess.run(
             [*run_as, bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],

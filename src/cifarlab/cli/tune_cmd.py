@@ -44,7 +44,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=20,
         metavar="N",
         help="finish N trials in all (complete, pruned or failed with an error), counting those "
-        "already finished; a killed trial is retried and counts once (default 20)",
+        "already finished; a killed trial is retried and counts once (default 20, at most "
+        "10000)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start no trial after SECONDS of this command (as Optuna's timeout): trials "
+        "running then finish, and the summary says the search stopped on the timeout; "
+        "rerunning goes on (default: none)",
     )
     p.add_argument(
         "--jobs",
@@ -59,8 +69,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--storage",
         default=None,
         metavar="URL",
-        help="the study's database, e.g. postgresql://user:pass@host/db to share one study "
-        "between machines (default: sqlite:///OUT/study.db)",
+        help="the study's database, as a SQLAlchemy URL: postgresql://user:pass@host/db (or "
+        "mysql://...) to share one study between machines, sqlite:///path/to/study.db; a URL "
+        "without a driver uses an installed one, e.g. psycopg2 (default: OUT/study.db)",
     )
     p.add_argument(
         "--study",
@@ -109,7 +120,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="after the search, train the best and the starting recipe with K seeds each "
         "(1000..1000+K-1) and compare test accuracy: better only if Welch's 95%% interval of "
-        "the difference excludes 0",
+        "the difference lies above 0",
     )
     p.add_argument(
         "--set",
@@ -172,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         storage=args.storage,
         heartbeat=args.heartbeat,
+        timeout=args.timeout,
         device=args.device,
         data_dir=args.data_dir,
     )

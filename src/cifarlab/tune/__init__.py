@@ -6,6 +6,8 @@
   validation accuracy reported to Optuna's pruner at every evaluation point, a study in a
   SQLite file (or any database Optuna takes, e.g. PostgreSQL shared by many machines) that a
   rerun resumes, killed trials failed and retried, and the best trial's recipe as TOML;
+- :mod:`cifarlab.tune.storage`: the storage URL as users write it (``postgresql://``,
+  ``mysql://``: an installed driver), resolved before anything is written;
 - :mod:`cifarlab.tune.confirm`: the best recipe against the starting one on the test set,
   K seeds each (seed studies), judged by Welch's interval.
 

@@ -7,8 +7,9 @@ new seeds (1000 .. 1000+K-1, seeds no trial used unless a --vary-seed search ran
 1000) as two seed studies of ``OUT/start.toml`` (cifarlab.studies: ``OUT/confirm/start``, and
 ``OUT/confirm/trial-<n>`` with the trial's fields as --set: the very studies `cifarlab seeds`
 would make), and compared on the test set, which the search never saw: the difference of
-mean test accuracy with Welch's 95% t interval. **The tuned recipe counts as better only if that interval lies above 0**;
-below 0 it is worse; otherwise the difference is within seed noise, and the output says so.
+mean test accuracy with Welch's 95% t interval. **The tuned recipe counts as better only if
+that interval lies above 0**; below 0 it is worse; otherwise the difference is within seed
+noise, and the output says so.
 """
 
 from __future__ import annotations
@@ -171,6 +172,6 @@ def to_markdown(result: dict[str, Any], spec: TuneSpec) -> str:
         "",
         "Seeds 1000 and up, which no trial used; test accuracy of each run; Welch's 95% t "
         "interval of the difference of means. The tuned recipe counts as better only if that "
-        "interval excludes 0 (above it).",
+        "interval lies above 0.",
     ]
     return "\n".join(lines) + "\n"

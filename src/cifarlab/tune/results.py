@@ -26,7 +26,9 @@ WORKERS_DIR = "workers"  # workers/<id>.lock: held by each live worker process
 CONFIRM_DIR = "confirm"  # confirm/start/, confirm/trial-0007/: seed studies
 CONFIRM_JSON = "confirm.json"
 CONFIRM_MD = "confirm.md"
-TRIAL_JSON = "trial.json"  # in a trial's run directory: which trial it is, and how it ended
+# In a trial's run directory: which trial it is, and how it ended: "running", "complete",
+# "pruned", "failed" (an error) or "killed" (its worker died; "reason" names the retry).
+TRIAL_JSON = "trial.json"
 
 FORMAT = "cifarlab-tune"
 SUMMARY_FORMAT = "cifarlab-tune-summary"

@@ -16,9 +16,11 @@ resumed with ``cifarlab train --resume``), and its ``trial.json`` says ``pruned`
 
 **Storage and resume.** The study lives in a database: by default a SQLite file,
 ``OUT/study.db``; ``--storage postgresql://...`` shares one study between processes on many
-machines. Rerunning the command resumes the study: ``--trials N`` counts the trials already
-finished. A trial counts once it is complete, pruned, or failed with an error (an error in a
-trial, e.g. a non-finite loss, is its result, and rerunning it would fail again).
+machines (:mod:`cifarlab.tune.storage` resolves the URL). A start that fails (a storage that
+does not open) leaves nothing behind. Rerunning the command resumes the study: ``--trials N``
+counts the trials already finished; ``--timeout S`` starts no trial after S seconds (those
+running then finish). A trial counts once it is complete, pruned, or failed with an error (an
+error in a trial, e.g. a non-finite loss, is its result, and rerunning it would fail again).
 
 **Killed trials are failed and retried** (at most ``MAX_RETRY`` times per trial). A worker
 process holds ``OUT/workers/<id>.lock`` (flock, released by the kernel when the process dies)
@@ -29,7 +31,9 @@ seconds is failed). Either way the failed trial is re-enqueued with the same par
 seed as a new trial, which continues from the killed trial's last checkpoint when that run
 directory is in this OUT (it is moved to the new trial's number), and starts afresh
 otherwise. Training is deterministic on the CPU, so the retry ends exactly as the killed
-trial would have. A killed trial does not count toward N; its retry does, once.
+trial would have. A killed trial does not count toward N; its retry does, once. A killed
+trial's own ``trial.json`` (when its run directory is still in this OUT) then says "killed",
+why, and which trial retries it.
 
 **Many workers.** ``--jobs J`` starts J worker processes on this machine (cpu_count // J
 torch threads each); the same command on other machines with the same ``--storage`` and
@@ -47,14 +51,16 @@ import copy
 import datetime as _dt
 import fcntl
 import json
+import math
 import os
 import re
+import shutil
 import socket
 import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +68,7 @@ from typing import Any
 from cifarlab.data.tensors import load_data_for
 from cifarlab.errors import CifarlabError, TrainingError
 from cifarlab.recipe import MAX_TEXT, dumps_toml, load_recipe
-from cifarlab.rundir import RunDir, RunLock, write_json, write_text
+from cifarlab.rundir import RunDir, RunLock, read_json, write_json, write_text
 from cifarlab.runtime import resolve_device
 from cifarlab.studies.runner import cpu_count, die_with_parent
 from cifarlab.train.loop import train
@@ -88,9 +94,13 @@ from cifarlab.tune.space import (
     load_space,
     start_values,
 )
+from cifarlab.tune.storage import Storage, resolve_storage
 
 PRUNERS = ("median", "hyperband", "none")
 OBJECTIVE = "validation accuracy (%) at the run's last evaluation point"
+# --trials at most: 10x the top of the budget Optuna's documentation recommends for its TPE
+# sampler (100 to 1,000 trials); summary.json, rewritten after every trial, lists every one.
+MAX_TRIALS = 10_000
 MAX_RETRY = 2  # a trial killed this many times more is left failed (it may kill its worker)
 HEARTBEAT_S = 60  # Optuna's heartbeat interval; a trial silent for twice this is stale
 POSITIONS = 1000  # intermediate values are reported at the position in the run, per mille
@@ -228,8 +238,15 @@ def check_options(spec: TuneSpec) -> None:
         raise TuneError(f"--study {spec.study!r}: give a name of 1 to 200 characters")
 
 
-def init_tune_dir(spec: TuneSpec, out: Path) -> None:
-    """Write tune.json, or check that the one there is this very search."""
+@contextlib.contextmanager
+def tune_dir_start(spec: TuneSpec, out: Path) -> Iterator[None]:
+    """Start (or resume) a tune directory around the block that opens the study.
+
+    A tune.json already there must be this very search (else refused, nothing touched). A new
+    directory is made before the block (the default SQLite study lives in it) and gets
+    tune.json, start.toml and trials/ after it; when the block fails (a storage that does not
+    open, another search in the study), everything the start made is removed again, so the
+    corrected command starts afresh."""
     path = out / TUNE_JSON
     if path.is_file():
         try:
@@ -242,10 +259,27 @@ def init_tune_dir(spec: TuneSpec, out: Path) -> None:
                 f"{path}: holds another search ({where} differs); rerun with its exact "
                 f"options to resume it, or choose another --out"
             )
+        yield
         return
-    (out / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
-    write_start_recipe(spec, out)
-    write_json(path, spec.to_json())
+    made = [p for p in (out, *out.parents) if not p.exists()]  # innermost first
+    out.mkdir(parents=True, exist_ok=True)
+    before = set(os.listdir(out))
+    try:
+        yield
+        (out / TRIALS_DIR).mkdir(exist_ok=True)
+        write_start_recipe(spec, out)
+        write_json(path, spec.to_json())
+    except BaseException:
+        for name in set(os.listdir(out)) - before:
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    (out / name).unlink()
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: never another's files
+        raise
 
 
 def write_start_recipe(spec: TuneSpec, out: Path) -> Path:
@@ -270,27 +304,13 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
 # --------------------------------------------------------------------------- the study
 
 
-def hide_password(url: str) -> str:
-    """The storage URL as tune.json and the logs show it: without its password."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception as exc:  # sqlalchemy's ArgumentError, or no sqlalchemy at all
-        raise TuneError(f"--storage {url.split('@')[-1]!r}: not a database URL ({exc})") from None
-
-
-def storage_url(out: Path, storage: str | None) -> str:
-    return storage if storage else f"sqlite:///{(out / STUDY_DB).resolve()}"
-
-
-def open_study(spec: TuneSpec, url: str, heartbeat: int = HEARTBEAT_S):
+def open_study(spec: TuneSpec, store: Storage, heartbeat: int = HEARTBEAT_S):
     """The search's Optuna study, created (with trial 0, the starting recipe, queued) or
     loaded; refused when the study in that storage is another search."""
     optuna = _optuna()
     from optuna.storages import RDBStorage
 
-    shown = hide_password(url)
+    url, shown = store.url, store.shown
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
         storage = RDBStorage(
@@ -315,11 +335,8 @@ def open_study(spec: TuneSpec, url: str, heartbeat: int = HEARTBEAT_S):
                 study_name=spec.study, storage=storage, sampler=sampler, pruner=pruner
             )
             created = False
-    except ImportError as exc:  # the database's driver, e.g. psycopg2 for postgresql://
-        raise TuneError(
-            f"--storage {shown}: its database driver is missing ({exc}); for PostgreSQL: "
-            f"pip install psycopg2-binary"
-        ) from None
+    except ImportError as exc:  # resolve_storage found the driver; a module it needs is not
+        raise TuneError(f"--storage {shown}: its database driver cannot load ({exc})") from None
     except Exception as exc:  # sqlalchemy's errors: no server, bad credentials, no database
         if isinstance(exc, CifarlabError):
             raise
@@ -520,11 +537,12 @@ class WorkerConfig:
 
     spec: TuneSpec
     out: Path
-    url: str
+    storage: Storage
     trials: int
     heartbeat: int = HEARTBEAT_S
     data_dir: str | None = None
     runtime: dict[str, Any] = field(default_factory=dict)  # system.threads / system.device
+    deadline: float | None = None  # --timeout: no trial starts after this _now()
 
 
 class TuneLog:
@@ -545,7 +563,7 @@ def work(cfg: WorkerConfig, log: Callable[[str], None] = print) -> None:
     the running trials of other workers to finish or be found dead)."""
     optuna = _optuna()
     log = TuneLog(cfg.out, log)
-    study = open_study(cfg.spec, cfg.url, cfg.heartbeat)
+    study = open_study(cfg.spec, cfg.storage, cfg.heartbeat)
     data: dict[str, Any] = {}
     waiting_said = False
     with WorkerLock(cfg.out) as me:
@@ -559,8 +577,9 @@ def work(cfg: WorkerConfig, log: Callable[[str], None] = print) -> None:
         while True:
             fail_dead_trials(study, cfg.out, log, own=me.id)
             fail_stale_trials(study)
+            record_killed_trials(study, cfg.out)
             c = count(study.get_trials(deepcopy=False))
-            if c.finished >= cfg.trials:
+            if c.finished >= cfg.trials or timed_out(cfg):
                 break
             if c.finished + c.running >= cfg.trials:
                 if not waiting_said:
@@ -576,6 +595,56 @@ def work(cfg: WorkerConfig, log: Callable[[str], None] = print) -> None:
             except optuna.exceptions.OptunaError as exc:
                 raise TuneError(f"study {cfg.spec.study}: {exc}") from None
     write_summary(study, cfg.spec, cfg.out, cfg.trials)
+
+
+def _now() -> float:
+    """Wall-clock seconds (the epoch): a --timeout deadline holds across worker processes."""
+    return time.time()
+
+
+def timed_out(cfg: WorkerConfig) -> bool:
+    """--timeout has passed: start no new trial (those in flight finish, as in Optuna's
+    ``study.optimize(timeout=...)``)."""
+    return cfg.deadline is not None and _now() >= cfg.deadline
+
+
+def record_killed_trials(study, out: Path) -> None:
+    """Say in trial.json how a killed trial ended. Its worker died with the record saying
+    "running" and the run's lock in place; once the trial is failed in the study (by its
+    lock found free here, by heartbeats, or by Ctrl-C), the record in this OUT says "killed",
+    why, and which trial retries it, and the stale lock goes (taking it proves that nobody
+    trains there)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried_as = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history") or []
+        if history:
+            retried_as[history[-1]] = t.number
+    for t in trials:
+        if t.state != TrialState.FAIL or "error" in t.user_attrs:
+            continue
+        run = trial_dir(out, t.number)
+        try:
+            record = read_json(run / TRIAL_JSON, TuneError)
+        except TuneError:
+            continue  # a damaged record: the summary still says how the trial ended
+        if not isinstance(record, dict) or record.get("state") != "running":
+            continue
+        worker = t.user_attrs.get("worker", "?")
+        if t.number in retried_as:
+            then = f"retried as trial {retried_as[t.number]}"
+        elif len(t.system_attrs.get("retry_history") or []) >= MAX_RETRY:
+            then = f"not retried again (killed {MAX_RETRY + 1} times)"
+        else:
+            then = "to be retried"
+        reason = f"its worker {worker} stopped mid-trial (killed or interrupted); {then}"
+        try:
+            with RunLock(run):
+                _write_trial(run, {**record, "reason": reason}, "killed")
+        except (TrainingError, OSError):
+            continue  # a live process trains there after all: leave its record
 
 
 def _retry_interrupted(study, worker: str, log: Callable[[str], None]) -> None:
@@ -749,24 +818,24 @@ def run_tune(
     jobs: int = 1,
     storage: str | None = None,
     heartbeat: int = HEARTBEAT_S,
+    timeout: float | None = None,
     device: str | None = None,
     data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run (or resume, or join) the search until ``trials`` trials are finished; its summary."""
+    """Run (or resume, or join) the search until ``trials`` trials are finished, or until
+    ``timeout`` seconds have passed (no trial starts after it); its summary."""
     out = Path(out)
-    if trials < 0:
-        raise TuneError(f"--trials {trials}: must be >= 0")
-    if jobs < 1:
-        raise TuneError(f"--jobs {jobs}: must be >= 1")
-    if heartbeat < 1:
-        raise TuneError(f"--heartbeat {heartbeat}: must be a whole number of seconds >= 1")
+    deadline = None if timeout is None else _now() + timeout
+    check_run_options(trials, jobs, heartbeat, timeout)
     check_options(spec)
-    url = storage_url(out, storage)
-    spec.storage = hide_password(storage) if storage else None
-    init_tune_dir(spec, out)
+    store = resolve_storage(out, storage)
+    spec.storage = store.shown if store.given else None
+    with tune_dir_start(spec, out):  # a start that fails leaves nothing behind
+        study = open_study(spec, store, heartbeat)  # before the workers: one creates it
     tlog = TuneLog(out, log)
-    study = open_study(spec, url, heartbeat)  # before the workers: one creates it
+    if store.note:
+        tlog(store.note)
 
     runtime: dict[str, Any] = {}
     if device is not None:
@@ -784,17 +853,24 @@ def run_tune(
         f"finished ({c.complete} complete, {c.pruned} pruned, {c.errors} failed), "
         f"{c.running} running elsewhere; {jobs} worker(s) on {dev}"
     )
-    cfg = WorkerConfig(spec, out, url, trials, heartbeat, data_dir, runtime)
+    cfg = WorkerConfig(spec, out, store, trials, heartbeat, data_dir, runtime, deadline)
     if jobs == 1:
         work(cfg, log)
     else:
         _run_workers(cfg, jobs, tlog)
-    summary = write_summary(study, spec, out, trials)
+    c = count(study.get_trials(deepcopy=False))
+    stopped = "timeout" if timed_out(cfg) and c.finished < trials else None
+    summary = write_summary(study, spec, out, trials, stopped=stopped)
     best = summary["best"]
     c = summary["counts"]
     tlog(
-        f"study {spec.study}: {c['complete']} complete, {c['pruned']} pruned, {c['failed']} "
-        f"failed"
+        (
+            f"study {spec.study}: stopped on --timeout {timeout:g} s with {c['finished']} of "
+            f"{trials} trials finished (rerun the command to go on): "
+            if stopped
+            else f"study {spec.study}: "
+        )
+        + f"{c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed"
         + (
             f"; best: trial {best['number']}, validation accuracy {best['value']:.2f}% "
             f"({_params_text(best['params'])}) -> {out / BEST_RECIPE}"
@@ -803,6 +879,21 @@ def run_tune(
         )
     )
     return summary
+
+
+def check_run_options(trials: int, jobs: int, heartbeat: int, timeout: float | None) -> None:
+    """The command's numbers, checked before anything is written or opened."""
+    if not 0 <= trials <= MAX_TRIALS:
+        raise TuneError(
+            f"--trials {trials}: must be in [0, {MAX_TRIALS}] (10x the most trials Optuna "
+            f"recommends for its TPE sampler; each trial is a training run)"
+        )
+    if jobs < 1:
+        raise TuneError(f"--jobs {jobs}: must be >= 1")
+    if heartbeat < 1:
+        raise TuneError(f"--heartbeat {heartbeat}: must be a whole number of seconds >= 1")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise TuneError(f"--timeout {timeout:g}: give a number of seconds > 0")
 
 
 def _run_workers(cfg: WorkerConfig, jobs: int, log) -> None:
@@ -831,8 +922,11 @@ def _run_workers(cfg: WorkerConfig, jobs: int, log) -> None:
 # --------------------------------------------------------------------------- the snapshot
 
 
-def write_summary(study, spec: TuneSpec, out: Path, target: int) -> dict[str, Any]:
-    """summary.json (every trial, counts, best, importances) and best.toml, from the study."""
+def write_summary(
+    study, spec: TuneSpec, out: Path, target: int, stopped: str | None = None
+) -> dict[str, Any]:
+    """summary.json (every trial, counts, best, importances) and best.toml, from the study;
+    ``stopped``: "timeout" when --timeout ended the search before ``target`` trials."""
     trials = study.get_trials(deepcopy=False)
     rows = [_trial_row(t, out) for t in trials]
     c = count(trials)
@@ -850,6 +944,7 @@ def write_summary(study, spec: TuneSpec, out: Path, target: int) -> dict[str, An
         "pruner": spec.definition()["pruner"],
         "vary_seed": spec.vary_seed,
         "target_trials": target,
+        "stopped": stopped,
         "space": [
             {
                 "field": p.field,
