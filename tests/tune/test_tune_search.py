@@ -157,6 +157,83 @@ def test_sigkill_mid_trial_then_rerun_loses_no_trial_and_counts_none_twice(copy_
     assert (out / "trials/0005/metrics.json").is_file()
 
 
+@pytest.mark.slow
+def test_a_trial_killed_before_its_first_checkpoint_is_recorded_as_killed(tmp_path, space_file):
+    out = tmp_path / "tune"
+    cmd = ["tune", "--recipe", "seed-baseline", "--space", str(space_file)]
+    cmd += [*tiny_set({"train.epochs": 0.2}), "--pruner", "none", "--trials", "1"]
+    cmd += ["--data-dir", "sample", "--out", str(out)]
+    # Trial 0 (10 steps) is killed while it writes its first checkpoint, at step 5: no
+    # checkpoint is in place, so its retry starts afresh and the killed run stays where it is.
+    env = {**os.environ, TEST_PAUSE_ENV: "write@5"}
+    argv = [sys.executable, "-m", "cifarlab", *cmd]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if "cifarlab-test: paused" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert any("paused at checkpoint write step 5" in x for x in lines), "".join(lines)
+    killed = out / "trials/0000"
+    assert json.loads((killed / "trial.json").read_text())["state"] == "running"
+    assert (killed / ".lock").exists() and not RunDir(killed).has_checkpoint()
+
+    r = cli(*cmd)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "trial 0: its worker" in r.stdout
+    assert "trial 1 started (retry of trial 0, afresh)" in r.stdout
+    trials = by_number(out)
+    assert trials[0]["state"] == "failed" and trials[0]["killed"]
+    assert trials[1]["state"] == "complete" and trials[1]["retry_of"] == 0
+    # The killed trial's own record says how it ended, and which trial retried it; the lock
+    # its dead process left is gone.
+    record = json.loads((killed / "trial.json").read_text())
+    assert record["state"] == "killed" and record["trial"] == 0
+    assert record["reason"].startswith(f"its worker {trials[0]['worker']} stopped mid-trial")
+    assert record["reason"].endswith("retried as trial 1")
+    assert not (killed / ".lock").exists()
+    assert json.loads((out / "trials/0001/trial.json").read_text())["state"] == "complete"
+
+
+def test_timeout_starts_no_trial_after_it_and_lets_the_running_one_finish(
+    tmp_path, tiny_spec, monkeypatch
+):
+    import cifarlab.tune.search as search
+
+    # A clock that passes the 60 s timeout as soon as trial 0 has started.
+    clock = [1000.0]
+    monkeypatch.setattr(search, "_now", lambda: clock[0])
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("trial 0 started"):
+            clock[0] += 61
+
+    out = tmp_path / "tune"
+    threads = torch.get_num_threads()
+    try:
+        s = run_tune(tiny_spec(), out, trials=2, timeout=60, data_dir="sample", log=log)
+    finally:
+        torch.set_num_threads(threads)
+    assert [x.split(":")[0] for x in lines if " started" in x] == ["trial 0 started"]
+    assert s["counts"]["complete"] == 1 and s["counts"]["running"] == 0
+    assert s["stopped"] == "timeout" and summary(out)["stopped"] == "timeout"
+    assert lines[-1].startswith(
+        f"study {s['study']}: stopped on --timeout 60 s with 1 of 2 trials finished"
+    )
+    assert (out / "trials/0000/metrics.json").is_file() and not (out / "trials/0001").exists()
+
+    # Rerun without it: the search goes on to 2, and the summary no longer says it stopped.
+    s = run_in_process(tiny_spec(), out, trials=2)
+    assert s["counts"]["complete"] == 2 and s["stopped"] is None
+
+
 def test_a_bad_region_is_pruned_before_its_last_evaluation_point(tmp_path, space_file):
     space = tmp_path / "bad-lr.toml"
     space.write_text('"optim.lr" = { log_uniform = [1e-9, 3e-3] }\n', encoding="utf-8")
