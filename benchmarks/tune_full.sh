@@ -32,7 +32,7 @@ $C tune --recipe seed-improved --trials "$TRIALS" --jobs 2 --out "$OUT" --data-d
     --confirm 3 &
 tune=$!
 until [ -f "$OUT/start.toml" ]; do sleep 5; done  # written when the search starts
-# The same study `--confirm 3` makes for the start (README: "what cifarlab seeds ... makes"),
+# The same study `--confirm 3` makes for the start (docs/guide/studies.md: "what cifarlab seeds ... makes"),
 # the recipe path spelt as tune spells it (study.json must match). The search's 8 trials take
 # far longer than these 3 runs, so they are done before the confirmation reaches them.
 $C seeds --recipe "$OUT/start.toml" --seed-list 1000-1002 --jobs 3 --no-figures \

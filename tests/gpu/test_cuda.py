@@ -57,7 +57,7 @@ def test_recipe_trains_and_checkpoints_on_cuda(name, tmp_path, sample_data):
 def test_training_steps_never_synchronise_with_the_host(name, tmp_path, sample_data, monkeypatch):
     """Every step between checkpoint points runs under set_sync_debug_mode("error"): a
     `.item()`, `bool(tensor)`, device-to-host copy or blocking copy there raises."""
-    import cifarlab.train.loop as loop
+    from cifarlab.train import loop
 
     real_segment, segments = loop.train_segment, []
 
@@ -90,8 +90,8 @@ def test_training_steps_never_synchronise_with_the_host(name, tmp_path, sample_d
 def test_the_regularisers_never_synchronise_with_the_host(tmp_path, sample_data, monkeypatch):
     """TrivialAugment, random erasing, mixup/cutmix and the EMA update (issue 17) in steps
     under set_sync_debug_mode("error"), and the augmentations on a CUDA generator."""
-    import cifarlab.train.loop as loop
     from cifarlab.data.augment import mix_batch
+    from cifarlab.train import loop
 
     gen = step_generator(0, 3, device="cuda")
     x = torch.rand(64, 3, 32, 32, device="cuda")

@@ -46,7 +46,7 @@ PREFIX = "cifarlab: error: "
 def _never_train(monkeypatch):
     """Every case here must be refused before training; one that is not fails at once instead
     of training (``cifarlab train`` imports the loop's ``train`` when it runs)."""
-    import cifarlab.train.loop as loop
+    from cifarlab.train import loop
 
     def accepted(*args, **kwargs):
         raise AssertionError("the recipe was accepted: training started")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import cifarlab.train.loop as loop
 from cifarlab.data.batches import alternating_flips
 from cifarlab.recipe import RecipeError, load_recipe
+from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 

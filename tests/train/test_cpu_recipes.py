@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import cifarlab.train.loop as loop
 from cifarlab.recipe import builtin_recipes, load_recipe
+from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 CPU_RECIPES = [name for name in builtin_recipes() if name.startswith("cpu")]

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-import cifarlab.train.loop as loop
 from cifarlab.data.tensors import prepare_tensors
 from cifarlab.evaluate import evaluate, evaluate_model
 from cifarlab.predict import load_trained_model
 from cifarlab.recipe import load_recipe
 from cifarlab.rundir import load_checkpoint
+from cifarlab.train import loop
 from cifarlab.train.ema import create_ema, ema_decay, update_ema
 from cifarlab.train.loop import train
 

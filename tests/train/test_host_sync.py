@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-import cifarlab.train.loop as loop
+from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 READS = {"item", "__bool__", "__int__", "__float__", "__index__", "tolist", "cpu", "numpy"}

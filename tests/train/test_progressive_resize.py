@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-import cifarlab.train.loop as loop
 from cifarlab.data.augment import resize_batch, resolution_at
 from cifarlab.recipe import RecipeError, load_recipe
+from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import cifarlab.train.loop as loop
 from cifarlab.errors import TrainingError
 from cifarlab.rundir import load_checkpoint
+from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 # 1,600 training images / 32 = 50 steps per epoch; 0.2 epochs = 10 steps.

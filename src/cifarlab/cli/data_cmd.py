@@ -27,6 +27,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="folder for the figures (default: runs/data)",
     )
     parser.add_argument("--no-figures", action="store_true", help="print the summary only")
+    parser.add_argument(
+        "--locate",
+        action="store_true",
+        help=(
+            "print only where the data is (the path --data-dir takes) and exit, reading and "
+            "downloading nothing: with no --data-dir, 'sample' when neither $CIFARLAB_DATA nor "
+            "the cache holds a copy (scripts/quickstart.sh then uses the bundled sample)"
+        ),
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -36,6 +45,14 @@ def _per_class(counts: dict[str, int]) -> str:
     return f"{lo:,} per class" if lo == hi else f"{lo:,}–{hi:,} per class"
 
 
+def _locate(data_dir: str | None) -> int:
+    from cifarlab.data.locate import SAMPLE, find_existing
+
+    where = SAMPLE if data_dir == SAMPLE else find_existing(data_dir)
+    print(SAMPLE if where is None else where)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here so `cifarlab --help` does not pay for numpy.
     from cifarlab import paths
@@ -43,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.data.explore import describe, write_figures
 
     check_data_dir(args.data_dir)
+    if args.locate:
+        return _locate(args.data_dir)
     if not args.no_figures:
         paths.output_dir(args.out, "--out")  # before the data is read: fail in a second
     data = load_cifar10(args.data_dir)

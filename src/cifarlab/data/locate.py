@@ -70,6 +70,37 @@ def _looked_for(path: Path) -> str:
     return f"{path}/{FOLDER_NAME}/, {path}/{TARBALL_NAME} or {path}/train/ + test/"
 
 
+def _not_found(path: Path, origin: str) -> str:
+    return f"not found in {path}{origin} (looked for {_looked_for(path)})"
+
+
+def _named_location_error(why: str) -> DataError:
+    return DataError(
+        f"CIFAR-10 {why}; point --data-dir DIR "
+        "or CIFARLAB_DATA=DIR at a folder holding one of these, or use --data-dir sample"
+    )
+
+
+def find_existing(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The copy of CIFAR-10 that :func:`load_cifar10` would read, found without reading or
+    downloading anything: in ``data_dir``, else ``CIFARLAB_DATA``, else ``cache_dir()/cifar10``.
+
+    Returns the form's path (what ``--data-dir`` takes), or None when the cache holds none (where
+    ``load_cifar10`` would download). A location named explicitly that holds none is a
+    DataError, as in ``load_cifar10``. ``"sample"`` is not a location here: check it first.
+    """
+    origin = ""
+    if data_dir is None and os.environ.get("CIFARLAB_DATA"):
+        data_dir, origin = os.environ["CIFARLAB_DATA"], " (from CIFARLAB_DATA)"
+    path = Path(data_dir).expanduser() if data_dir is not None else cache.cache_dir() / "cifar10"
+    found = find_form(path)
+    if found is not None:
+        return found[1]
+    if data_dir is not None:
+        raise _named_location_error(_not_found(path, origin))
+    return None
+
+
 def load_sample() -> CIFAR10:
     """The bundled sample (official python layout), never cached: it reads in milliseconds."""
     data = read_python_dir(sample_dir())
@@ -127,19 +158,16 @@ def load_cifar10(
         found = find_form(path)
         if found is not None:
             return read_form(*found, use_cache=use_cache)
-        why = f"not found in {path}{origin} (looked for {_looked_for(path)})"
+        why = _not_found(path, origin)
         if fallback_to_sample:
             return _fallback(f"full CIFAR-10 {why}")
-        raise DataError(
-            f"CIFAR-10 {why}; point --data-dir DIR "
-            "or CIFARLAB_DATA=DIR at a folder holding one of these, or use --data-dir sample"
-        )
+        raise _named_location_error(why)
 
     home = cache.cache_dir() / "cifar10"
     found = find_form(home)
     if found is not None:
         return read_form(*found, use_cache=use_cache)
-    why = f"not found in {home} (looked for {_looked_for(home)})"
+    why = _not_found(home, "")
     if download:
         try:
             # Module attributes, read at call time, so tests can serve a local archive.

@@ -1,0 +1,106 @@
+"""README.md runs as written: every Python block in a fresh interpreter, and every `cifarlab`
+line of its shell blocks, in order, in one folder (they chain: train writes runs/si,
+evaluate reads it), on the bundled sample.
+
+What the test adds, and nothing else: `--data-dir sample` to each command that reads data,
+and a tiny training (`--set train.epochs=0.05 --set train.eval_points=1`) to each command
+that trains. The two set-up commands (scripts/quickstart.sh, scripts/test.sh) are CI's own
+and are not run here; tests/docs/test_quickstart_script.py runs the quick start's job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from readme_blocks import README, SHELL, fenced_blocks, shell_lines
+
+from cifarlab.cli.main import main
+from cifarlab.data import load_cifar10
+
+SETUP = [["bash", "scripts/quickstart.sh"], ["bash", "scripts/test.sh"]]
+TRAINS = {"train", "seeds", "ablate", "tune", "bench"}
+READS_DATA = {"data", "train", "evaluate", "seeds", "ablate", "tune", "bench", "report"}
+TINY = ["--set", "train.epochs=0.05", "--set", "train.eval_points=1"]
+PICTURES = "photos"  # the folder README's predict line names; made here from sample images
+
+BLOCKS = fenced_blocks(README.read_text())
+
+
+def for_the_test(argv: list[str]) -> list[str]:
+    """A README command as the test runs it: on the sample, training only a few steps."""
+    cmd, args = argv[1], argv[2:]
+    if "--data-dir" in args:  # whatever README names, the test has the sample only
+        i = args.index("--data-dir")
+        args = args[:i] + args[i + 2 :]
+    if cmd in READS_DATA:
+        args += ["--data-dir", "sample"]
+    trains = cmd in TRAINS and "--resume" not in args and (cmd != "bench" or "--recipe" in args)
+    if trains:
+        args += TINY
+    return [cmd, *args]
+
+
+def _commands() -> list[list[str]]:
+    commands = []
+    for lang, body in BLOCKS:
+        if lang not in SHELL:
+            continue
+        for words in shell_lines(body):
+            if words in SETUP:
+                continue
+            assert words[0] == "cifarlab", f"README runs {words}: the test runs only cifarlab"
+            commands.append(words)
+    return commands
+
+
+def _pictures(folder: Path) -> None:
+    data = load_cifar10("sample")
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.ascontiguousarray(data.test_images[i])).save(folder / f"{i}.png")
+
+
+def test_readme_shows_both_set_up_commands():
+    shell = [words for lang, body in BLOCKS if lang in SHELL for words in shell_lines(body)]
+    assert all(cmd in shell for cmd in SETUP)
+
+
+@pytest.mark.slow
+def test_every_cifarlab_line_of_readme_runs_in_order(tmp_path, monkeypatch, capsys):
+    commands = _commands()
+    assert len(commands) >= 8
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CIFARLAB_DATA", raising=False)
+    if any(PICTURES in " ".join(c) for c in commands if c[1] == "predict"):
+        _pictures(tmp_path / PICTURES)
+    for words in commands:
+        argv = for_the_test(words)
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse refusing the line
+            rc = exc.code
+        out, err = capsys.readouterr()
+        assert rc == 0, f"`{' '.join(words)}` (run as {argv}) exited {rc}:\n{err[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "code", [body for lang, body in BLOCKS if lang == "python"], ids=lambda c: c.split("\n")[0]
+)
+def test_every_python_block_of_readme_runs(code, tmp_path):
+    """In a fresh interpreter, as a user's script: what it imports first is what README shows."""
+    env = {k: v for k, v in os.environ.items() if k != "CIFARLAB_DATA"}
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
