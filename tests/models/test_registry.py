@@ -130,8 +130,10 @@ def test_forward_shape_and_finite(name):
 def test_a_few_steps_lower_the_loss_on_the_sample(name, sample_data):
     torch.manual_seed(0)
     model = create_model(name).train()
-    # Big models (resnet18: 11M parameters) get fewer images and steps to keep CI short.
-    n, steps = (32, 8) if count_parameters(model) > 2_000_000 else (64, 15)
+    # Big or deep models (resnet18: 11M parameters; resnet56: 57 layers) get fewer images and
+    # steps to keep CI short.
+    layers = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    n, steps = (32, 8) if count_parameters(model) > 2_000_000 or layers > 30 else (64, 15)
     x = (
         torch.from_numpy(sample_data.train_images[:n])
         .permute(0, 3, 1, 2)
