@@ -21,6 +21,7 @@ import io
 import shutil
 import tarfile
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -308,3 +309,33 @@ def test_fuzz_recipe_toml_and_overrides(tmp_path_factory, ledger):
                 case.note = "RecipeError"
 
     one()
+
+
+def test_a_tarball_whose_pixels_changed_is_refused_by_its_gzip_crc(tmp_path):
+    """The fuzz's finding, made exact: a .tar.gz whose member bytes changed but whose deflate
+    stream stays valid (here: the changed tar recompressed, the original CRC32 and length
+    kept) decompresses without error; only the CRC after the end-of-archive marker tells."""
+    import gzip
+    import pickle
+
+    folder = tiny_python_dir(tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    tar_bytes = buf.getvalue()
+    original = gzip.compress(tar_bytes, mtime=0)
+    with open(folder / "data_batch_1", "rb") as f:
+        pixels = pickle.load(f, encoding="bytes")[b"data"].tobytes()
+    # Protocol 2 stores the pixels as latin-1 text: a run of values under 128 is found as is.
+    start = next(i for i in range(len(pixels)) if max(pixels[i : i + 32]) < 128)
+    at = tar_bytes.index(pixels[start : start + 32]) + 16  # a pixel byte of data_batch_1
+    changed = bytearray(tar_bytes)
+    changed[at] ^= 0x01  # still under 128: the pickle stays valid
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(gzip.compress(bytes(changed), mtime=0)[:-8] + original[-8:])
+    with pytest.raises(
+        DataError, match=r"cifar-10-python\.tar\.gz: not a readable tar archive .*CRC"
+    ):
+        read_tarball(path)
+    path.write_bytes(original)
+    assert same_content(read_tarball(path), read_tarball(path))  # the undamaged one reads
