@@ -3,9 +3,14 @@
     .venv/bin/python scripts/reliability_report.py             # run the suite, write the doc
     .venv/bin/python scripts/reliability_report.py --results F # write the doc from a results file
 
-The suite records every case it tries (see tests/reliability/conftest.py); this script
-turns that ledger into a table: per fault or hostile input, cases tried, handled, and
-data lost. It exits non-zero when the suite failed or any case was not handled.
+The suite records every case it tries (see tests/reliability/conftest.py; how to add a
+row is at the top of tests/reliability/relhelpers.py); this script turns that ledger into
+a table: per fault or hostile input, cases tried, handled, data lost (measured), simulated
+and not run here. It refuses (exit 3, the document untouched) a ledger from a partial run:
+every row must hold the number of cases relhelpers.CATEGORIES expects of it, so a `-k`
+run, a deselected or skipped test, or a suite that stopped early cannot shrink the
+document. Otherwise it exits non-zero when the suite failed or any case was not handled
+or lost data.
 """
 
 from __future__ import annotations
@@ -29,6 +34,31 @@ def run_suite(results: Path, pytest_args: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
+def incomplete(results: dict) -> list[str]:
+    """Why the ledger is not that of a full run (empty when it is)."""
+    summary, problems = results["summary"], []
+    for key, cat in results["categories"].items():
+        s = summary.get(key, {"tried": 0, "not_run": 0})
+        recorded = s["tried"] + s["not_run"]
+        if recorded != cat["expected"]:
+            problems.append(
+                f"{key}: {recorded} cases recorded, {cat['expected']} expected "
+                "(relhelpers.CATEGORIES)"
+            )
+    for key in summary.keys() - results["categories"].keys():
+        problems.append(f"{key}: cases of a row relhelpers.CATEGORIES does not list")
+    return problems
+
+
+def _lost_cell(s: dict) -> str:
+    """The data-lost count, or n/a with its reason where no case of the row can lose data."""
+    if s["tried"] and s["na"] == s["tried"]:
+        return "n/a: " + "; ".join(s["na_reasons"])
+    if s["na"]:
+        return f"{s['lost']} ({s['na']} n/a)"
+    return str(s["lost"])
+
+
 def render(results: dict) -> str:
     summary, categories = results["summary"], results["categories"]
     m = results["machine"]
@@ -44,95 +74,176 @@ def render(results: dict) -> str:
         "```",
         "",
         f"- run: {results['date']}, {results['duration_s']:.0f} s wall "
-        f"({tests.get('passed', 0)} tests passed, {tests.get('failed', 0)} failed)",
+        f"({tests.get('passed', 0)} tests passed, {tests.get('failed', 0)} failed, "
+        f"{tests.get('skipped', 0)} skipped)",
         f"- machine: {m['hostname']}, {m['platform']}, {m['processor']}, {m['cpus']} CPUs; "
         f"Python {m['python']}, torch {m['torch']}",
         "",
-        "| fault or hostile input | cases tried | handled | data lost |",
-        "| --- | ---: | ---: | ---: |",
+        "| fault or hostile input | cases tried | handled | data lost | lost measured "
+        "| simulated (handled) | not run here |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    totals = [0, 0, 0]
-    for key, what in categories.items():
-        s = summary.get(key)
-        if not s:
-            lines.append(f"| {what} | not run | | |")
-            continue
-        lines.append(f"| {what} | {s['tried']} | {s['handled']} | {s['lost']} |")
-        for i, k in enumerate(("tried", "handled", "lost")):
-            totals[i] += s[k]
-    lines.append(f"| **all** | **{totals[0]}** | **{totals[1]}** | **{totals[2]}** |")
+    keys = ("tried", "handled", "lost", "measured", "simulated", "simulated_handled", "not_run")
+    totals = dict.fromkeys(keys, 0)
+    for key, cat in categories.items():
+        s = summary[key]
+        lines.append(
+            f"| {cat['what']} | {s['tried']} | {s['handled']} | {_lost_cell(s)} "
+            f"| {s['measured']} of {s['tried']} | {s['simulated']} ({s['simulated_handled']}) "
+            f"| {s['not_run']} |"
+        )
+        for k in keys:
+            totals[k] += s[k]
+    t = totals
+    lines.append(
+        f"| **all** | **{t['tried']}** | **{t['handled']}** | **{t['lost']}** "
+        f"| **{t['measured']} of {t['tried']}** "
+        f"| **{t['simulated']} ({t['simulated_handled']})** | **{t['not_run']}** |"
+    )
+    real = t["tried"] - t["simulated"]
+    real_handled = t["handled"] - t["simulated_handled"]
     lines += [
         "",
-        "**Handled** means the promise held: the run stopped (or the file was refused) with one",
-        "line naming the file or field, as a cifarlab error, and for a training fault the last",
-        "checkpoint loaded and resuming ended with weights, metrics and history bit-identical",
-        "to an uninterrupted run. A damaged file that still reads is handled only when it",
-        "reads exactly the original content (e.g. a flipped bit in a byte torch ignores).",
-        "**Data lost** counts cases where a checkpoint or result that was good before the",
-        "fault was not afterwards, or the resumed run differed from the uninterrupted one;",
-        "for hostile inputs it counts payloads that ran and files written outside the target",
-        "(every code-execution payload is first shown to run under a plain loader).",
+        f"Real faults: {real} tried, {real_handled} handled; simulated: {t['simulated']} "
+        f"tried, {t['simulated_handled']} handled.",
+    ]
+    lines += [
+        "",
+        "**Handled** means the promise held and nothing was lost: the run stopped (or the file",
+        "was refused) with one line naming the file or field, as a cifarlab error, and for a",
+        "training fault the last checkpoint loaded and resuming ended with weights, metrics and",
+        "history bit-identical to an uninterrupted run. A damaged file that still reads is",
+        "handled only when it reads exactly the original content (e.g. a flipped bit in a byte",
+        "torch ignores); one that reads as different data is counted lost (undetected).",
+        "",
+        "**Data lost** is measured for every case, never assumed: each case snapshots the files",
+        "it could harm before and after (every path under them: kind, mode, size, mtime and",
+        "SHA-256 of each file; for a hostile tarball also the box's parent tree, the cache and",
+        "every absolute path a member names) and any change the case's command is not meant to",
+        "make is a loss; some cases also compare what no snapshot shows (the resumed run with",
+        "the uninterrupted one, what a damaged file read back as, whether a payload's sentinel",
+        "appeared). **Lost measured** says in how many of the row's cases it was; a case that",
+        "can harm no file (a recipe checked in memory) is counted **n/a** with the reason.",
+        "The methods of each row are listed below.",
+        "",
+        "**Simulated** counts faults that were simulated rather than real, with how many of them",
+        "were handled (they are included in the row's counts): an error raised by a patched call",
+        "while the disk is fine (the write failures' ENOSPC/EIO, an EACCES from a patched",
+        "`os.open`), or a read-only or full disk reported by a patched `os.statvfs`/`os.access`",
+        "where no tmpfs can be mounted. **Not run here**",
+        "counts cases this machine cannot run (listed below with the reason); the row's expected",
+        "number of cases (tried + not run) is checked, so no case drops out silently.",
+        "",
+        "**Cases lost** are listed at the end with what was lost. A batch pickle carries no",
+        "checksum, so a damaged pixel or label byte that leaves the pickle valid reads as",
+        "different data: the fuzz row counts such cases lost (undetected) rather than handled.",
         "",
         "## What each row tries",
         "",
-        "- **SIGKILL**: the tiny recipe (seednet-improved on the bundled sample, 40 steps of 16",
+        "Each row's tests are in `tests/reliability/` (file named per row); the ledger API",
+        "that records and measures every case is described at the top of",
+        "`tests/reliability/relhelpers.py`, and its own tests are in",
+        "`test_reliability_ledger.py`.",
+        "",
+        "- **SIGKILL** (`test_reliability_kill.py`): the tiny recipe (seednet-improved on the bundled sample, 40 steps of 16",
         "  images, a checkpoint every 4 steps, one thread) killed 10 times at seeded-random",
         "  moments; 4 kills are held inside `save_checkpoint` (after torch.save, before",
         "  checkpoint.prev.pt is updated, before the rename, before checkpoint.json) with the",
-        "  test-only `CIFARLAB_TEST_CHECKPOINT_PAUSE` hook; 2 victims are fresh",
+        "  test-only `CIFARLAB_TEST_CHECKPOINT_PAUSE` hook, and each phase is checked as seen",
+        "  at the kill (the pause announced, and the temp checkpoint present, or for the last",
+        "  phase checkpoint.json still one checkpoint behind); 2 victims are fresh",
         "  `python -m cifarlab train` processes, the others forks running the same CLI `main()`.",
-        "- **Write failures**: ENOSPC/EIO injected into torch.save, into the file's write()",
+        "- **Write failures** (`test_reliability_write_failure.py`): ENOSPC/EIO injected into torch.save, into the file's write()",
         "  mid-stream (torch wraps it in a RuntimeError), fsync, the hard link that keeps",
         "  checkpoint.prev.pt, the rename, and the checkpoint.json write, at a seeded-random",
         "  checkpoint; the run must exit 2 with one line, leave no temp file, and resume exactly.",
-        "- **Damaged checkpoints**: empty, 25 truncations, 42 bit flips (anywhere, in the",
+        "  Simulated: a patched call raises the error while the disk is fine (a disk that really",
+        "  fills is in the user-paths row).",
+        "- **Damaged checkpoints** (`test_reliability_damaged.py`): empty, 25 truncations, 42 bit flips (anywhere, in the",
         "  pickled metadata, in the zip directory), zeroed blocks, random bytes, text; the",
         "  archive's CRC32s are verified before torch reads it, so a flipped bit in a tensor is",
         "  refused instead of loading silently wrong weights; resumes continue from",
         "  checkpoint.prev.pt.",
-        "- **Hostile pickles**: os.system / posix.system / eval / exec / subprocess / getattr",
-        "  payloads (protocols 0-5, GLOBAL, STACK_GLOBAL, INST) and abuses of the admitted",
-        "  numpy and codecs globals, each as data_batch_1, batches.meta and a tarball member.",
-        "- **Hostile checkpoints**: os.system objects (zip, legacy and raw-pickle formats, a",
+        "- **Hostile pickles** (`test_reliability_hostile.py`): 14 payloads, each as data_batch_1, batches.meta and a tarball",
+        "  member. 11 are live, shown to run under a plain `pickle.loads` first: os.system /",
+        "  posix.system / eval / exec / subprocess / getattr (protocols 0-5, GLOBAL,",
+        "  STACK_GLOBAL, INST). 3 are not live: misuses of the numpy, codecs and torch",
+        "  globals the reader admits, which would only raise under a plain loader; they check",
+        "  that those globals are admitted only for their real use (each case's note says",
+        "  live or not live).",
+        "- **Hostile checkpoints** (`test_reliability_hostile.py`): os.system objects (zip, legacy and raw-pickle formats, a",
         "  hand-made data.pkl), functools.partial, custom classes, numpy arrays, wrong entry",
-        "  types; also met through `cifarlab train --resume` and `cifarlab evaluate`.",
-        "- **Hostile tarballs**: '..' and absolute member names, symlinks and hard links out of",
+        "  types; also met through `cifarlab train --resume` and `cifarlab evaluate`. The 5",
+        "  os.system payloads are live (shown to run under `torch.load(weights_only=False)`",
+        "  first); the other 6 are objects that run nothing but are not a checkpoint's plain data.",
+        "- **Hostile tarballs** (`test_reliability_hostile.py`): '..' and absolute member names, symlinks and hard links out of",
         "  the archive, a symlink then a member through it, device and FIFO members (the",
-        '  checks of tarfile\'s `filter="data"`), read directly and after a download; the whole',
-        "  tree around the target and the cache are compared before and after.",
-        "- **Fuzzing**: hypothesis (derandomized, 150 examples per reader) on batch files, the",
-        "  tarball, image-folder PNGs, checkpoints, and recipe TOML with --set overrides.",
-        "- **Lock**: a second `train --out`, a `train --resume` and an in-process `train()` into a",
+        '  checks of tarfile\'s `filter="data"`), read directly and after a download; the',
+        "  test's whole folder (the box's parent tree, where '..' members land), the cache and",
+        "  the absolute paths members name (/etc/passwd, /etc/cron.d, the /tmp escape target)",
+        "  are snapshot before and after: names, sizes, mtimes and SHA-256.",
+        "- **Fuzzing** (`test_reliability_fuzz.py`): hypothesis (derandomized, 150 examples per reader) on batch files, the",
+        "  tarball, image-folder PNGs, checkpoints, and recipe TOML with --set overrides. A",
+        "  damaged file that still reads is compared with what the undamaged file reads as: a",
+        "  batch pickle carries no checksum, so a changed pixel or label byte that keeps the",
+        "  pickle valid is read as different data and counted lost (undetected); the tarball",
+        "  (gzip CRC), checkpoints (zip CRC32s, verified) and PNGs (chunk CRCs) refuse such",
+        "  damage, and a different read there fails the test. The gzip CRC is checked since this",
+        "  comparison found a tarball read as different pixels (tarfile stopped before the",
+        "  trailer): `test_a_tarball_whose_pixels_changed_is_refused_by_its_gzip_crc`.",
+        "- **Lock** (`test_reliability_lock_recipe_nan.py`): a second `train --out`, a `train --resume` and an in-process `train()` into a",
         "  directory being trained into, two runs started together, and the lock released by",
         "  SIGKILL.",
-        "- **Bad recipes**: 33 `--set` values and 9 TOML files (unknown key, wrong type, negative",
+        "- **Bad recipes** (`test_reliability_lock_recipe_nan.py`): 33 `--set` values and 9 TOML files (unknown key, wrong type, negative",
         "  lr, zero batch size, negative epochs, NaN/inf, unknown names, syntax, base loops).",
-        "- **Non-finite loss**: NaN, +inf and -inf injected into the training loss at",
+        "- **Non-finite loss** (`test_reliability_lock_recipe_nan.py`): NaN, +inf and -inf injected into the training loss at",
         "  seeded-random steps, before the first checkpoint, and a real divergence (SGD, lr 1e6).",
-        "- **User paths**: every command's path arguments given as a missing path, a file where",
+        "- **User paths** (`test_reliability_paths.py`, cases in `tests/pathfaults.py`): every command's path arguments given as a missing path, a file where",
         "  a folder is needed and the reverse, a FIFO, socket or device, a broken symbolic link, a",
         "  link inside a run leading out of it, a folder we may not read or write (as `nobody`),",
-        "  a read-only and a full file system (tmpfs mounts in a private mount namespace), a",
+        "  a read-only and a full file system (tmpfs mounts in a private mount namespace, or",
+        "  simulated where mounting is not allowed: counted in the simulated column), a",
         "  folder of the user's own files as `--out`, and a disk that fills while figures are",
         "  written; nothing under the case's folder may be created, removed or changed.",
-        "- **Recipe bounds**: runs longer than `train.max_steps`, a batch larger than the",
+        "- **Recipe bounds** (`test_reliability_recipe_bounds.py`): runs longer than `train.max_steps`, a batch larger than the",
         "  training split, absurd values, non-UTF-8 bytes (the offset is named), oversized files",
         "  and text fields, recipe paths that are folders, FIFOs or broken links, and recipes",
         "  stored by older runs (migrated, not refused).",
-        "- **Odd pictures**: a 16-bit PNG (read as its 8-bit twin), GIF, BMP and TIFF found in",
+        "- **Odd pictures** (`test_reliability_edges.py`): a 16-bit PNG (read as its 8-bit twin), GIF, BMP and TIFF found in",
         "  a folder, an 80-megapixel header (refused before decoding, no PIL warning), a FIFO.",
-        "- **Hostile report strings**: `<script>`, `<img onerror>`, `](javascript:` and table",
+        "- **Hostile report strings** (`test_reliability_edges.py`): `<script>`, `<img onerror>`, `](javascript:` and table",
         "  characters in every string a run shows, rendered as HTML and as Markdown.",
-        "- **Resume recipe**: `--set` without `--allow-change`, `--recipe` with `--resume`, a",
+        "- **Resume recipe** (`test_reliability_edges.py`): `--set` without `--allow-change`, `--recipe` with `--resume`, a",
         "  hand-edited recipe.toml: refused in one line, every file of the run unchanged.",
-        "- **Evaluate outputs**: `evaluate --tta flip` beside a training (its confusion.png kept),",
+        "- **Evaluate outputs** (`test_reliability_edges.py`): `evaluate --tta flip` beside a training (its confusion.png kept),",
         "  and an evaluation.json that cannot be written (the result is printed first).",
         "",
     ]
-    failed = [c for c in results["cases"] if not c["handled"] or c["lost"]]
+    lines += ["## How data loss is measured, per row", ""]
+    for key in categories:
+        s = summary[key]
+        how = ["before/after snapshot" if m == "snapshot" else m for m in s["measures"]]
+        if s["na_reasons"]:
+            how.append("n/a: " + "; ".join(s["na_reasons"]))
+        lines.append(f"- {key}: {'; '.join(how)}")
+    lines.append("")
+    not_run = [c for c in results["cases"] if c.get("not_run")]
+    if not_run:
+        lines += ["## Cases not run on this machine", ""]
+        lines += [f"- {c['category']}: {c['case']}: {c['not_run']}" for c in not_run]
+        lines.append("")
+    failed = [
+        c for c in results["cases"] if not c.get("not_run") and (not c["handled"] or c["lost"])
+    ]
     if failed:
-        lines += ["## Cases not handled", ""]
-        lines += [f"- {c['category']}: {c['case']}: {c['error'] or 'data lost'}" for c in failed]
+        lines += ["## Cases not handled or lost", ""]
+        lines += [
+            f"- {c['category']}: {c['case']}: "
+            + "; ".join(
+                x for x in (c["error"], c["note"], *(f"lost: {w}" for w in c["losses"])) if x
+            )
+            for c in failed
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -152,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
             print("the suite recorded no results", file=sys.stderr)
             return code or 1
     results = json.loads(args.results.read_text())
+    problems = incomplete(results)
+    if problems:
+        print(f"not writing {args.out}: the ledger is not that of a full run:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 3
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(results), encoding="utf-8")
     print(f"wrote {args.out}")

@@ -6,7 +6,8 @@ pytest) under one of:
 - a read-only file system or a full disk: a tmpfs mounted in the child's own mount
   namespace (unshare(CLONE_NEWNS), then mount(2): root only, never visible outside the
   child). Where mounting is not allowed the child instead patches os.statvfs (and
-  os.access) to report a read-only or full file system: ``MOUNTS`` says which ran;
+  os.access) to report a read-only or full file system: ``mounts_allowed()`` says which
+  ran, and the reliability ledger counts such a simulated case apart from real ones;
 - permission denied: as root the child drops to user ``nobody`` (mode bits do not stop
   root); as anyone else the mode bits alone do.
 
@@ -41,27 +42,40 @@ class Outcome:
     code: int
     out: str
     err: str
-    before: dict[str, tuple[int, int]] = field(default_factory=dict)
-    after: dict[str, tuple[int, int]] = field(default_factory=dict)
+    before: dict[str, tuple] = field(default_factory=dict)
+    after: dict[str, tuple] = field(default_factory=dict)
 
     def error_lines(self) -> list[str]:
         return [line for line in self.err.splitlines() if line.strip()]
 
     def changed(self) -> list[str]:
-        """Paths created, removed or modified (size, mtime or kind) under the snapshot root."""
+        """Paths created, removed or modified (kind, mode, size, mtime, content) under the root."""
         keys = set(self.before) | set(self.after)
         return sorted(k for k in keys if self.before.get(k) != self.after.get(k))
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path under ``root`` (links not followed) -> (mode, size); mtimes left out:
-    a refused command must not create, remove or rewrite anything, which these show."""
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under ``root`` (links not followed) -> (mode, size, mtime_ns, SHA-256 of a
+    regular file's bytes, or None): a refused command must not create, remove or rewrite
+    anything, which these show. A folder's mtime is left out (its entries show what
+    changed); a FIFO or device is never opened; a file we may not read hashes as None."""
+    import hashlib
+
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath) / name
             st = p.lstat()
-            out[str(p.relative_to(root))] = (st.st_mode, st.st_size)
+            if stat.S_ISDIR(st.st_mode):
+                out[str(p.relative_to(root))] = (st.st_mode, st.st_size, None, None)
+                continue
+            digest = None
+            if stat.S_ISREG(st.st_mode):
+                try:
+                    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                except PermissionError:
+                    pass
+            out[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
     return out
 
 

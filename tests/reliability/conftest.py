@@ -2,9 +2,10 @@
 
 Every fault or hostile input the suite tries is one *case*, recorded in a ledger by
 category: tried, handled (behaved as promised: a clear cifarlab error, or a correct
-result), and data lost (a checkpoint or result that was good before the fault and is
-not afterwards; for hostile inputs, a payload that ran or a file written outside the
-target). At the end of the session the ledger is written as JSON to
+result), and data lost, measured for every case (a before/after snapshot of the files
+the case could harm, and comparisons such as "the resumed run equals the uninterrupted
+one"; how to add a category and its cases is at the top of relhelpers.py). At the end
+of the session the ledger is written as JSON to
 $CIFARLAB_RELIABILITY_RESULTS (default: .pytest_cache/cifarlab-reliability.json), which
 ``scripts/reliability_report.py`` turns into docs/RELIABILITY.md.
 
@@ -61,7 +62,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
             "torch": str(torch.__version__),
         },
         "tests": dict(_OUTCOMES),
-        "categories": CATEGORIES,
+        "categories": {k: {"what": c.what, "expected": c.expected} for k, c in CATEGORIES.items()},
+        "pytest_args": list(session.config.invocation_params.args),
         "summary": _LEDGER.summary(),
         "cases": _LEDGER.cases,
     }

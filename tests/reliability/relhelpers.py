@@ -1,46 +1,98 @@
 """Helpers for the reliability suite: the ledger of counted cases, processes, results.
 
-See conftest.py for how the ledger is written and what a case counts.
+The ledger (how to add a row and its cases)
+===========================================
+
+Every fault or hostile input the suite tries is one *case* in a *category* (one row of
+docs/RELIABILITY.md). To add a row:
+
+1. Register it in ``CATEGORIES`` below: ``"key": Category("what is tried", expected=N)``,
+   N being the number of cases the row's tests record in a full run (``not_run`` cases
+   included). ``scripts/reliability_report.py`` refuses to write the document when any
+   row's count differs from N (a ``-k`` run, a deselected or skipped test, an early
+   failure), so change N in the same commit as the cases.
+2. Record each case in the test with the ``ledger`` fixture::
+
+       with ledger.case("key", "what this case does", guard=[run_dir, users_file]) as case:
+           case.allow(run_dir / "evaluation")  # what the command is meant to create or change
+           ... apply the fault, assert the promise ...
+           case.check(resumed != reference, "resumed run vs the uninterrupted one")
+           case.note = "what happened, in a few words"
+
+   *Handled*: the block finished and nothing was lost. *Lost* is measured, never assumed,
+   by one or both of:
+
+   - ``guard=[paths]`` (or ``case.guard(*paths)`` inside the block, once the case's own
+     setup is done): every path under them is snapshot before and after (kind, mode, size,
+     mtime, SHA-256 of each regular file; a path that does not exist is recorded absent);
+     any difference outside ``case.allow(path)`` (that path only) and ``case.allow_tree(path)``
+     (it and everything under it) is data lost. Guard what the case could
+     harm: the run, the user's files beside it, the parent folders, absolute paths a
+     hostile payload names;
+   - ``case.check(lost, "what was compared")``: a loss no snapshot shows (a resumed run
+     that differs, a damaged file read back as different data, a payload that ran).
+
+   A case that can harm no file passes ``na="why"`` instead (e.g. a recipe checked in
+   memory); the row then says "n/a" with that reason. A case with neither a measurement
+   nor ``na`` fails: a "0 lost" in the document is always a measured 0.
+3. ``case.simulated = True`` when the fault was simulated (e.g. a read-only disk reported
+   by a patched ``os.statvfs`` instead of a real read-only mount): the document counts
+   simulated cases apart. ``ledger.not_run("key", name, reason)`` records a case this
+   machine cannot run (it counts toward ``expected`` and is listed with its reason).
+
+See conftest.py for where the ledger is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-# Category key -> (order, what is tried). The report lists categories in this order.
-CATEGORIES: dict[str, str] = {
-    "kill": "SIGKILL of a training run at a random moment or inside a checkpoint write, then resume",
-    "write_failure": "checkpoint write fails (ENOSPC / EIO from torch.save, write, fsync, link, rename, JSON)",
-    "damaged_checkpoint": "truncated, bit-flipped, empty or overwritten checkpoint file",
-    "hostile_pickle": "dataset batch pickle carrying a code-execution payload",
-    "hostile_checkpoint": "checkpoint carrying arbitrary Python objects or a code-execution payload",
-    "hostile_tarball": "tarball with absolute / '..' paths, escaping links or device members",
-    "fuzz_batch": "fuzzed batch files (random bytes, truncations, mutations)",
-    "fuzz_tarball": "fuzzed tarball (random bytes, truncations, mutations)",
-    "fuzz_image": "fuzzed image-folder files (random bytes, truncations, mutations)",
-    "fuzz_checkpoint": "fuzzed checkpoint (random bytes, truncations, mutations)",
-    "fuzz_recipe": "fuzzed recipe TOML and --set overrides",
-    "lock": "two runs into the same output directory",
-    "bad_recipe": "bad recipe values (unknown key, wrong type, out of range)",
-    "nonfinite": "non-finite loss injected during training",
-    "odd_images": "pictures for predict: 16-bit, palette, GIF/BMP/TIFF in folders, a decompression-bomb header, a FIFO",
-    "hostile_report": "markup and Markdown in every string a run shows in a report (HTML and Markdown)",
-    "resume_recipe": "a resume asked to change its recipe: --set without --allow-change, --recipe, a hand-edited recipe.toml",
-    "evaluate_outputs": "cifarlab evaluate beside a training's outputs, and an evaluation.json it cannot write",
-    "recipe_bounds": "recipes past sensible bounds, non-UTF-8 or oversized recipe files, recipe paths that are not files, recipes stored by older runs",
-    "user_paths": "path mistakes on the command line (missing, wrong kind, broken or escaping link, permission denied, read-only or full disk, a folder of the user's)",
-}
+
+@dataclass(frozen=True)
+class Category:
+    """One row of docs/RELIABILITY.md: what is tried, and how many cases a full run records."""
+
+    what: str
+    expected: int
+
+
+# The report lists categories in this order.
+CATEGORIES: dict[str, Category] = {
+    "kill": Category("SIGKILL of a training run at a random moment or inside a checkpoint write, then resume", 10),
+    "write_failure": Category("checkpoint write fails (ENOSPC / EIO from torch.save, write, fsync, link, rename, JSON)", 7),
+    "damaged_checkpoint": Category("truncated, bit-flipped, empty or overwritten checkpoint file", 78),
+    "hostile_pickle": Category("dataset batch pickle carrying a code-execution payload", 42),
+    "hostile_checkpoint": Category("checkpoint carrying arbitrary Python objects or a code-execution payload", 13),
+    "hostile_tarball": Category("tarball with absolute / '..' paths, escaping links or device members", 14),
+    "fuzz_batch": Category("fuzzed batch files (random bytes, truncations, mutations)", 150),
+    "fuzz_tarball": Category("fuzzed tarball (random bytes, truncations, mutations)", 150),
+    "fuzz_image": Category("fuzzed image-folder files (random bytes, truncations, mutations)", 150),
+    "fuzz_checkpoint": Category("fuzzed checkpoint (random bytes, truncations, mutations)", 150),
+    "fuzz_recipe": Category("fuzzed recipe TOML and --set overrides", 150),
+    "lock": Category("two runs into the same output directory", 6),
+    "bad_recipe": Category("bad recipe values (unknown key, wrong type, out of range)", 43),
+    "nonfinite": Category("non-finite loss injected during training", 6),
+    "odd_images": Category("pictures for predict: 16-bit, palette, GIF/BMP/TIFF in folders, a decompression-bomb header, a FIFO", 6),
+    "hostile_report": Category("markup and Markdown in every string a run shows in a report (HTML and Markdown)", 2),
+    "resume_recipe": Category("a resume asked to change its recipe: --set without --allow-change, --recipe, a hand-edited recipe.toml", 3),
+    "evaluate_outputs": Category("cifarlab evaluate beside a training's outputs, and an evaluation.json it cannot write", 2),
+    "recipe_bounds": Category("recipes past sensible bounds, non-UTF-8 or oversized recipe files, recipe paths that are not files, recipes stored by older runs", 28),
+    "user_paths": Category("path mistakes on the command line (missing, wrong kind, broken or escaping link, permission denied, read-only or full disk, a folder of the user's)", 59),
+}  # fmt: skip
 
 RESULTS_ENV = "CIFARLAB_RELIABILITY_RESULTS"
 
@@ -81,14 +133,102 @@ TIME_KEYS = ("train_time_s", "wall_time_s", "images_per_s", "provenance")
 
 # --------------------------------------------------------------------------- the ledger
 
+Snapshot = dict[str, tuple | None]
+
+
+def snapshot(paths: Iterable[Path]) -> Snapshot:
+    """Every path under ``paths`` (links not followed) -> what it is: ("file", mode, size,
+    mtime_ns, sha256), ("dir", mode), ("link", target) or ("other", mode, rdev); a guarded
+    path that does not exist -> None. A FIFO or device is never opened."""
+    out: Snapshot = {}
+
+    def one(p: Path) -> None:
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            out[str(p)] = None
+            return
+        if stat.S_ISREG(st.st_mode):
+            digest = hashlib.sha256()
+            with open(p, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            out[str(p)] = ("file", st.st_mode, st.st_size, st.st_mtime_ns, digest.hexdigest())
+        elif stat.S_ISDIR(st.st_mode):
+            # A folder's mtime is left out: its entries, compared one by one, show what changed.
+            out[str(p)] = ("dir", st.st_mode)
+            for child in sorted(p.iterdir()):
+                one(child)
+        elif stat.S_ISLNK(st.st_mode):
+            out[str(p)] = ("link", os.readlink(p))
+        else:
+            out[str(p)] = ("other", st.st_mode, st.st_rdev)
+
+    for path in paths:
+        one(Path(path).absolute())
+    return out
+
+
+def changed(before: Snapshot, after: Snapshot) -> list[str]:
+    """Paths created, removed or changed between two snapshots."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
 
 class Case:
-    """One tried case; set ``lost`` when data was lost, ``note`` to say what happened."""
+    """One tried case; see the top of this file for ``guard``, ``allow``, ``check``."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.lost = False
         self.note = ""
+        self.simulated = False
+        self.na = ""  # why this case can lose no data (see Ledger.case)
+        self.losses: list[str] = []  # what was lost, one phrase each
+        self.measures: list[str] = []  # how loss was measured: "snapshot", checks' names
+        self._guarded: list[Path] = []
+        self._before: Snapshot = {}
+        self._allowed: list[Path] = []
+        self._allowed_trees: list[Path] = []
+
+    @property
+    def lost(self) -> bool:
+        return bool(self.losses)
+
+    def guard(self, *paths: Path) -> None:
+        """Snapshot ``paths`` now; at the end of the case any change under them is a loss."""
+        self._guarded += [Path(p).absolute() for p in paths]
+        self._before.update(snapshot(paths))
+        if "snapshot" not in self.measures:
+            self.measures.append("snapshot")
+
+    def allow(self, *paths: Path) -> None:
+        """Changes of exactly ``paths`` are what the case's command is meant to do."""
+        self._allowed += [Path(p).absolute() for p in paths]
+
+    def allow_tree(self, *paths: Path) -> None:
+        """Changes of ``paths`` and of anything under them are what the command is meant to do."""
+        self._allowed_trees += [Path(p).absolute() for p in paths]
+
+    def check(self, lost: bool, what: str) -> bool:
+        """Record a comparison that measures loss; ``lost`` true counts the case lost."""
+        if what not in self.measures:
+            self.measures.append(what)
+        if lost:
+            self.losses.append(what)
+        return lost
+
+    def _finish_snapshot(self) -> list[str]:
+        if not self._guarded:
+            return []
+        after = snapshot(self._guarded)
+
+        def allowed(key: str) -> bool:
+            p = Path(key)
+            return p in self._allowed or any(p == a or a in p.parents for a in self._allowed_trees)
+
+        diff = [k for k in changed(self._before, after) if not allowed(k)]
+        if diff:
+            self.losses.append(f"changed: {', '.join(diff[:5])}")
+        return diff
 
 
 class Ledger:
@@ -96,37 +236,119 @@ class Ledger:
         self.cases: list[dict[str, Any]] = []
 
     @contextlib.contextmanager
-    def case(self, category: str, name: str) -> Iterator[Case]:
-        """Record one case: handled when the block finishes, not handled when it raises."""
-        assert category in CATEGORIES, category
+    def case(
+        self, category: str, name: str, guard: Iterable[Path] = (), na: str = ""
+    ) -> Iterator[Case]:
+        """Record one case: handled when the block finishes and nothing was lost.
+
+        ``guard``: paths snapshot now and compared at the end; ``na``: why this case can
+        lose no data (then nothing is measured and the row says so)."""
+        assert category in CATEGORIES, f"register {category!r} in relhelpers.CATEGORIES"
         c = Case(name)
+        guard = list(guard)
+        if guard:
+            c.guard(*guard)
         try:
             yield c
         except BaseException as exc:
-            self._add(category, c, handled=False, error=f"{type(exc).__name__}: {exc}"[:300])
+            c._finish_snapshot()
+            self._add(category, c, na, error=f"{type(exc).__name__}: {exc}"[:300])
             raise
-        self._add(category, c, handled=not c.lost, error="")
+        diff = c._finish_snapshot()
+        na = na or c.na
+        if not c.measures and not na:
+            msg = "data loss was not measured: pass guard=, call case.check(), or give na="
+            self._add(category, c, na, error=msg)
+            raise AssertionError(f"{name}: {msg}")
+        self._add(category, c, na, error="")
+        assert not diff, f"written, removed or changed: {diff[:10]}"
 
-    def _add(self, category: str, c: Case, handled: bool, error: str) -> None:
+    def not_run(self, category: str, name: str, reason: str) -> None:
+        """A case this machine cannot run (counted toward the row's expected number)."""
+        assert category in CATEGORIES, category
+        self.cases.append(
+            {"category": category, "case": name, "not_run": reason, "handled": False,
+             "lost": False, "measured": [], "na": "", "simulated": False, "note": "",
+             "losses": [], "error": ""}
+        )  # fmt: skip
+
+    def _add(self, category: str, c: Case, na: str, error: str) -> None:
         self.cases.append(
             {
                 "category": category,
                 "case": c.name,
-                "handled": handled,
+                "not_run": "",
+                "handled": not error and not c.lost,
                 "lost": c.lost,
+                "losses": c.losses,
+                "measured": c.measures,
+                "na": na if not c.measures else "",
+                "simulated": c.simulated,
                 "note": c.note,
                 "error": error,
             }
         )
 
-    def summary(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
         for row in self.cases:
-            s = out.setdefault(row["category"], {"tried": 0, "handled": 0, "lost": 0})
+            s = out.setdefault(
+                row["category"],
+                {"tried": 0, "handled": 0, "lost": 0, "measured": 0, "na": 0,
+                 "simulated": 0, "simulated_handled": 0, "not_run": 0,
+                 "measures": [], "na_reasons": []},
+            )  # fmt: skip
+            if row["not_run"]:
+                s["not_run"] += 1
+                continue
             s["tried"] += 1
             s["handled"] += int(row["handled"])
             s["lost"] += int(row["lost"])
+            s["measured"] += int(bool(row["measured"]))
+            s["simulated"] += int(row["simulated"])
+            s["simulated_handled"] += int(row["simulated"] and row["handled"])
+            for m in row["measured"]:
+                kind = "snapshot" if m == "snapshot" else m
+                if kind not in s["measures"]:
+                    s["measures"].append(kind)
+            if row["na"]:
+                s["na"] += 1
+                if row["na"] not in s["na_reasons"]:
+                    s["na_reasons"].append(row["na"])
         return out
+
+
+def same_content(a: Any, b: Any) -> bool:
+    """Whether two things read back hold exactly the same content: tensors and arrays by
+    dtype and value, dataclasses field by field, containers entry by entry (NaN == NaN)."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return (
+            isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        )
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and all(
+            same_content(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(same_content(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same_content, a, b))
+    if isinstance(a, float) and a != a:
+        return isinstance(b, float) and b != b
+    return type(a) is type(b) and a == b
 
 
 # --------------------------------------------------------------------------- processes
@@ -287,6 +509,9 @@ def same_result(run: Path, reference: Path) -> bool:
         and metrics_without_times(run) == metrics_without_times(reference)
         and history_without_times(run) == history_without_times(reference)
     )
+
+
+SAME_AS_REFERENCE = "final weights, metrics, history vs the uninterrupted run"
 
 
 def temp_files(run: Path) -> list[str]:

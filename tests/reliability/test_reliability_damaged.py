@@ -12,28 +12,15 @@ import os
 import random
 import shutil
 import struct
-from typing import Any
 
-import torch
-from relhelpers import same_result
+from relhelpers import SAME_AS_REFERENCE, same_content, same_result
 
 from cifarlab.cli.main import main
 from cifarlab.errors import CheckpointError
 from cifarlab.rundir import latest_checkpoint, load_checkpoint
 
+READ_BACK = "read back vs the undamaged checkpoint's content"
 SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_equal, a, b))
-    if isinstance(a, float) and a != a:
-        return isinstance(b, float) and b != b
-    return type(a) is type(b) and a == b
 
 
 def _central_directory(data: bytes) -> tuple[int, int]:
@@ -92,6 +79,7 @@ def test_damaged_checkpoint_is_refused_by_name_and_prev_is_kept(tmp_path, refere
     for name, data in damaged_variants(good_bytes, random.Random(SEED)):
         with ledger.case("damaged_checkpoint", name) as case:
             path.write_bytes(data)
+            case.guard(run)  # the reader may change nothing in the run, prev above all
             try:
                 loaded = load_checkpoint(path)
             except CheckpointError as exc:
@@ -101,15 +89,13 @@ def test_damaged_checkpoint_is_refused_by_name_and_prev_is_kept(tmp_path, refere
                 refused += 1
                 case.note = msg.replace(str(path), "checkpoint.pt")[:160]
             else:  # only acceptable when nothing torch reads was changed
-                assert _equal(loaded, good), "a damaged checkpoint loaded different content"
+                different = case.check(not same_content(loaded, good), READ_BACK)
+                assert not different, "a damaged checkpoint loaded different content"
                 harmless += 1
                 case.note = "loaded unchanged (the flipped bit is in a byte torch does not read)"
             # The run directory still offers the last good checkpoint, untouched.
             found = latest_checkpoint(run)
-            kept = (run / "checkpoint.prev.pt").read_bytes() == prev_bytes
-            if not kept or found is None:
-                case.lost = True
-            assert kept and found is not None
+            assert not case.check(found is None, "a good checkpoint is still found")
             expected = (
                 ("checkpoint.pt", good["step"]) if loaded else ("checkpoint.prev.pt", prev_step)
             )
@@ -139,20 +125,21 @@ def test_resume_after_damage_continues_from_prev_and_matches(tmp_path, reference
             prev = (run / "checkpoint.prev.pt").read_bytes()
             code = main(["train", "--resume", str(run), "--data-dir", "sample", "--no-progress"])
             assert code == 0
-            if not same_result(run, reference_run):
-                case.lost = True
-            assert not case.lost, "the resumed run differs from the uninterrupted one"
+            lost = case.check(not same_result(run, reference_run), SAME_AS_REFERENCE)
+            assert not lost, "the resumed run differs from the uninterrupted one"
             # The good checkpoint the resume started from was never replaced by the damaged one.
-            assert (run / "checkpoint.prev.pt").read_bytes() == prev
+            prev_kept = (run / "checkpoint.prev.pt").read_bytes() == prev
+            assert not case.check(not prev_kept, "checkpoint.prev.pt byte for byte")
             case.note = "resumed from checkpoint.prev.pt; final weights identical"
 
 
 def test_evaluate_names_the_damaged_file(tmp_path, reference_run, ledger, capsys):
     good = (reference_run / "checkpoint.pt").read_bytes()
     for name, data in [("evaluate: truncated", good[:1000]), ("evaluate: empty", b"")]:
-        with ledger.case("damaged_checkpoint", name):
+        with ledger.case("damaged_checkpoint", name) as case:
             path = tmp_path / "damaged.pt"
             path.write_bytes(data)
+            case.guard(tmp_path)
             capsys.readouterr()
             assert main(["evaluate", str(path), "--data-dir", "sample"]) == 2
             err = capsys.readouterr().err.strip()

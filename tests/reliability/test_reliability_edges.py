@@ -57,6 +57,7 @@ def test_pictures_of_every_kind_are_read_as_what_they_show(kind, tmp_path, ledge
         folder.mkdir()
         if kind == "16-bit grey PNG":
             Image.fromarray(_grey16(folder / "g16.png")).save(folder / "g8.png")
+            case.guard(folder)  # reading changes no picture
             got, want = read_image(folder / "g16.png"), read_image(folder / "g8.png")
             assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
             case.note = "16-bit grey scaled by 65535 -> 255, as its 8-bit twin"
@@ -66,6 +67,7 @@ def test_pictures_of_every_kind_are_read_as_what_they_show(kind, tmp_path, ledge
         rgb[:, :20] = (200, 30, 30)
         img = Image.fromarray(rgb)
         (img.convert("P") if ext == "gif" else img).save(folder / f"x.{ext}")
+        case.guard(folder)
         found, refused = collect_images([folder])
         assert found == [folder / f"x.{ext}"] and not refused, (found, refused)
         got = read_image(found[0])
@@ -79,6 +81,7 @@ def test_a_picture_over_the_pixel_budget_is_refused_from_its_header(
     with ledger.case("odd_images", "80-megapixel PNG header (decompression bomb)") as case:
         path = tmp_path / "bomb.png"
         Image.new("1", (10000, 8000)).save(path)  # 80 MP, a few kB on disk
+        case.guard(tmp_path, reference_run)
         capsys.readouterr()
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # PIL's DecompressionBombWarning would fail here
@@ -93,6 +96,7 @@ def test_a_fifo_named_like_a_picture_never_blocks(tmp_path, reference_run, ledge
     with ledger.case("odd_images", "FIFO named x.png") as case:
         fifo = tmp_path / "x.png"
         os.mkfifo(fifo)
+        case.guard(tmp_path, reference_run)
         capsys.readouterr()
         assert main(["predict", str(reference_run), str(fifo)]) == 2
         assert "not a regular file (FIFO)" in one_error_line(capsys)
@@ -118,6 +122,7 @@ def test_hostile_strings_in_a_run_reach_no_report_as_markup(
         )
         metrics["data"]["source"] = HOSTILE
         (run / "metrics.json").write_text(json.dumps(metrics))
+        case.guard(run)  # the report reads the run and changes nothing in it
         out = tmp_path / f"report.{fmt}"
         assert main(["report", str(run), "-o", str(out), "--format", fmt]) == 0
         text = out.read_text()
@@ -125,9 +130,7 @@ def test_hostile_strings_in_a_run_reach_no_report_as_markup(
         found = [t for t in ("<script>alert(1)", "<img src=x onerror") if t in text]
         if fmt == "md":
             found += re.findall(r"(?<!\\)\]\(javascript:", text)
-        if found:
-            case.lost = True
-        assert not found, found
+        assert not case.check(bool(found), "run strings reaching the report as markup"), found
         case.note = "every string shown as text"
 
 
@@ -151,14 +154,10 @@ def test_a_resume_never_silently_changes_or_ignores_the_recipe(
         if name == "hand-edited recipe.toml":
             recipe = run / "recipe.toml"
             recipe.write_text(recipe.read_text().replace("lr = 0.0007", "lr = 0.07"))
-        before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+        case.guard(run)  # every file of the run, byte for byte, and its mtime
         capsys.readouterr()
         code = main(["train", "--resume", str(run), "--data-dir", "sample", *extra])
         assert code == 2 and expected in one_error_line(capsys)
-        after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-        if after != before:
-            case.lost = True
-        assert after == before
         case.note = "refused, the run untouched"
 
 
@@ -172,12 +171,11 @@ def test_evaluate_writes_beside_the_training_and_never_over_it(
         "evaluate_outputs", "evaluate --tta flip next to the training's files"
     ) as case:
         run = copy_run(reference_run, tmp_path / "run")
-        before = (run / "confusion.png").read_bytes()
+        case.guard(run)  # the training's files, confusion.png among them
+        case.allow(run / "evaluation")
+        case.allow_tree(RunDir(run).evaluation_dir("flip"))  # where evaluate writes
         argv = ["evaluate", str(run), "--tta", "flip", "--data-dir", "sample"]
         assert main(argv) == 0
-        if (run / "confusion.png").read_bytes() != before:
-            case.lost = True
-        assert (run / "confusion.png").read_bytes() == before
         assert json.loads((RunDir(run).evaluation_dir("flip") / "evaluation.json").read_text())
         case.note = "written to evaluation/flip/, the training's confusion.png kept"
 
@@ -189,6 +187,8 @@ def test_evaluate_prints_its_result_even_when_it_cannot_write(
         run = copy_run(reference_run, tmp_path / "run")
         blocked = RunDir(run).evaluation_dir("none") / "evaluation.json"
         blocked.mkdir(parents=True)  # a folder where the file must go
+        case.guard(run)
+        case.allow_tree(RunDir(run).evaluation_dir("none"))  # its figures may be written
         capsys.readouterr()
         code = main(["evaluate", str(run), "--data-dir", "sample"])
         out, err = capsys.readouterr()

@@ -4,19 +4,29 @@ Random bytes, truncations and byte mutations of real files must either read corr
 or raise the reader's own cifarlab error (DataError, CheckpointError, RecipeError) with
 a one-line message: never another exception from deep inside pickle, tarfile, PIL,
 zipfile, torch or tomllib. Examples are derandomized (the same ones on every run).
+
+A damaged file that still reads is compared with what the undamaged file reads as: the
+same content is handled (the damage hit bytes the reader ignores), different content is
+counted lost ("read different data, undetected") and fails the test where the format has
+checksums the reader verifies (tarball: gzip CRC; checkpoint: zip CRC32s; PNG: chunk
+CRCs). A batch pickle has none: a changed pixel or label byte that keeps the pickle valid
+is indistinguishable from real data, so it is counted lost and listed, not failed. The readers' folders are guarded too:
+reading must create, remove or change nothing there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import tarfile
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from relhelpers import tiny_python_dir
+from relhelpers import same_content, tiny_python_dir
 
 from cifarlab.data.readers import (
     REQUIRED_FILES,
@@ -61,19 +71,56 @@ def _check(exc: BaseException, kind: type, where: str) -> None:
     assert where in msg, msg
 
 
-def _run(ledger, category: str, read, kind: type, where: str, label: str) -> None:
-    with ledger.case(category, label) as case:
+READ_BACK = "read back vs the undamaged file's content"
+
+
+def _run(
+    ledger,
+    category: str,
+    read,
+    kind: type,
+    where: str,
+    label: str,
+    original,
+    guard,
+    checksummed: bool = True,
+) -> None:
+    """One damaged file: refused with our own error, or read as exactly ``original``.
+
+    Different content is counted lost; it also fails the test where the format carries
+    checksums the reader verifies (``checksummed``): there it is a reader that let damage
+    through. A batch pickle carries none, so there a changed byte that keeps the pickle
+    valid cannot be told from real data: counted lost, listed in the document."""
+    with ledger.case(category, label, guard=[guard]) as case:
         try:
-            read()
-            case.note = "read (the damage left a valid file)"
+            got = read()
         except Exception as exc:  # anything else than our own error type fails _check
             _check(exc, kind, where)
+            case.check(False, READ_BACK)  # refused: nothing different was read
             case.note = type(exc).__name__
+        else:
+            if case.check(not same_content(got, original), READ_BACK):
+                fields = (
+                    [
+                        f.name
+                        for f in dataclasses.fields(original)
+                        if not same_content(getattr(got, f.name), getattr(original, f.name))
+                    ]
+                    if dataclasses.is_dataclass(original)
+                    else []
+                )
+                case.note = "read different data, undetected" + (
+                    f" ({', '.join(fields)} differ)" if fields else ""
+                )
+                assert not checksummed, f"{label}: {case.note} despite the format's checksums"
+            else:
+                case.note = "read the original content (the damage hit bytes the reader ignores)"
 
 
 def test_fuzz_batch_files(tmp_path_factory, ledger):
     folder = tiny_python_dir(tmp_path_factory.mktemp("fuzz-batches"))
     originals = {f: (folder / f).read_bytes() for f in REQUIRED_FILES}
+    content = read_python_dir(folder)
 
     @FUZZ
     @given(
@@ -85,7 +132,17 @@ def test_fuzz_batch_files(tmp_path_factory, ledger):
         fname, data = case
         (folder / fname).write_bytes(data)
         try:
-            _run(ledger, "fuzz_batch", lambda: read_python_dir(folder), DataError, fname, fname)
+            _run(
+                ledger,
+                "fuzz_batch",
+                lambda: read_python_dir(folder),
+                DataError,
+                fname,
+                fname,
+                content,
+                folder.parent,
+                checksummed=False,
+            )
         finally:
             (folder / fname).write_bytes(originals[fname])
 
@@ -100,12 +157,23 @@ def test_fuzz_tarball(tmp_path_factory, ledger):
         tar.add(folder, arcname="cifar-10-batches-py")
     original = buf.getvalue()
     path = root / "cifar-10-python.tar.gz"
+    path.write_bytes(original)
+    content = read_tarball(path)
 
     @FUZZ
     @given(damaged(original))
     def one(data):
         path.write_bytes(data)
-        _run(ledger, "fuzz_tarball", lambda: read_tarball(path), DataError, str(path), "tarball")
+        _run(
+            ledger,
+            "fuzz_tarball",
+            lambda: read_tarball(path),
+            DataError,
+            str(path),
+            "tarball",
+            content,
+            root,
+        )
 
     one()
 
@@ -124,6 +192,7 @@ def test_fuzz_image_folder(tmp_path_factory, sample_data, ledger):
             Image.fromarray(images[i]).save(path)
             files.append(path)
     originals = {p: p.read_bytes() for p in files}
+    content = read_image_folders(root)
 
     @FUZZ
     @given(st.sampled_from(files).flatmap(lambda p: st.tuples(st.just(p), damaged(originals[p]))))
@@ -132,7 +201,14 @@ def test_fuzz_image_folder(tmp_path_factory, sample_data, ledger):
         path.write_bytes(data)
         try:
             _run(
-                ledger, "fuzz_image", lambda: read_image_folders(root), DataError, str(path), "png"
+                ledger,
+                "fuzz_image",
+                lambda: read_image_folders(root),
+                DataError,
+                str(path),
+                "png",
+                content,
+                root,
             )
         finally:
             path.write_bytes(originals[path])
@@ -151,6 +227,7 @@ def test_fuzz_checkpoint(tmp_path_factory, ledger):
     }
     save_checkpoint(root, payload, {"step": 12})
     original = (root / "checkpoint.pt").read_bytes()
+    content = load_checkpoint(root / "checkpoint.pt")
     path = root / "fuzzed.pt"
 
     @FUZZ
@@ -164,6 +241,8 @@ def test_fuzz_checkpoint(tmp_path_factory, ledger):
             CheckpointError,
             str(path),
             "checkpoint",
+            content,
+            root,
         )
 
     one()
@@ -218,7 +297,7 @@ def test_fuzz_recipe_toml_and_overrides(tmp_path_factory, ledger):
         def read():
             return load_recipe(path, parse_overrides(overrides))
 
-        with ledger.case("fuzz_recipe", "recipe") as case:
+        with ledger.case("fuzz_recipe", "recipe", guard=[root]) as case:
             try:
                 read()
                 case.note = "valid recipe"
@@ -230,3 +309,33 @@ def test_fuzz_recipe_toml_and_overrides(tmp_path_factory, ledger):
                 case.note = "RecipeError"
 
     one()
+
+
+def test_a_tarball_whose_pixels_changed_is_refused_by_its_gzip_crc(tmp_path):
+    """The fuzz's finding, made exact: a .tar.gz whose member bytes changed but whose deflate
+    stream stays valid (here: the changed tar recompressed, the original CRC32 and length
+    kept) decompresses without error; only the CRC after the end-of-archive marker tells."""
+    import gzip
+    import pickle
+
+    folder = tiny_python_dir(tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    tar_bytes = buf.getvalue()
+    original = gzip.compress(tar_bytes, mtime=0)
+    with open(folder / "data_batch_1", "rb") as f:
+        pixels = pickle.load(f, encoding="bytes")[b"data"].tobytes()
+    # Protocol 2 stores the pixels as latin-1 text: a run of values under 128 is found as is.
+    start = next(i for i in range(len(pixels)) if max(pixels[i : i + 32]) < 128)
+    at = tar_bytes.index(pixels[start : start + 32]) + 16  # a pixel byte of data_batch_1
+    changed = bytearray(tar_bytes)
+    changed[at] ^= 0x01  # still under 128: the pickle stays valid
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(gzip.compress(bytes(changed), mtime=0)[:-8] + original[-8:])
+    with pytest.raises(
+        DataError, match=r"cifar-10-python\.tar\.gz: not a readable tar archive .*CRC"
+    ):
+        read_tarball(path)
+    path.write_bytes(original)
+    assert same_content(read_tarball(path), read_tarball(path))  # the undamaged one reads

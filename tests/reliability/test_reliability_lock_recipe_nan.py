@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from relhelpers import (
     CHECKPOINT_EVERY,
     OVERRIDES,
+    SAME_AS_REFERENCE,
     TOTAL_STEPS,
     run_cli,
     same_result,
     start_cli,
     temp_files,
     train_argv,
-    tree_snapshot,
 )
 
 from cifarlab.cli.main import main
@@ -57,19 +57,14 @@ def test_second_run_into_a_busy_directory_is_refused(tmp_path, reference_run, le
         ("second run, fresh interpreter", train_argv(run), False),
     ]
     for name, argv, fork in attempts:
-        with ledger.case("lock", name) as case:
-            before = tree_snapshot(run)
+        with ledger.case("lock", name, guard=[run]) as case:
             second = run_cli(argv, tmp_path / "second.log", fork=fork)
             out = second.output()
             assert second.returncode == 2, out[-2000:]
             line = [x for x in out.splitlines() if x.startswith("cifarlab: error: ")]
             assert len(line) == 1 and f"another cifarlab run (pid {pid})" in line[0], out[-2000:]
-            if tree_snapshot(run) != before:
-                case.lost = True
-            assert tree_snapshot(run) == before, "the refused run wrote into the directory"
             case.note = line[0][len("cifarlab: error: ") :].replace(str(run), "DIR")[:150]
-    with ledger.case("lock", "in-process train() into the same directory") as case:
-        before = tree_snapshot(run)
+    with ledger.case("lock", "in-process train() into the same directory", guard=[run]):
         with pytest.raises(TrainingError, match=f"pid {pid}"):
             train(
                 "seed-improved",
@@ -78,7 +73,6 @@ def test_second_run_into_a_busy_directory_is_refused(tmp_path, reference_run, le
                 overrides=OVERRIDES,
                 log=lambda s: None,
             )
-        assert tree_snapshot(run) == before
     with ledger.case(
         "lock", "the holder is SIGKILLed: the lock goes with it, resume matches"
     ) as case:
@@ -88,9 +82,8 @@ def test_second_run_into_a_busy_directory_is_refused(tmp_path, reference_run, le
             tmp_path / "resume.log",
         )
         assert res.returncode == 0, res.output()[-2000:]
-        if not same_result(run, reference_run):
-            case.lost = True
-        assert not case.lost and temp_files(run) == []
+        assert not case.check(not same_result(run, reference_run), SAME_AS_REFERENCE)
+        assert temp_files(run) == []
 
 
 def test_two_runs_started_together_one_wins(tmp_path, ledger):
@@ -110,7 +103,8 @@ def test_two_runs_started_together_one_wins(tmp_path, ledger):
         winner, loser = (a, b) if paused[0] else (b, a)
         assert loser.returncode == 2 and "another cifarlab run" in loser.output()
         winner.kill()
-        assert load_checkpoint(run)["step"] == CHECKPOINT_EVERY
+        kept = load_checkpoint(run)["step"]
+        assert not case.check(kept != CHECKPOINT_EVERY, "the winner's last checkpoint kept")
         case.note = "one trained, the other exited 2 with the lock message"
 
 
@@ -188,7 +182,7 @@ BAD_FILES = [
 @pytest.mark.parametrize("name,item,expected", BAD_SETS, ids=[b[0] for b in BAD_SETS])
 def test_bad_set_value_is_one_clear_error(name, item, expected, tmp_path, ledger, capsys):
     out = tmp_path / "run"
-    with ledger.case("bad_recipe", f"--set {item} ({name})") as case:
+    with ledger.case("bad_recipe", f"--set {item} ({name})", guard=[tmp_path]) as case:
         capsys.readouterr()
         code = main(["train", "--recipe", "seed-baseline", "--set", item, "--out", str(out)])
         err = capsys.readouterr().err.strip()
@@ -203,7 +197,7 @@ def test_bad_set_value_is_one_clear_error(name, item, expected, tmp_path, ledger
 def test_bad_recipe_file_is_one_clear_error(name, text, expected, tmp_path, ledger, capsys):
     path = tmp_path / "bad.toml"
     path.write_text(text.replace("{self}", str(path)))
-    with ledger.case("bad_recipe", name) as case:
+    with ledger.case("bad_recipe", name, guard=[tmp_path]) as case:
         with pytest.raises(RecipeError) as err:
             load_recipe(path)
         assert expected in str(err.value) and "\n" not in str(err.value), str(err.value)
@@ -214,7 +208,8 @@ def test_bad_recipe_file_is_one_clear_error(name, text, expected, tmp_path, ledg
 
 
 def test_bad_epochs_flag_is_one_clear_error(tmp_path, ledger, capsys):
-    with ledger.case("bad_recipe", "--epochs -1 (negative epochs from the flag)"):
+    name = "--epochs -1 (negative epochs from the flag)"
+    with ledger.case("bad_recipe", name, guard=[tmp_path]):
         capsys.readouterr()
         assert main(["train", "--epochs", "-1", "--out", str(tmp_path / "run")]) == 2
         err = capsys.readouterr().err.strip()
@@ -222,6 +217,9 @@ def test_bad_epochs_flag_is_one_clear_error(tmp_path, ledger, capsys):
 
 
 # --------------------------------------------------------------------------- non-finite loss
+
+
+LAST_GOOD_KEPT = "last good checkpoint loads, finite, at the expected step"
 
 
 def _inject(monkeypatch, at_step: int, value: float) -> None:
@@ -275,27 +273,25 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(
         if last == 0:
             assert "no checkpoint was written yet" in err
             assert not (run / "checkpoint.pt").exists()
+            case.na = "stopped before the first checkpoint: no data existed yet"
             case.note = "stopped before the first checkpoint; nothing to keep"
             return
         try:
             kept = load_checkpoint(run)
         except Exception:
-            case.lost = True
+            case.check(True, LAST_GOOD_KEPT)
             raise
         finite = all(
             torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point()
         )
-        if kept["step"] != last or not finite:
-            case.lost = True
+        case.check(kept["step"] != last or not finite, LAST_GOOD_KEPT)
         assert kept["step"] == last and finite and f"(step {last}) is kept" in err, err
         case.note = f"stopped; checkpoint of step {last} kept"
         if resume:  # the fault was transient: resuming ends exactly as the uninterrupted run
             assert (
                 main(["train", "--resume", str(run), "--data-dir", "sample", "--no-progress"]) == 0
             )
-            if not same_result(run, reference_run):
-                case.lost = True
-            assert not case.lost
+            assert not case.check(not same_result(run, reference_run), SAME_AS_REFERENCE)
             case.note += "; resumed to the identical result"
 
 
@@ -316,7 +312,5 @@ def test_diverging_lr_stops_with_a_clear_message(tmp_path, ledger, capsys):
         assert "non-finite" in err and len(err.splitlines()) == 1, err
         kept = load_checkpoint(run)
         ok = all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
-        if not ok:
-            case.lost = True
-        assert ok
+        assert not case.check(not ok, LAST_GOOD_KEPT)
         case.note = f"stopped; checkpoint of step {kept['step']} kept"

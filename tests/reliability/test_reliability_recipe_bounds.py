@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from relhelpers import CATEGORIES
 
 from cifarlab.cli.main import main
 from cifarlab.data.locate import load_sample
@@ -30,14 +29,8 @@ from cifarlab.recipe import check_run_length, dumps_toml, load_recipe, recipe_fr
 from cifarlab.studies.ladder import load_ladder
 from cifarlab.train.optim import build_optimizer
 
-# The row of docs/RELIABILITY.md these cases count in. Registered here so that this file is the
-# only one touched; the lead may move the line into relhelpers.CATEGORIES (this then does nothing).
-CATEGORY = "recipe_bounds"
-CATEGORIES.setdefault(
-    CATEGORY,
-    "recipes past sensible bounds, non-UTF-8 or oversized recipe files, recipe paths that are "
-    "not files, recipes stored by older runs",
-)
+CATEGORY = "recipe_bounds"  # the row of docs/RELIABILITY.md (relhelpers.CATEGORIES)
+IN_MEMORY = "a recipe checked in memory: no file is read or written"
 
 PREFIX = "cifarlab: error: "
 
@@ -116,7 +109,7 @@ def test_values_past_the_bounds_are_one_clear_error(
     argv = ["--recipe", "seed-baseline"]
     for item in items:
         argv += ["--set", item]
-    with ledger.case(CATEGORY, f"--set {name}") as case:
+    with ledger.case(CATEGORY, f"--set {name}", guard=[tmp_path]) as case:
         msg = _cli_refuses(argv, tmp_path / "run", capsys)
         assert expected in msg, msg
         case.note = msg[:150]
@@ -159,7 +152,7 @@ RUN_LENGTH = [
 def test_run_length_on_the_loaded_split_is_one_clear_error(name, base, overrides, expected, ledger):
     n_train = _sample_split()
     assert n_train == 1600
-    with ledger.case(CATEGORY, f"check_run_length: {name}") as case:
+    with ledger.case(CATEGORY, f"check_run_length: {name}", na=IN_MEMORY) as case:
         recipe = load_recipe(base, overrides)  # passes the up-front check (or raised max_steps)
         if "train.max_steps" in overrides:
             recipe.train.max_steps = 1_000_000  # as if max_steps were left at its default
@@ -248,27 +241,36 @@ def test_bad_recipe_files_are_one_clear_error(
     name, fname, make, expected, tmp_path, ledger, capsys
 ):
     if make is _fifo and not hasattr(os, "mkfifo"):
+        ledger.not_run(CATEGORY, f"recipe file: {name}", "no FIFOs here")
         pytest.skip("no FIFOs here")
     path = tmp_path / fname
     make(path)
-    with ledger.case(CATEGORY, f"recipe file: {name}") as case:
+    with ledger.case(CATEGORY, f"recipe file: {name}", guard=[tmp_path]) as case:
         _, exc = _without_blocking(lambda: load_recipe(path), path)
         assert isinstance(exc, RecipeError), repr(exc)[:300]
         msg = str(exc)
         assert expected in msg and "\n" not in msg and len(msg) < 500, msg[:500]
-        code, _ = _without_blocking(
+        # The command refuses it too, with the same line: its own assertion, if one fails, is
+        # raised here (a thread would otherwise keep it to itself).
+        line, failed = _without_blocking(
             lambda: _cli_refuses(["--recipe", str(path)], tmp_path / "run", capsys), path
         )
-        assert code is not None
+        if failed is not None:
+            raise failed
+        assert expected in line, line
         case.note = msg.replace(str(tmp_path), "DIR")[:150]
 
 
 def test_a_device_and_an_unreadable_file_are_one_clear_error(tmp_path, ledger, monkeypatch, capsys):
     if os.path.exists("/dev/zero"):
-        with ledger.case(CATEGORY, "recipe file: a character device (/dev/zero)") as case:
+        with ledger.case(
+            CATEGORY, "recipe file: a character device (/dev/zero)", na="reads /dev/zero only"
+        ) as case:
             with pytest.raises(RecipeError, match=r"^/dev/zero: is a device, not a recipe file"):
                 load_recipe("/dev/zero")
             case.note = "/dev/zero: is a device, not a recipe file"
+    else:
+        ledger.not_run(CATEGORY, "recipe file: a character device (/dev/zero)", "no /dev/zero")
     path = tmp_path / "locked.toml"
     path.write_text("seed = 1\n")
     real = os.open
@@ -278,7 +280,10 @@ def test_a_device_and_an_unreadable_file_are_one_clear_error(tmp_path, ledger, m
             raise PermissionError(13, "Permission denied", str(path))
         return real(p, *args, **kwargs)
 
-    with ledger.case(CATEGORY, "recipe file: unreadable (EACCES on open)") as case:
+    with ledger.case(
+        CATEGORY, "recipe file: unreadable (EACCES on open)", guard=[tmp_path]
+    ) as case:
+        case.simulated = True  # EACCES from a patched os.open: root passes real mode bits
         monkeypatch.setattr(os, "open", deny)
         msg = _cli_refuses(["--recipe", str(path)], tmp_path / "run", capsys)
         assert msg == f"{path}: cannot read the recipe file (permission denied)", msg
@@ -288,7 +293,7 @@ def test_a_device_and_an_unreadable_file_are_one_clear_error(tmp_path, ledger, m
 def test_a_non_utf8_ladder_is_one_clear_error(tmp_path, ledger):
     path = tmp_path / "ladder.toml"
     path.write_bytes(b'name = "t"\nbase = "seed-baseline"\n# \x80\n')
-    with ledger.case(CATEGORY, "ladder file: non-UTF-8 byte") as case:
+    with ledger.case(CATEGORY, "ladder file: non-UTF-8 byte", guard=[tmp_path]) as case:
         with pytest.raises(RecipeError) as err:
             load_ladder(path)
         msg = str(err.value)
@@ -315,7 +320,9 @@ def _old_fast94() -> dict:
 
 def test_recipes_stored_by_older_runs(tmp_path, ledger, capsys):
     old = _old_fast94()
-    with ledger.case(CATEGORY, "old fast94 recipe read back from its run: migrated") as case:
+    with ledger.case(
+        CATEGORY, "old fast94 recipe read back from its run: migrated", na=IN_MEMORY
+    ) as case:
         r = recipe_from_dict(copy.deepcopy(old), stored=True)
         model = create_model(r.model.name, **{**r.model.options, "widths": [8, 16, 16]})
         scales = [g["lr_scale"] for g in build_optimizer(r.optim, model).param_groups]
@@ -326,7 +333,9 @@ def test_recipes_stored_by_older_runs(tmp_path, ledger, capsys):
         )
     path = tmp_path / "recipe.toml"
     path.write_text(dumps_toml(old))
-    with ledger.case(CATEGORY, "old run's recipe.toml given as a new --recipe: refused") as case:
+    with ledger.case(
+        CATEGORY, "old run's recipe.toml given as a new --recipe: refused", guard=[tmp_path]
+    ) as case:
         msg = _cli_refuses(["--recipe", str(path)], tmp_path / "run", capsys)
         assert msg.startswith("model.options.bias_lr_scale: optimiser policy moved"), msg
         case.note = msg[:150]

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from relhelpers import CHECKPOINT_EVERY, TOTAL_STEPS, same_result, temp_files, train_argv
+from relhelpers import (
+    CHECKPOINT_EVERY,
+    SAME_AS_REFERENCE,
+    TOTAL_STEPS,
+    same_result,
+    temp_files,
+    train_argv,
+)
 
 import cifarlab.rundir as ckpt_module
 from cifarlab.cli.main import main
@@ -133,6 +140,7 @@ def test_failed_checkpoint_write_stops_cleanly_and_loses_nothing(
     at = random.Random(f"{SEED}-{kind}").randint(2, CHECKPOINTS - 1)
     run = tmp_path / "run"
     with ledger.case("write_failure", f"{kind} at checkpoint {at} of {CHECKPOINTS}") as case:
+        case.simulated = True  # the error is raised by a patched call, the disk is fine
         with monkeypatch.context() as m:
             fault = Fault(kind, at, m)
             capsys.readouterr()
@@ -148,17 +156,14 @@ def test_failed_checkpoint_write_stops_cleanly_and_loses_nothing(
         try:
             kept = load_checkpoint(run)["step"]
         except Exception:
-            case.lost = True
+            case.check(True, "last good checkpoint loads, at the expected step")
             raise
-        if kept != expected:
-            case.lost = True
-        assert kept == expected
+        assert not case.check(kept != expected, "last good checkpoint loads, at the expected step")
         if (run / "checkpoint.prev.pt").exists():
             load_checkpoint(run / "checkpoint.prev.pt")
 
         # The disk is fine again: resuming ends exactly as the uninterrupted run.
         assert main(["train", "--resume", str(run), "--data-dir", "sample", "--no-progress"]) == 0
-        if not same_result(run, reference_run):
-            case.lost = True
-        assert not case.lost, "the resumed run differs from the uninterrupted one"
+        lost = case.check(not same_result(run, reference_run), SAME_AS_REFERENCE)
+        assert not lost, "the resumed run differs from the uninterrupted one"
         case.note = f"stopped with: {err[len('cifarlab: error: ') :][:160]}"

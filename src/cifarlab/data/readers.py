@@ -276,6 +276,11 @@ def read_tarball(path: Path) -> CIFAR10:
                 found[key] = parse_meta(obj, name) if key == META_FILE else parse_batch(obj, name)
                 # No early exit once all batches are read: every member is checked, so a
                 # hostile member placed after them is refused too.
+            # Read the compressed stream to its end: gzip (bz2, xz) checks its CRC there, after
+            # the end-of-archive marker where tarfile stops; without this a changed byte in a
+            # member decompresses to different pixels that are read as real data.
+            while tar.fileobj.read(1 << 20):
+                pass
     except DataError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
