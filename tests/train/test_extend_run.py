@@ -90,9 +90,10 @@ def test_a_finished_run_extended_by_an_epoch_equals_a_run_that_long_from_the_sta
     extended, reference = load_checkpoint(run_copy), load_checkpoint(straight)
     assert extended["step"] == reference["step"] == 21
     assert_same_state(extended, reference)  # weights, Adam's moments and steps, the RNG
-    assert metrics["test_accuracy"] == json.loads((straight / "metrics.json").read_text())[
-        "test_accuracy"
-    ]
+    assert (
+        metrics["test_accuracy"]
+        == json.loads((straight / "metrics.json").read_text())["test_accuracy"]
+    )
     # The history keeps the points the run recorded at its first length (every 7 steps), then
     # the new length's points after step 14 (every 10 steps, and the last).
     assert json.loads((run_copy / "history.json").read_text())["step"] == [0, 7, 14, 20, 21]
