@@ -477,8 +477,15 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
     rows = [list(r) for r in zip(*(history[k] for k in keys), strict=True)]
     rundir.write_csv(run / rundir.HISTORY_CSV, keys, rows, error=TrainingError)
     rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
+    changed = [  # where a resume changed the recipe, e.g. extended the run
+        (c["at_step"], f"step {c['at_step']}: {c['field']} {c['from']!r} -> {c['to']!r}")
+        for c in ctx.recipe_changes
+    ]
     plot_curves(
-        history, run.path, title=recipe.name + (" (quick check)" if ctx.quick_check else "")
+        history,
+        run.path,
+        title=recipe.name + (" (quick check)" if ctx.quick_check else ""),
+        marks=changed,
     )
     plot_confusion(test["confusion"], data.classes, run / rundir.CONFUSION_FIGURE)
     metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
@@ -610,9 +617,10 @@ def decide_start(recipe, run: rundir.RunDir, overrides, resume, allow_change=())
 def check_new_length(
     run: rundir.RunDir, payload: dict[str, Any], recipe: Recipe, done: bool
 ) -> None:
-    """A resume that changes the recipe must leave steps to train past the checkpoint's: a
-    finished run is trained on only to a longer ``train.epochs``, and no run is shortened to
-    before where it is. A quick check is never trained on."""
+    """A resume that changes the recipe must not end before the checkpoint's step: a finished
+    run is trained on only to a longer ``train.epochs`` (a change that leaves nothing to train
+    is refused, not ignored), and an unfinished one is shortened at most to where it is. A
+    quick check is never trained on."""
     step, total = payload["step"], payload.get("total_steps")
     if payload.get("quick_check"):
         raise TrainingError(
@@ -623,7 +631,7 @@ def check_new_length(
     if not isinstance(n_train, int) or n_train < 1:
         return  # an old checkpoint: build() checks against the loaded split
     per_epoch, new_total = run_steps(recipe, n_train)
-    if new_total > step:
+    if new_total > step or (new_total == step and not done):  # the latter: finish it there
         return
     now = f"{recipe.train.epochs:g} epochs is {new_total:,} steps"
     if done:
@@ -633,8 +641,8 @@ def check_new_length(
             f"--allow-change train.epochs with N above {step / per_epoch:g}"
         )
     raise TrainingError(
-        f"train.epochs: {now}, and the run is at step {step:,} already; a run is lengthened "
-        f"or shortened only to a step after that"
+        f"train.epochs: {now}, and the run is at step {step:,} already; to shorten it, give "
+        f"train.epochs of at least {step / per_epoch:g}"
     )
 
 
