@@ -2,7 +2,7 @@
 
 ``train`` runs a recipe into a run directory::
 
-    start (fresh / resume / finished) -> build the context and the state
+    start (fresh / resume / finished / extended) -> build the context and the state
     for each checkpoint point p:          # the eval points, plus every checkpoint_every steps
         train_segment(state, ctx, p)      # steps up to p, no host synchronisation
         end_segment(state, ctx)           # the one wait for the device: timers, non-finite check
@@ -16,6 +16,14 @@ RNG, whose state is checkpointed, so a resumed run replays exactly what an unint
 does. The running train loss/accuracy and the first non-finite loss stay on the device and
 are read only at checkpoint points; a checkpoint is never written after a non-finite loss.
 Data-parallel runs differ only at the few calls on ``ctx.world`` (cifarlab.train.distributed).
+
+A finished run extended (``--resume --allow-change train.epochs --set train.epochs=N``) is a
+resume whose recipe is longer: every fraction-of-training setting (warm-up, milestones, cosine
+or linear decay, resolution milestones, fastnet's whitening-bias freeze) is recomputed for the
+new length, evaluation points follow the new length's spacing after the extension step, and
+the history keeps the points recorded before it. Where nothing depends on the length (a
+constant lr), the extended run's weights and optimizer state are bit for bit, on the CPU,
+those of the run trained that long from the start.
 """
 
 from __future__ import annotations
