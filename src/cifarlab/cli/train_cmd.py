@@ -57,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         default=None,
         metavar="DIR",
-        help="continue the run in DIR from its last checkpoint, with its own recipe",
+        help="continue the run in DIR from its last checkpoint, with its own recipe (a finished "
+        "run is done; it trains on only to a longer train.epochs, see --allow-change)",
     )
     p.add_argument(
         "--allow-change",
@@ -66,8 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="FIELD",
         help="with --resume: let --set (or --epochs, --seed, --device) change FIELD of the run's "
-        "recipe, e.g. --allow-change train.epochs --set train.epochs=40 to train longer; the "
-        "change is recorded in the run (metrics.json recipe_changes). Repeatable",
+        "recipe, e.g. --allow-change train.epochs --set train.epochs=40 to train longer, a "
+        "finished run too (the schedule is recomputed for the new length); the change is recorded in the run (metrics.json recipe_changes). Repeatable",
     )
     p.add_argument(
         "--device",
