@@ -35,3 +35,14 @@ class OutputError(CifarlabError):
 
 class PathError(CifarlabError):
     """A path given by the user is missing, of the wrong kind, or cannot be read or written."""
+
+
+def warn(message: str) -> None:
+    """Print one ``cifarlab: warning: ...`` line on stderr (the one place warnings are shown).
+
+    The message is flattened to one line. The CLI also routes Python's ``warnings.warn``
+    (ours and third-party) here while a command runs (cifarlab.cli.main)."""
+    import sys
+
+    line = " ".join(str(message).split())
+    print(f"cifarlab: warning: {line}", file=sys.stderr, flush=True)

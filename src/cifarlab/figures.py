@@ -23,8 +23,15 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: dict[str, list[Any]], out_dir: str | Path, title: str = "") -> list[Path]:
-    """loss.png and accuracy.png: train (running) and validation against the step."""
+def plot_curves(
+    history: dict[str, list[Any]],
+    out_dir: str | Path,
+    title: str = "",
+    marks: list[tuple[int, str]] | tuple = (),
+) -> list[Path]:
+    """loss.png and accuracy.png: train (the running mean between points) and validation
+    against the step; ``marks`` are (step, label) lines, e.g. where a resume changed the
+    recipe (a run extended to more epochs)."""
     plt = _pyplot()
     out_dir = Path(out_dir)
     paths = []
@@ -41,8 +48,13 @@ def plot_curves(history: dict[str, list[Any]], out_dir: str | Path, title: str =
                     steps,
                     [None if y is None else y * scale for y in ys],
                     style,
-                    label=f"{'train' if split == 'train' else 'validation'} {ylabel.split()[-1]}",
+                    label=f"{'train' if split == 'train' else 'validation'} {ylabel.split()[-1]}"
+                    + (" (running)" if split == "train" else ""),
                 )
+        for k, (step, text) in enumerate(marks):
+            ax.axvline(
+                step, color="0.4", linestyle="--", linewidth=1, label=text if k < 3 else None
+            )
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         ax.set_title(

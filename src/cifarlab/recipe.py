@@ -144,6 +144,9 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm (0 = off)
     max_steps: int = DEFAULT_MAX_STEPS  # optimizer steps a run may take; a longer run is refused
     ema: float = 0.0  # decay per step of an EMA of the weights, which are then evaluated (0 = off)
+    # Also keep checkpoint.best.pt: the checkpoint of the evaluation point with the highest
+    # validation accuracy (never the test set's); needs data.val_fraction > 0.
+    keep_best: bool = False
     # Progressive resizing: training images are resized (bilinear, antialiased) to
     # resolutions[k] from resolution_milestones[k-1] (a fraction of training) on; [] = native
     # size throughout. Evaluation is always at the native size.
@@ -656,13 +659,21 @@ def validate(r: Recipe, new_run: bool = True) -> None:
     _check(
         r.schedule.final_lr >= 0, "schedule.final_lr", f"must be >= 0, got {r.schedule.final_lr}"
     )
+    marks = r.schedule.milestones
     _check(
-        all(0 < m < 1 for m in r.schedule.milestones),
+        all(0 < m < 1 for m in marks)
+        and all(a < b for a, b in zip(marks, marks[1:], strict=False)),
         "schedule.milestones",
-        f"must be fractions of training in (0, 1), got {r.schedule.milestones}",
+        f"must be increasing fractions of training in (0, 1), got {_short(marks)}",
     )
     _check(r.schedule.gamma > 0, "schedule.gamma", f"must be > 0, got {r.schedule.gamma}")
-    _check(r.train.epochs >= 0, "train.epochs", f"must be >= 0, got {r.train.epochs}")
+    # A new run trains: 0 epochs would test an untrained model and call it a run. A stored
+    # recipe may say 0 (accepted before this check), so its run still opens.
+    _check(
+        r.train.epochs > 0 or (not new_run and r.train.epochs == 0),
+        "train.epochs",
+        f"must be > 0, got {r.train.epochs}",
+    )
     _check(r.train.batch_size > 0, "train.batch_size", f"must be > 0, got {r.train.batch_size}")
     _check(r.train.max_steps > 0, "train.max_steps", f"must be > 0, got {r.train.max_steps}")
     if new_run:
@@ -694,6 +705,13 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         f"must be a decay in [0, 1) (0 = off; e.g. 0.999), got {r.train.ema}",
     )
     _check_resolutions(r.train)
+    _check(
+        not r.train.keep_best or r.data.val_fraction > 0,
+        "train.keep_best",
+        "chooses the best checkpoint by validation accuracy, and this recipe holds out no "
+        "validation split (data.val_fraction = 0); set data.val_fraction (e.g. 0.1), or drop "
+        "keep_best",
+    )
     _choice(r.eval.tta, "eval.tta", TTA_MODES)
     _check(r.eval.batch_size > 0, "eval.batch_size", f"must be > 0, got {r.eval.batch_size}")
     _choice(r.system.device, "system.device", DEVICES)
@@ -755,6 +773,13 @@ def check_run_length(recipe: Recipe, n_train: int) -> None:
         f"or hold out fewer images (data.val_fraction)",
     )
     _check_steps(recipe, n_train, "the")
+    per_epoch, total = run_steps(recipe, n_train)
+    _check(
+        total >= 1,
+        "train.epochs",
+        f"{recipe.train.epochs:g} epochs at {per_epoch:,} steps per epoch is no optimizer step; "
+        f"one step is {1 / per_epoch:.3g} epochs",
+    )
 
 
 def _check_steps(recipe: Recipe, n_train: int, whose: str) -> None:

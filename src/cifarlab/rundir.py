@@ -55,6 +55,7 @@ else:  # pragma: no cover - Python 3.10
 RECIPE = "recipe.toml"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+BEST = "checkpoint.best.pt"  # train.keep_best: the best validation accuracy's checkpoint
 SUMMARY = "checkpoint.json"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
@@ -319,6 +320,25 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
         error=CheckpointError,
     )
     return path
+
+
+def save_best_checkpoint(run_dir: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically as run_dir/checkpoint.best.pt (``train.keep_best``): a
+    checkpoint as complete as checkpoint.pt, without rotation or summary."""
+    import torch
+
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": versions(),
+        **payload,
+    }
+    return write_atomic(
+        Path(run_dir) / BEST,
+        lambda f: torch.save(payload, f),
+        error=CheckpointError,
+        hint="checkpoint.pt is not affected. Free disk space or choose another --out",
+    )
 
 
 def _looks_complete(path: Path) -> bool:

@@ -34,6 +34,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_sync_bn(sync_bn: bool, device: torch.device) -> None:
+    """``system.sync_bn`` only where torch has SyncBatchNorm kernels: CUDA GPUs."""
+    if sync_bn and device.type != "cuda":
+        raise RecipeError(
+            f"system.sync_bn: torch's SyncBatchNorm runs on CUDA GPUs only and this run is on "
+            f"{device.type}; set system.sync_bn=false"
+        )
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX-BF16), as torch sees it."""
     capabilities = getattr(torch.cpu, "get_capabilities", dict)()

@@ -141,7 +141,7 @@ BAD_SETS = [
     ("infinite lr", "optim.lr=inf", "optim.lr: expected a finite number"),
     ("zero batch size", "train.batch_size=0", "train.batch_size: must be > 0"),
     ("negative batch size", "train.batch_size=-8", "train.batch_size: must be > 0"),
-    ("negative epochs", "train.epochs=-1", "train.epochs: must be >= 0"),
+    ("negative epochs", "train.epochs=-1", "train.epochs: must be > 0"),
     ("zero evaluation points", "train.eval_points=0", "train.eval_points: must be > 0"),
     ("negative seed", "seed=-1", "seed: must be >= 0"),
     ("validation fraction 1", "data.val_fraction=1.0", "data.val_fraction: must be in [0, 1)"),
@@ -172,7 +172,7 @@ BAD_FILES = [
     ("TOML: wrong type", '[train]\nbatch_size = "32"\n', "train.batch_size: expected an integer"),
     ("TOML: negative lr", "[optim]\nlr = -0.1\n", "optim.lr: must be > 0"),
     ("TOML: zero batch size", "[train]\nbatch_size = 0\n", "train.batch_size: must be > 0"),
-    ("TOML: negative epochs", "[train]\nepochs = -2\n", "train.epochs: must be >= 0"),
+    ("TOML: negative epochs", "[train]\nepochs = -2\n", "train.epochs: must be > 0"),
     ("TOML: syntax error", "[train\nepochs = 1\n", "not valid TOML"),
     ("TOML: base that does not exist", 'base = "no-such-recipe"\n', "no such built-in recipe"),
     ("TOML: base that loops", 'base = "{self}"\n', "'base' chain loops"),
@@ -213,7 +213,7 @@ def test_bad_epochs_flag_is_one_clear_error(tmp_path, ledger, capsys):
         capsys.readouterr()
         assert main(["train", "--epochs", "-1", "--out", str(tmp_path / "run")]) == 2
         err = capsys.readouterr().err.strip()
-        assert err == "cifarlab: error: train.epochs: must be >= 0, got -1.0", err
+        assert err == "cifarlab: error: train.epochs: must be > 0, got -1.0", err
 
 
 # --------------------------------------------------------------------------- non-finite loss

@@ -68,7 +68,7 @@ def test_resolved_recipe_round_trips_through_toml(tmp_path):
         (["optim.lr=-1"], "optim.lr: must be > 0"),
         (["optim.lr=0"], "optim.lr: must be > 0"),
         (["train.batch_size=0"], "train.batch_size: must be > 0"),
-        (["train.epochs=-1"], "train.epochs: must be >= 0"),
+        (["train.epochs=-1"], "train.epochs: must be > 0"),
         (["train.batch_size=2.5"], "train.batch_size: expected an integer"),
         (["optim.lr=fast"], "optim.lr: expected a number"),
         (["optim.name=lion"], "optim.name: 'lion' is not allowed; choose one of sgd, adam, adamw"),

@@ -65,6 +65,7 @@ def _run_folder(folder: Path) -> bool:
         rundir.RECIPE,
         rundir.CHECKPOINT,
         rundir.PREVIOUS,
+        rundir.BEST,
         rundir.SUMMARY,
         rundir.HISTORY_JSON,
         rundir.HISTORY_CSV,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
-from cifarlab.errors import CifarlabError
+from cifarlab.errors import CifarlabError, warn
 from cifarlab.version import __version__
 
 # Order is the order shown in `cifarlab --help`.
@@ -32,8 +33,22 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``cifarlab: error: ...``, exit 2.
+
+    Subcommand parsers are made by ``add_subparsers`` in this class too, so every subcommand
+    (and a nested one, e.g. ``studies merge``) answers a bad option or value in one line
+    instead of argparse's usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.removeprefix("cifarlab").strip()
+        where = f"{command}: " if command else ""
+        line = " ".join(f"{where}{message}".split())
+        self.exit(2, f"cifarlab: error: {line} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cifarlab",
         description="Image classification on CIFAR-10: data, training, evaluation, studies, reports.",
     )
@@ -53,12 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the subcommand's parser, so the line points at its --help
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except CifarlabError as exc:
         if args.debug:
             raise
@@ -67,6 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cifarlab: interrupted", file=sys.stderr)
         return 130
+
+
+def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The subcommand's own parser (the top one when there is none)."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(getattr(args, "command", None), parser)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's warnings (a cache that could not be written, a library's notice) as the
+    project's one warning line, not a file:line block."""
+    warn(str(message))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from cifarlab.errors import CifarlabError, PathError, TrainingError
 # Options the launcher consumes; every other option is handed on to the worker processes.
 LAUNCHER_DESTS = ("nproc", "nnodes", "node_rank", "rdzv_endpoint")
 RECIPE_DEFAULT = "seed-baseline"
+QUICK_CHECK_DIR = "quick-check"  # runs/quick-check/<recipe>-seed<N>: default --out of --quick-check
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a recipe field, e.g. --set optim.lr=7e-4 (repeatable)",
     )
-    p.add_argument("--seed", type=int, default=None, help="random seed (same as --set seed=N)")
+    p.add_argument(
+        "--seed", type=seed_value, default=None, help="random seed, >= 0 (same as --set seed=N)"
+    )
     p.add_argument(
         "--out",
         default=None,
@@ -54,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         default=None,
         metavar="DIR",
-        help="continue the run in DIR from its last checkpoint, with its own recipe",
+        help="continue the run in DIR from its last checkpoint, with its own recipe (a finished "
+        "run is done; it trains on only to a longer train.epochs, see --allow-change)",
     )
     p.add_argument(
         "--allow-change",
@@ -63,8 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="FIELD",
         help="with --resume: let --set (or --epochs, --seed, --device) change FIELD of the run's "
-        "recipe, e.g. --allow-change train.epochs --set train.epochs=40 to train longer; the "
-        "change is recorded in the run (metrics.json recipe_changes). Repeatable",
+        "recipe, e.g. --allow-change train.epochs --set train.epochs=40 to train longer, a "
+        "finished run too (the schedule is recomputed for the new length); the change is recorded in the run (metrics.json recipe_changes). Repeatable",
     )
     p.add_argument(
         "--device",
@@ -73,6 +77,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="device (same as --set system.device=...)",
     )
     p.add_argument("--epochs", type=float, default=None, help="same as --set train.epochs=N")
+    p.add_argument(
+        "--quick-check",
+        action="store_true",
+        help=f"run every phase for a few steps (training, an evaluation point, checkpoints, the "
+        f"final test, figures) to see that the recipe works end to end, like Lightning's "
+        f"fast_dev_run; into runs/{QUICK_CHECK_DIR}/... unless --out, marked as a quick check "
+        f"(not a result)",
+    )
     p.add_argument(
         "--tensorboard",
         action="store_true",
@@ -123,6 +135,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="plain lines at evaluation points only",
     )
     p.set_defaults(func=run, train_parser=p)
+
+
+def seed_value(text: str) -> int:
+    """--seed: an integer >= 0 (a recipe's seed; torch and numpy take no negative seeds)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {seed}")
+    return seed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,19 +204,22 @@ def _train(args: argparse.Namespace, rank: int) -> int:
             out_dir=Path(args.out or "runs"),
             data_dir=args.data_dir,
             progress=False,
+            quick_check=args.quick_check,
         )
         return 0
     recipe = load_recipe(
         args.recipe or RECIPE_DEFAULT, overrides
     )  # fail fast on a bad recipe, before any data I/O
-    out = Path(args.out) if args.out else _default_out(recipe)
-    print(f"run directory: {out}")
+    out = Path(args.out) if args.out else _default_out(recipe, args.quick_check)
+    if not args.quick_check:  # a quick check's first line is its own, naming the folder
+        print(f"run directory: {out}")
     train(
         recipe,
         out_dir=out,
         data_dir=args.data_dir,
         progress=args.progress,
         tensorboard=args.tensorboard,
+        quick_check=args.quick_check,
     )
     return 0
 
@@ -201,6 +227,11 @@ def _train(args: argparse.Namespace, rank: int) -> int:
 def _check_resume_options(args: argparse.Namespace, overrides: dict) -> None:
     """--resume continues a run with its own recipe: --recipe is refused, and so is
     --allow-change without --resume (the loop refuses --set changes it was not allowed)."""
+    if args.resume and args.quick_check:
+        raise TrainingError(
+            f"--quick-check: a quick check is a new run; drop --resume {args.resume}, or drop "
+            f"--quick-check to resume"
+        )
     if args.resume and args.recipe is not None:
         raise TrainingError(
             f"--recipe: --resume {args.resume} continues with the run's own recipe; drop "
@@ -231,7 +262,7 @@ def _launch(args: argparse.Namespace) -> int:
         recipe = load_recipe(
             args.recipe or RECIPE_DEFAULT, _overrides(args)
         )  # fail fast, before any worker starts
-        out = Path(args.out) if args.out else _default_out(recipe)  # rank 0 prints it
+        out = Path(args.out) if args.out else _default_out(recipe, args.quick_check)
     child = ["train", *_child_argv(args)]
     if not args.resume:
         child += ["--out", str(out)]  # every rank gets the same name (only rank 0 writes)
@@ -288,9 +319,11 @@ def _check_paths(args: argparse.Namespace) -> None:
     check_data_dir(args.data_dir)
 
 
-def _default_out(recipe) -> Path:
-    """runs/<recipe>-seed<N> (numbered if taken), checked like --out."""
-    return check_run_out(_fresh_dir(Path("runs") / f"{recipe.name}-seed{recipe.seed}"))
+def _default_out(recipe, quick_check: bool = False) -> Path:
+    """runs/<recipe>-seed<N> (numbered if taken), checked like --out; a quick check's in
+    runs/quick-check/, apart from the runs that are results."""
+    base = Path("runs", QUICK_CHECK_DIR) if quick_check else Path("runs")
+    return check_run_out(_fresh_dir(base / f"{recipe.name}-seed{recipe.seed}"))
 
 
 def _fresh_dir(base: Path) -> Path:

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import torch
 
 from cifarlab.errors import CifarlabError, RecipeError, TrainingError
+from cifarlab.runtime import check_sync_bn
 
 TIMEOUT_ENV = "CIFARLAB_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0  # a collective that waits longer than this fails instead of hanging
@@ -343,11 +344,7 @@ def wrap_model(
     from torch.nn.parallel import DistributedDataParallel
 
     if sync_bn and world.size > 1:
-        if device.type != "cuda":
-            raise RecipeError(
-                "system.sync_bn: torch's SyncBatchNorm runs on GPUs only; set "
-                "system.sync_bn=false for a CPU run"
-            )
+        check_sync_bn(sync_bn, device)  # the loop refused it before any data was read
         # Converts in place below the top module; the top module itself is no BatchNorm here.
         torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None

@@ -2,7 +2,7 @@
 
 ``train`` runs a recipe into a run directory::
 
-    start (fresh / resume / finished) -> build the context and the state
+    start (fresh / resume / finished / extended) -> build the context and the state
     for each checkpoint point p:          # the eval points, plus every checkpoint_every steps
         train_segment(state, ctx, p)      # steps up to p, no host synchronisation
         end_segment(state, ctx)           # the one wait for the device: timers, non-finite check
@@ -16,11 +16,20 @@ RNG, whose state is checkpointed, so a resumed run replays exactly what an unint
 does. The running train loss/accuracy and the first non-finite loss stay on the device and
 are read only at checkpoint points; a checkpoint is never written after a non-finite loss.
 Data-parallel runs differ only at the few calls on ``ctx.world`` (cifarlab.train.distributed).
+
+A finished run extended (``--resume --allow-change train.epochs --set train.epochs=N``) is a
+resume whose recipe is longer: every fraction-of-training setting (warm-up, milestones, cosine
+or linear decay, resolution milestones, fastnet's whitening-bias freeze) is recomputed for the
+new length, evaluation points follow the new length's spacing after the extension step, and
+the history keeps the points recorded before it. Where nothing depends on the length (a
+constant lr), the extended run's weights and optimizer state are bit for bit, on the CPU,
+those of the run trained that long from the start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -43,7 +52,7 @@ from cifarlab.data.batches import (
     to_float,
 )
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
-from cifarlab.errors import CheckpointError, CifarlabError, TrainingError
+from cifarlab.errors import CheckpointError, CifarlabError, TrainingError, warn
 from cifarlab.evaluate import evaluate_sums, finalize, predict_logits_and_plain
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.models import count_parameters, create_model
@@ -58,6 +67,7 @@ from cifarlab.recipe import (
 from cifarlab.runtime import (
     autocast,
     autocast_dtype,
+    check_sync_bn,
     memory_format,
     precision_name,
     provenance,
@@ -69,6 +79,14 @@ from cifarlab.train.optim import build_optimizer, lr_at, set_lr
 from cifarlab.train.state import HISTORY_KEYS, TrainState, rng_state, set_rng_state, unwrap
 
 __all__ = ["HISTORY_KEYS", "train", "train_step", "train_segment"]
+
+# A quick check (``train(quick_check=True)``, ``cifarlab train --quick-check``): every phase of a
+# run for a few steps: this many optimizer steps, evaluation points after half and all of them
+# (and at step 0), a checkpoint at each, validation and the final test (with the recipe's TTA)
+# on at most QUICK_CHECK_IMAGES images each, the history files, metrics.json and the figures.
+QUICK_CHECK_STEPS = 4
+QUICK_CHECK_POINTS = 2
+QUICK_CHECK_IMAGES = 256
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,7 @@ class RunContext:
     bar: Any = None  # a tqdm bar, or None
     tb: Any = None  # a TensorBoard SummaryWriter, or None
     recipe_changes: tuple[dict[str, Any], ...] = ()  # allowed changes made at resumes
+    quick_check: bool = False  # a few steps of every phase, not a result (QUICK_CHECK_STEPS)
 
 
 def eval_steps_for(total: int, points: int) -> set[int]:
@@ -257,6 +276,7 @@ def record(state: TrainState, ctx: RunContext) -> None:
     """An evaluation point: running train metrics since the last one, validation metrics,
     one history row, the printed lines and TensorBoard scalars."""
     step, data = state.step, ctx.data
+    window = step - (state.history["step"][-1] if state.history["step"] else 0)
     loss_sum, correct, seen = ctx.world.reduce_running(state.loss_sum, state.correct, state.seen)
     train_loss = float(loss_sum) / seen if seen else None
     train_acc = int(correct) / seen if seen else None
@@ -282,21 +302,29 @@ def record(state: TrainState, ctx: RunContext) -> None:
             if value is not None:
                 ctx.tb.add_scalar(tag, value, step)
         ctx.tb.flush()
-    ctx.emit(progress_lines(state, ctx, train_loss, train_acc, val))
+    ctx.emit(progress_lines(state, ctx, train_loss, train_acc, val, window))
 
 
-def progress_lines(state, ctx, train_loss, train_acc, val) -> str:
-    """The seed report's printout of one evaluation point, with speed and ETA."""
+def progress_lines(state, ctx, train_loss, train_acc, val, window: int) -> str:
+    """The seed report's printout of one evaluation point, with speed and ETA.
+
+    The position is in steps, with the epoch as a number of passes (``epoch 0.24 of 0.24``:
+    a run may be a fraction of an epoch long). The train figures are the running loss and
+    accuracy over the ``window`` steps since the previous point, in training mode (dropout,
+    augmentation, the weights moving), as history.json's train_loss / train_acc."""
     batch, step = ctx.recipe.train.batch_size, state.step
     speed = state.session_steps * batch / state.session_time if state.session_time else 0.0
     eta = (ctx.total - step) * batch / speed if speed else 0.0
     lines = [
-        f"Epoch {math.ceil(step / ctx.per_epoch) if step else 0}/"
-        f"{math.ceil(ctx.total / ctx.per_epoch)}, Step {step}/{ctx.total}"
+        f"Step {step}/{ctx.total} (epoch {_epochs(step / ctx.per_epoch)} of "
+        f"{_epochs(ctx.total / ctx.per_epoch)})"
         + (f" | {speed:,.0f} img/s | ETA {_hms(eta)}" if speed else "")
     ]
     if train_acc is not None:
-        lines.append(f"Train -> accuracy: {train_acc * 100:.2f}, loss: {train_loss:.4f}")
+        steps = f"last {window} step{'s' if window != 1 else ''}"
+        lines.append(
+            f"Train (running, {steps}) -> accuracy: {train_acc * 100:.2f}, loss: {train_loss:.4f}"
+        )
     if val["accuracy"] is not None:
         lines.append(
             f"Validation -> accuracy: {val['accuracy'] * 100:.2f}, loss: {val['loss']:.4f}"
@@ -305,15 +333,26 @@ def progress_lines(state, ctx, train_loss, train_acc, val) -> str:
 
 
 def save(state: TrainState, ctx: RunContext) -> Path | None:
-    """A checkpoint of the state (rank 0 writes; every rank reduces its running sums first)."""
+    """A checkpoint of the state (rank 0 writes; every rank reduces its running sums first).
+
+    Under ``train.keep_best``, an evaluation point whose validation accuracy beats every
+    earlier one is also written as checkpoint.best.pt, first: a run killed between the two
+    resumes from the previous checkpoint, replays the point and writes it again."""
     loss_sum, correct, seen = ctx.world.reduce_running(state.loss_sum, state.correct, state.seen)
     if not ctx.world.is_main:
         state.reset_running(ctx.device)
         return None
     state.loss_sum, state.correct, state.seen = loss_sum, correct, seen
+    payload, summary = checkpoint_payload(state, ctx)
+    if is_new_best(state, ctx):
+        rundir.save_best_checkpoint(ctx.run.path, payload)
+    return rundir.save_checkpoint(ctx.run.path, payload, summary)
+
+
+def checkpoint_payload(state: TrainState, ctx: RunContext) -> tuple[dict, dict]:
+    """(checkpoint, checkpoint.json summary) of the state as it is now."""
     recipe, history = ctx.recipe, state.history
-    return rundir.save_checkpoint(
-        ctx.run.path,
+    return (
         {
             # The weights the run is evaluated with: the EMA when train.ema > 0, and then the
             # optimizer's own in "train_model" (what a resume continues from; train/ema.py).
@@ -331,6 +370,7 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
             "data": ctx.data.describe(),
             "train_time_s": state.train_time,
             "recipe_changes": list(ctx.recipe_changes),
+            **({"quick_check": True} if ctx.quick_check else {}),
         },
         {
             "recipe": recipe.name,
@@ -342,8 +382,39 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
             "train_time_s": round(state.train_time, 3),
             "model": recipe.model.name,
             "world_size": ctx.world.size,
+            **({"quick_check": True} if ctx.quick_check else {}),
         },
     )
+
+
+def best_point(history: dict[str, list[Any]], since: int = 0) -> int | None:
+    """The index in ``history`` of the evaluation point after step ``since`` with the highest
+    validation accuracy (the earliest of equals, as Lightning's ModelCheckpoint keeps); None
+    when there is none. Step 0, the untrained model, is never a candidate."""
+    best = None
+    for i, (step, acc) in enumerate(zip(history["step"], history["val_acc"], strict=True)):
+        if step > since and acc is not None and (best is None or acc > history["val_acc"][best]):
+            best = i
+    return best
+
+
+def keep_best_since(ctx: RunContext) -> int:
+    """The step after which checkpoint.best.pt's candidates lie: 0, or the step at which a
+    resume turned ``train.keep_best`` on (earlier points have no weights to keep)."""
+    turned_on = [
+        c["at_step"]
+        for c in ctx.recipe_changes
+        if c.get("field") == "train.keep_best" and c.get("to") is True
+    ]
+    return max(turned_on, default=0)
+
+
+def is_new_best(state: TrainState, ctx: RunContext) -> bool:
+    """Whether this step's evaluation point is the best so far (``train.keep_best``)."""
+    history = state.history
+    if not ctx.recipe.train.keep_best or not history["step"] or history["step"][-1] != state.step:
+        return False
+    return best_point(history, keep_best_since(ctx)) == len(history["step"]) - 1
 
 
 def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, Any]:
@@ -387,6 +458,20 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
     )
     if ctx.recipe_changes:
         metrics["recipe_changes"] = list(ctx.recipe_changes)
+    if recipe.train.keep_best:
+        best = best_point(history, keep_best_since(ctx))
+        metrics["best"] = (
+            None
+            if best is None
+            else {
+                "file": rundir.BEST,
+                "step": history["step"][best],
+                "epoch": history["epoch"][best],
+                "val_accuracy": history["val_acc"][best],
+            }
+        )
+    if ctx.quick_check:  # a smoke test: readers (report, studies) must not take it for a result
+        metrics["quick_check"] = True
     metrics["provenance"]["precision"] = precision_name(ctx.amp_dtype)
     if ctx.world.active:
         metrics["provenance"]["world_size"] = ctx.world.size
@@ -400,7 +485,16 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
     rows = [list(r) for r in zip(*(history[k] for k in keys), strict=True)]
     rundir.write_csv(run / rundir.HISTORY_CSV, keys, rows, error=TrainingError)
     rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
-    plot_curves(history, run.path, title=recipe.name)
+    changed = [  # where a resume changed the recipe, e.g. extended the run
+        (c["at_step"], f"step {c['at_step']}: {c['field']} {c['from']!r} -> {c['to']!r}")
+        for c in ctx.recipe_changes
+    ]
+    plot_curves(
+        history,
+        run.path,
+        title=recipe.name + (" (quick check)" if ctx.quick_check else ""),
+        marks=changed,
+    )
     plot_confusion(test["confusion"], data.classes, run / rundir.CONFUSION_FIGURE)
     metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
     rundir.write_json(run / rundir.METRICS, metrics, error=TrainingError)  # last: "finished"
@@ -424,6 +518,7 @@ def train(
     tensorboard: bool = False,
     allow_change: tuple[str, ...] | list[str] = (),
     on_eval: Callable[[int, int, dict[str, list[Any]]], None] | None = None,
+    quick_check: bool = False,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``out_dir`` and return its final metrics (also in metrics.json).
 
@@ -437,6 +532,12 @@ def train(
     refused unless every changed field is named in ``allow_change`` (e.g. ``train.epochs``
     to train longer); allowed changes are recorded in the checkpoint and metrics.json
     (``recipe_changes``). A ``recipe.toml`` edited by hand since is refused, never overwritten.
+    A finished run is trained on the same way: a longer ``train.epochs``, allowed, continues
+    it from its last checkpoint to the new length, the schedule recomputed for it.
+
+    ``quick_check`` runs every phase for a few steps (QUICK_CHECK_STEPS; validation and test
+    on at most QUICK_CHECK_IMAGES images) into a new ``out_dir``, marked as a quick check in
+    its checkpoints and metrics.json (``"quick_check": true``): a smoke test, not a result.
 
     ``on_eval(step, total_steps, history)`` is called after each evaluation point past step 0,
     once that point's checkpoint is written (a search reports the validation accuracy to its
@@ -448,6 +549,8 @@ def train(
     only rank 0 locks and writes ``out_dir`` (see cifarlab.train.distributed).
     """
     run = rundir.RunDir(out_dir, error=TrainingError)
+    if quick_check and resume is not False:
+        raise TrainingError("--quick-check: a quick check is a new run; drop --resume")
     with distributed.session() as world, contextlib.ExitStack() as held:
         if not world.is_main:
             log, progress, tensorboard = (lambda s: None), False, False
@@ -479,6 +582,7 @@ def train(
                 world,
                 tuple(allow_change),
                 on_eval,
+                quick_check,
             )
         except RuntimeError as exc:
             if world.active and distributed.is_collective_failure(exc):
@@ -504,12 +608,50 @@ def decide_start(recipe, run: rundir.RunDir, overrides, resume, allow_change=())
         raise TrainingError(f"{run.path}: no checkpoint to resume (checkpoint.pt not found)")
     if found:
         ckpt_path, payload = found
-        if finished and payload["step"] >= payload.get("total_steps", -1):
-            return "finished", run.metrics()
-        check_recipe_file(run, payload["recipe"])
+        done = finished and payload["step"] >= payload.get("total_steps", -1)
+        if not done:
+            check_recipe_file(run, payload["recipe"])
         changes = recipe_changes(payload["recipe"], overrides, allow_change, run.path)
+        if done and not changes:
+            return "finished", run.metrics()
+        if done:  # trained on only to a longer end: an extension
+            check_recipe_file(run, payload["recipe"])
+        if changes:
+            check_new_length(run, payload, load_recipe(payload["recipe"], overrides), done)
         return "resume", (ckpt_path.name, payload, changes)
     return "fresh", load_recipe(recipe, overrides).to_dict()
+
+
+def check_new_length(
+    run: rundir.RunDir, payload: dict[str, Any], recipe: Recipe, done: bool
+) -> None:
+    """A resume that changes the recipe must not end before the checkpoint's step: a finished
+    run is trained on only to a longer ``train.epochs`` (a change that leaves nothing to train
+    is refused, not ignored), and an unfinished one is shortened at most to where it is. A
+    quick check is never trained on."""
+    step, total = payload["step"], payload.get("total_steps")
+    if payload.get("quick_check"):
+        raise TrainingError(
+            f"{run.path}: a quick check (--quick-check) is not trained on; start a real run "
+            f"with --recipe {run.path / rundir.RECIPE}"
+        )
+    n_train = payload.get("data", {}).get("n_train")
+    if not isinstance(n_train, int) or n_train < 1:
+        return  # an old checkpoint: build() checks against the loaded split
+    per_epoch, new_total = run_steps(recipe, n_train)
+    if new_total > step or (new_total == step and not done):  # the latter: finish it there
+        return
+    now = f"{recipe.train.epochs:g} epochs is {new_total:,} steps"
+    if done:
+        raise TrainingError(
+            f"{run.path}: the run finished at step {step:,} of {total:,}; --resume trains it on "
+            f"only to a longer train.epochs ({now}): --set train.epochs=N "
+            f"--allow-change train.epochs with N above {step / per_epoch:g}"
+        )
+    raise TrainingError(
+        f"train.epochs: {now}, and the run is at step {step:,} already; to shorten it, give "
+        f"train.epochs of at least {step / per_epoch:g}"
+    )
 
 
 def check_recipe_file(run: rundir.RunDir, stored: dict[str, Any]) -> None:
@@ -576,14 +718,22 @@ def _train_locked(
     world,
     allow_change,
     on_eval=None,
+    quick_check=False,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     # Rank 0 reads the run directory and hands the outcome (a checkpoint, too) to every rank.
     kind, found = world.decide(lambda: decide_start(recipe, run, overrides, resume, allow_change))
-    payload = None
+    payload, stored = None, None
     if kind == "finished":
         log(f"{run.path}: run already finished; nothing to do")
         return found
+    quick_check = quick_check or bool(payload_of(kind, found).get("quick_check"))
+    if quick_check:  # the first line: nobody should take this run for a result
+        log(
+            f"quick check: {QUICK_CHECK_STEPS} training steps, {QUICK_CHECK_POINTS} evaluation "
+            f"points and the test on at most {QUICK_CHECK_IMAGES} images each, checkpoints and "
+            f"figures, into {run.path}: a smoke test of the recipe, not a result"
+        )
     if kind == "resume":
         ckpt_name, payload, changes = found
         log(f"resuming {run.path} from {ckpt_name} at step {payload['step']}")
@@ -605,7 +755,11 @@ def _train_locked(
     else:
         recipe = recipe_from_dict(found)
 
-    ctx, state = build(recipe, run, data, data_dir, payload, progress, log, tensorboard, world)
+    ctx, state = build(
+        recipe, run, data, data_dir, payload, progress, log, tensorboard, world, quick_check
+    )
+    if stored is not None and world.is_main:
+        warn_schedule_change(stored, ctx, payload)
     if payload is None and world.is_main:  # the resolved recipe, there from the first step on
         rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
     try:
@@ -636,11 +790,44 @@ def _train_locked(
     return finish(state, ctx, wall_start)
 
 
+def payload_of(kind: str, found: Any) -> dict[str, Any]:
+    """The checkpoint a resume starts from ({} for a fresh run)."""
+    return found[1] if kind == "resume" else {}
+
+
+def warn_schedule_change(stored: Recipe, ctx: RunContext, payload: dict[str, Any]) -> None:
+    """A resume that changed the run's length recomputes every fraction-of-training setting
+    for the new length (train/optim.lr_at): say so when that moves the learning rate."""
+    step, before_total = payload["step"], payload.get("total_steps")
+    if not step or not isinstance(before_total, int) or before_total == ctx.total:
+        return
+    before = lr_at(step - 1, before_total, stored.optim.lr, stored.schedule)
+    after = lr_at(step, ctx.total, ctx.recipe.optim.lr, ctx.recipe.schedule)
+    if math.isclose(before, after, rel_tol=1e-9, abs_tol=0.0):
+        return
+    warn(
+        f"{ctx.run.path}: the {ctx.recipe.schedule.name} schedule is recomputed for "
+        f"{ctx.total:,} steps instead of {before_total:,}: the learning rate goes from "
+        f"{before:.4g} (step {step:,}) to {after:.4g} (step {step + 1:,}) and follows the "
+        f"longer schedule from there"
+    )
+
+
 def build(
-    recipe: Recipe, run, data, data_dir, payload, progress, log, tensorboard, world
+    recipe: Recipe,
+    run,
+    data,
+    data_dir,
+    payload,
+    progress,
+    log,
+    tensorboard,
+    world,
+    quick_check: bool = False,
 ) -> tuple[RunContext, TrainState]:
     """The run's context and its state: fresh, or restored from a checkpoint ``payload``."""
     device = world.place(resolve_device(recipe.system.device))
+    check_sync_bn(recipe.system.sync_bn, device)  # before any data is read
     if recipe.system.threads:
         torch.set_num_threads(recipe.system.threads)
     elif world.size > 1 and device.type == "cpu":
@@ -665,9 +852,29 @@ def build(
             f"{run.path}: the checkpoint was trained on other data "
             f"({payload['data'].get('source')}); point --data-dir at that data to resume"
         )
-    if payload is None:  # a batch larger than the split, or a run beyond train.max_steps
+    changed = payload is not None and (
+        recipe.to_dict() != recipe_from_dict(payload["recipe"], stored=True).to_dict()
+    )
+    if payload is None or changed:  # a new run, or one this resume changes
+        # a batch larger than the split, no step at all, or a run beyond train.max_steps
         check_run_length(recipe, len(tensors.train_y))
     per_epoch, total = run_steps(recipe, len(tensors.train_y))
+    if payload is not None and total < payload["step"]:
+        raise TrainingError(
+            f"train.epochs: {recipe.train.epochs:g} epochs is {total:,} steps, and the run is "
+            f"at step {payload['step']:,} already"
+        )
+    eval_points = recipe.train.eval_points
+    if quick_check:
+        total, eval_points = min(total, QUICK_CHECK_STEPS), QUICK_CHECK_POINTS
+        n = QUICK_CHECK_IMAGES
+        tensors = dataclasses.replace(
+            tensors,
+            val_x=tensors.val_x[:n],
+            val_y=tensors.val_y[:n],
+            test_x=tensors.test_x[:n],
+            test_y=tensors.test_y[:n],
+        )
     world.check_data(
         tensors.fingerprint, tensors.source, recipe.train.batch_size, len(tensors.train_y)
     )
@@ -728,12 +935,13 @@ def build(
         world=world,
         per_epoch=per_epoch,
         total=total,
-        eval_at=frozenset(eval_steps_for(total, recipe.train.eval_points)),
+        eval_at=frozenset(eval_steps_for(total, eval_points)),
         log=log,
         emit=bar.write if bar is not None else log,
         bar=bar,
         tb=_tensorboard_writer(run.path) if tensorboard else None,
         recipe_changes=tuple((payload or {}).get("recipe_changes", [])),
+        quick_check=quick_check,
     )
     return ctx, state
 
@@ -788,3 +996,10 @@ def _progress_bar(total: int, start: int, progress: bool | None):
 def _hms(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _epochs(passes: float) -> str:
+    """Epochs as a short number: 2, 0.4, 0.24, 0.0063 (a run may be a fraction of one)."""
+    if 0 < passes < 0.01:
+        return f"{passes:.2g}"
+    return f"{passes:.2f}".rstrip("0").rstrip(".")
