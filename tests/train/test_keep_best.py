@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-import cifarlab.train.loop as loop
 from cifarlab.cli.main import main
 from cifarlab.errors import RecipeError
 from cifarlab.recipe import load_recipe
 from cifarlab.rundir import load_checkpoint
+from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 # 50 steps per epoch on the sample; 0.4 epochs = 20 steps, a point every 4.
