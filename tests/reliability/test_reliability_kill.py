@@ -11,6 +11,7 @@ import os
 import random
 import time
 
+import pytest
 from relhelpers import (
     CHECKPOINT_EVERY,
     TOTAL_STEPS,
@@ -49,6 +50,7 @@ def _plan(rng: random.Random) -> list[dict]:
     return plan
 
 
+@pytest.mark.slow
 def test_sigkill_at_ten_moments_then_resume_is_bit_identical(tmp_path, reference_run, ledger):
     plan = _plan(random.Random(SEED))
     inside_writes = 0
