@@ -2,7 +2,8 @@
 (issue 17), and to the code before the refactoring (issue 30).
 
 Two records of short runs on the bundled sample, each a fingerprint per run: the SHA-256 of
-the final weights, the full history (times left out) and the test metrics.
+the final weights, the full history (times left out) and the test metrics. Every run trains
+in a fresh process, so nothing another test set (threads, flags) reaches it.
 
 ``unchanged_runs.json``: seed-improved and a small fast94 on the code of commit 933cad3,
 before the regularisers (augment.trivial_augment, augment.random_erasing, augment.mixup,
@@ -171,16 +172,18 @@ def run_fingerprint(name: str, out: Path, data, runs: dict = RUNS) -> dict:
     return {"stopped_at_step": stopped[0], **fingerprint(out)}
 
 
-def pinned_fingerprint(name: str, code: Path | None = None) -> dict:
-    """The fingerprint of RUNS[name] trained in a child process with PINNED_AVX2, on the
-    cifarlab under ``code`` (default: the one this process imports)."""
+def child_fingerprint(name: str, sample: bool = False, code: Path | None = None) -> dict:
+    """The fingerprint of RUNS[name] (with PINNED_AVX2), or of SAMPLE_RUNS[name] (natively),
+    trained in a fresh process, untouched by what other tests set, on the cifarlab under
+    ``code`` (default: the one this process imports)."""
     if code is None:
         import cifarlab
 
         code = Path(cifarlab.__file__).resolve().parents[1]
-    env = {**os.environ, **PINNED_AVX2, "PYTHONPATH": str(code)}
+    env = {k: v for k, v in os.environ.items() if k not in PINNED_AVX2}
+    env.update({} if sample else PINNED_AVX2, PYTHONPATH=str(code))
     out = subprocess.run(
-        [sys.executable, str(HERE), "--fingerprint", name],
+        [sys.executable, str(HERE), "--fingerprint", name, *(["--sample"] if sample else [])],
         env=env,
         capture_output=True,
         text=True,
@@ -210,23 +213,23 @@ def test_an_existing_recipe_trains_bit_identically_to_before_the_regularisers(na
         f"record taken with torch {record['machine']['torch']}, this is {torch.__version__}: "
         "rewrite it (see this file's docstring)"
     )
-    assert pinned_fingerprint(name) == record["runs"][name]
+    assert child_fingerprint(name) == record["runs"][name]
 
 
 @pytest.mark.parametrize("name", list(SAMPLE_RUNS))
-def test_a_shipped_recipe_trains_bit_identically_to_its_record(name, tmp_path, sample_data):
+def test_a_shipped_recipe_trains_bit_identically_to_its_record(name):
     record = sample_record()
     if record is None:
         pytest.skip(
             f"sample_runs.json has no record for this machine kind {machine_kind()}: "
             "write one on the code to compare against (see this file's docstring)"
         )
-    assert run_fingerprint(name, tmp_path / name, sample_data, SAMPLE_RUNS) == record["runs"][name]
+    assert child_fingerprint(name, sample=True) == record["runs"][name]
 
 
 def _write(which: str, code: Path | None) -> None:
     if which == "regularisers":
-        runs = {name: pinned_fingerprint(name, code) for name in RUNS}
+        runs = {name: child_fingerprint(name, code=code) for name in RUNS}
         where = {
             "torch": torch.__version__,
             "cpu_capability": "AVX2",
@@ -236,12 +239,9 @@ def _write(which: str, code: Path | None) -> None:
         RECORD.write_text(json.dumps({"machine": where, "runs": runs}, indent=1) + "\n")
         print(f"wrote {RECORD}")
         return
-    from cifarlab.data import load_cifar10
     from cifarlab.runtime import git_commit
 
-    sample = load_cifar10("sample")
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = {n: run_fingerprint(n, Path(tmp) / n, sample, SAMPLE_RUNS) for n in SAMPLE_RUNS}
+    runs = {name: child_fingerprint(name, sample=True) for name in SAMPLE_RUNS}
     kind = machine_kind()
     records = [
         r
@@ -257,11 +257,13 @@ def _write(which: str, code: Path | None) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args[:1] == ["--fingerprint"] and len(args) == 2:
+    if args[:1] == ["--fingerprint"] and args[2:] in ([], ["--sample"]):
         from cifarlab.data import load_cifar10
 
+        runs = SAMPLE_RUNS if args[2:] else RUNS
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(run_fingerprint(args[1], Path(tmp) / "run", load_cifar10("sample"))))
+            fp = run_fingerprint(args[1], Path(tmp) / "run", load_cifar10("sample"), runs)
+        print(json.dumps(fp))
     elif args == ["--write", "sample"]:
         _write("sample", None)
     elif args[:3] == ["--write", "regularisers", "--code"] and len(args) == 4:
