@@ -19,7 +19,8 @@ the libraries       what make_cifar_c.py called, on the same random inputs: glas
                     (skimage gaussian, the script's swap loop), elastic_transform
                     (cv2.getAffineTransform/warpAffine, skimage gaussian,
                     scipy map_coordinates), snow (cv2 RGB2GRAY and their motion blur)
-statistics          frost: their photographs vs our generated texture, mean change only
+statistics          frost: their photographs vs our generated texture: tint, brightness,
+                    contrast and pixel-to-pixel variation; the mean change of an image
 not compared here   pixelate (theirs scales back up with NEAREST, make_cifar_c.py with
                     BOX) and jpeg_compression: both are PIL, checked against PIL itself in
                     test_corruptions.py
