@@ -13,6 +13,16 @@ from pathlib import Path
 import pytest
 
 
+def pytest_report_header(config) -> str | None:
+    """Say when the slow tests are left out, and how to run them."""
+    if config.getoption("markexpr") == "not slow":
+        return (
+            "tests marked slow are left out (pyproject.toml's addopts): "
+            "scripts/test.sh or pytest -m 'slow or not slow' runs them"
+        )
+    return None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cifarlab-cache")

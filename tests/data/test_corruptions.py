@@ -81,7 +81,10 @@ def test_same_seed_same_images_and_another_seed_other_images(images, name):
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_MONOTONE[n]))
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=NOT_MONOTONE[n]),
+        )
         if n in NOT_MONOTONE
         else n
         for n in NAMES
@@ -93,10 +96,9 @@ def test_change_grows_with_severity(images, name):
     assert changes[-1] > changes[0], changes
 
 
-@pytest.mark.parametrize("name", NAMES)
+# Only where nothing is random: random draws in float32 and float64 differ.
+@pytest.mark.parametrize("name", [n for n in NAMES if n in DETERMINISTIC])
 def test_float_input_gives_the_uint8_result_where_nothing_is_random(images, name):
-    if name in RANDOM:
-        pytest.skip("random draws in float32 and float64 differ")
     x = images[:16]
     as_uint8 = C.CORRUPTIONS[name](x, 4, gen()).float()
     as_float = C.CORRUPTIONS[name](x.float() / 255, 4, gen()) * 255
@@ -230,9 +232,18 @@ def test_jpeg_matches_pil_at_the_same_quality(images, severity):
         assert np.abs(got[i] - want).max() <= 1  # same libjpeg settings; a level of slack
 
 
+# Measured on the authors' frost photographs (imagecorruptions' copies of frost1-5), as
+# make_cifar_c.py uses them: scaled by 0.2 (cv2.resize), 4,000 random 32x32 crops, [0, 1].
+# test_corruptions_reference.py measures the photographs again where imagecorruptions is.
+PHOTO_RGB = (0.564, 0.649, 0.696)  # mean per channel
+PHOTO_LEVEL_STD = 0.152  # std over crops of a crop's mean brightness
+PHOTO_CROP_STD = 0.088  # std within a crop, per channel, averaged
+PHOTO_NEIGHBOUR_DIFF = 0.075  # mean |difference| of horizontal neighbours
+
+
 def test_frost_texture_has_the_photographs_statistics():
     t = C.frost_texture(400, gen(), torch.zeros(1, dtype=torch.float64))
-    assert t.mean(dim=(0, 2, 3)).tolist() == pytest.approx(C.FROST_RGB, abs=0.02)
-    assert t.mean(dim=(1, 2, 3)).std().item() == pytest.approx(0.153, abs=0.02)
-    assert t.std(dim=(2, 3)).mean().item() == pytest.approx(C.FROST_STD, abs=0.01)
-    assert (t.diff(dim=3).abs().mean().item()) == pytest.approx(0.075, abs=0.01)
+    assert t.mean(dim=(0, 2, 3)).tolist() == pytest.approx(PHOTO_RGB, abs=0.02)
+    assert t.mean(dim=(1, 2, 3)).std().item() == pytest.approx(PHOTO_LEVEL_STD, abs=0.02)
+    assert t.std(dim=(2, 3)).mean().item() == pytest.approx(PHOTO_CROP_STD, abs=0.01)
+    assert t.diff(dim=3).abs().mean().item() == pytest.approx(PHOTO_NEIGHBOUR_DIFF, abs=0.01)

@@ -123,6 +123,7 @@ def test_two_processes_match_one_process(tmp_path, sample_data):
     assert mb["provenance"]["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_two_nodes_on_localhost_then_resume_in_one_process(tmp_path, sample_data):
     run = tmp_path / "run"
     other = tmp_path / "node1-out"  # node 1 is told another --out: it must write nothing
@@ -186,6 +187,7 @@ def _worker_pid(launcher_pid: int, rank: int) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+@pytest.mark.slow
 def test_killed_rank_stops_the_job_and_resume_completes_it(tmp_path):
     run = tmp_path / "run"
     args = ["--recipe", RECIPE, "--data-dir", "sample", "--no-progress", *SET_ARGS]

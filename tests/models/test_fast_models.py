@@ -167,6 +167,7 @@ def test_plain_and_tta_logits_come_from_one_pass_over_the_views():
     )
 
 
+@pytest.mark.slow
 def test_fast94_trains_through_the_loop_with_tta_and_a_frozen_bias(tmp_path, sample_data):
     out = tmp_path / "run"
     cmd = [
@@ -215,6 +216,7 @@ def test_a_short_resnet18_run_learns(tmp_path):
     assert m["test_accuracy"] > 0.2  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_fast94_resumed_after_the_bias_froze_is_bit_identical(tmp_path, sample_data):
     # 8 steps, the whitening bias frozen after step 3; the run stops after step 4's checkpoint.
     from cifarlab.train.loop import train

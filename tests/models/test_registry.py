@@ -127,6 +127,7 @@ def test_forward_shape_and_finite(name):
 
 
 @pytest.mark.parametrize("name", list_models())
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss_on_the_sample(name, sample_data):
     torch.manual_seed(0)
     model = create_model(name).train()

@@ -11,6 +11,7 @@ import os
 import random
 import time
 
+import pytest
 from relhelpers import (
     CHECKPOINT_EVERY,
     SAME_AS_REFERENCE,
@@ -61,6 +62,7 @@ def _phase_seen(spec: dict, log: str, temps: list[str], completed: int | None) -
     return any(t.startswith(".checkpoint.pt.tmp-") for t in temps)
 
 
+@pytest.mark.slow
 def test_sigkill_at_ten_moments_then_resume_is_bit_identical(tmp_path, reference_run, ledger):
     plan = _plan(random.Random(SEED))
     phases_seen: set[str] = set()

@@ -149,9 +149,15 @@ def test_layer_table_shapes_and_parameters_add_up():
         "432",
     ]
     assert rows["fc1"][3:] == ["500", "512,000"]
+    # From the architecture (models/seednet.py): three bias-free 3x3 convs 3->16->32->64, a
+    # batch norm (weight and bias) after each, then bias-free fc 64*4*4 -> 500 -> 10.
+    convs = 3 * 16 * 9 + 16 * 32 * 9 + 32 * 64 * 9  # 432 + 4,608 + 18,432
+    norms = 2 * (16 + 32 + 64)  # 224
+    fcs = 64 * 4 * 4 * 500 + 500 * 10  # 512,000 + 5,000
+    assert convs + norms + fcs == 540_696
     listed = sum(int(r[4].replace(",", "")) for r in table.rows if r[1] not in ("total",))
-    assert listed == count_parameters(create_model("seednet-improved")) == 540_696
-    assert table.rows[-1][1] == "total" and table.rows[-1][4] == "540,696"
+    assert listed == count_parameters(create_model("seednet-improved")) == convs + norms + fcs
+    assert table.rows[-1][1] == "total" and table.rows[-1][4] == f"{convs + norms + fcs:,}"
 
 
 def test_report_refuses_a_folder_that_is_neither_run_nor_study(tmp_path):

@@ -19,6 +19,7 @@ def test_the_cpu_recipes_are_built_in():
 
 
 @pytest.mark.parametrize("name", CPU_RECIPES)
+@pytest.mark.slow
 def test_each_cpu_recipe_learns_on_the_sample_small_first(tmp_path, name, monkeypatch):
     sizes = []
     real = loop.resize_batch

@@ -147,6 +147,7 @@ def _metrics_without_times(run: Path) -> dict:
     return m
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
     args = [
         "--recipe",

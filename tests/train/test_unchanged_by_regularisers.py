@@ -1,22 +1,39 @@
-"""Existing recipes train bit-identically to the code before the regularisers (issue 17).
+"""Recipes train bit-identically to recorded runs: to the code before the regularisers
+(issue 17), and to the code before the refactoring (issue 30).
 
-The regularisers (augment.trivial_augment, augment.random_erasing, augment.mixup,
-augment.cutmix, train.ema) are off by default and, off, take nothing from the step's
-augmentation generator and change no other draw. ``unchanged_runs.json`` holds fingerprints
-of short runs on the bundled sample taken with the code of commit 933cad3, before they were
-added (``python tests/train/test_unchanged_by_regularisers.py --write`` on that commit): the
-SHA-256 of the final weights, the full history (times left out) and the test metrics. Today's
-code must reproduce them exactly.
+Two records of short runs on the bundled sample, each a fingerprint per run: the SHA-256 of
+the final weights, the full history (times left out) and the test metrics. Every run trains
+in a fresh process, so nothing another test set (threads, flags) reaches it.
 
-Bit-identity holds for one torch version on one kind of CPU: float kernels differ between
-SIMD levels (AVX2 / AVX-512) and torch releases. The record says which it was taken with;
-elsewhere the test skips and says why (regenerate the record on a checkout of 933cad3).
+``unchanged_runs.json``: seed-improved and a small fast94 on the code of commit 933cad3,
+before the regularisers (augment.trivial_augment, augment.random_erasing, augment.mixup,
+augment.cutmix, train.ema) were added. Off by default, they take nothing from the step's
+augmentation generator and change no other draw, so today's code must reproduce it. Float
+kernels differ between SIMD levels, so both sides run with torch, oneDNN and MKL held to AVX2
+(``PINNED_AVX2``) in fp32: the record then holds on any x86 CPU with AVX2 or AVX-512 (taken
+on an AVX2 CPU, reproduced on an AVX-512-BF16 AMD EPYC). It is rewritten from a checkout of
+933cad3 (its ``src`` named by ``--code``)::
+
+    git worktree add /tmp/c933 933cad3
+    python tests/train/test_unchanged_by_regularisers.py --write regularisers --code /tmp/c933/src
+
+``sample_runs.json``: seed-improved, cpu85, fast94 (narrowed) and a cpu85 run stopped at a
+checkpoint and resumed, as the recipes run natively (bf16 where "auto" picks it), on the code
+before the refactoring. It holds one record per machine kind (torch version, the ISA torch
+dispatches to, native bf16, CPU vendor; the CPU's name is noted); the test compares with the
+record of this machine's kind and skips, saying so, on a kind none was taken on. Written, on
+the code to compare against, with::
+
+    python tests/train/test_unchanged_by_regularisers.py --write sample
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +41,25 @@ from pathlib import Path
 import pytest
 import torch
 
-RECORD = Path(__file__).with_name("unchanged_runs.json")
+HERE = Path(__file__).resolve()
+RECORD = HERE.with_name("unchanged_runs.json")
+SAMPLE_RECORD = HERE.with_name("sample_runs.json")
+
+# The dispatch every machine with AVX2 can run: ATen's kernels, oneDNN's (convolutions) and
+# MKL's (matrix products). Read once at start-up, so the runs go in a child process.
+PINNED_AVX2 = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
+
+FAST94_SMALL = {
+    "train.epochs": 2,
+    "train.batch_size": 250,
+    "model.options.widths": [16, 32, 32],
+    "train.eval_points": 2,
+    "system.threads": 1,
+}
 
 # name -> (recipe, overrides): short runs that between them touch flip, colour jitter,
 # translate, batch norm, dropout, Adam, Muon + Nesterov SGD, label smoothing and TTA.
@@ -39,22 +74,46 @@ RUNS = {
             "system.channels_last": False,
         },
     ),
-    "fast94-small": (
-        "fast94",
-        {
-            "train.epochs": 2,
-            "train.batch_size": 250,
-            "model.options.widths": [16, 32, 32],
-            "train.eval_points": 2,
-            "system.threads": 1,
-        },
-    ),
+    # fp32: "auto" picks bf16 on a CPU with native bf16 since b8af4f2, fp32 before.
+    "fast94-small": ("fast94", {**FAST94_SMALL, "system.precision": "fp32"}),
+}
+
+# The refactoring's record: the recipes as shipped, shortened for the 2,000-image sample.
+# cpu85 (15 steps of 500) goes through its 16, 24 and 32 px phases and flip TTA.
+SAMPLE_RUNS = {
+    "seed-improved": ("seed-improved", {"train.epochs": 0.4, "train.eval_points": 2}),
+    "cpu85": ("cpu85", {}),
+    "fast94": ("fast94", FAST94_SMALL),
+    # stopped after its first checkpoint (step 5), then resumed: recorded equal to cpu85's
+    "cpu85-resumed": ("cpu85", {}),
 }
 
 
 def machine() -> dict[str, str]:
-    """What bit-identity depends on besides the code."""
+    """What bit-identity depends on besides the code (the dispatched ISA may be pinned)."""
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def machine_kind() -> dict:
+    """What native bit-identity depends on besides the code: torch, the ISA torch dispatches
+    to, whether "auto" precision is bf16 here, the CPU's maker."""
+    from cifarlab.runtime import cpu_has_native_bf16
+
+    vendor = ""
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                break
+    return {
+        **machine(),
+        "native_bf16": cpu_has_native_bf16(),
+        "cpu_vendor": vendor or platform.machine(),
+    }
+
+
+def cpu_name() -> str:
+    return str(getattr(torch.cpu, "get_capabilities", dict)().get("cpu_name", "unknown"))
 
 
 def fingerprint(run: Path) -> dict:
@@ -77,29 +136,140 @@ def fingerprint(run: Path) -> dict:
     }
 
 
-def run_fingerprint(name: str, out: Path, data) -> dict:
+def run_fingerprint(name: str, out: Path, data, runs: dict = RUNS) -> dict:
     from cifarlab.train.loop import train
 
-    recipe, overrides = RUNS[name]
-    train(recipe, out_dir=out, data=data, overrides=overrides, progress=False, log=lambda s: None)
-    return fingerprint(out)
+    recipe, overrides = runs[name]
+    overrides = {"system.threads": 1, **overrides}
+    quiet = {"progress": False, "log": lambda s: None}
+    if not name.endswith("-resumed"):
+        train(recipe, out_dir=out, data=data, overrides=overrides, **quiet)
+        return fingerprint(out)
+
+    import cifarlab.train.loop as loop
+
+    class Stop(Exception):
+        pass
+
+    real_save, stopped = loop.save, []
+
+    def save_then_stop(state, ctx):
+        path = real_save(state, ctx)
+        if 0 < state.step < ctx.total:
+            stopped.append(state.step)
+            raise Stop
+        return path
+
+    loop.save = save_then_stop
+    try:
+        train(recipe, out_dir=out, data=data, overrides=overrides, **quiet)
+    except Stop:
+        pass
+    finally:
+        loop.save = real_save
+    assert stopped, f"{name}: no checkpoint before the end to stop at"
+    train(out_dir=out, data=data, resume=True, **quiet)
+    return {"stopped_at_step": stopped[0], **fingerprint(out)}
+
+
+def child_fingerprint(name: str, sample: bool = False, code: Path | None = None) -> dict:
+    """The fingerprint of RUNS[name] (with PINNED_AVX2), or of SAMPLE_RUNS[name] (natively),
+    trained in a fresh process, untouched by what other tests set, on the cifarlab under
+    ``code`` (default: the one this process imports)."""
+    if code is None:
+        import cifarlab
+
+        code = Path(cifarlab.__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in PINNED_AVX2}
+    env.update({} if sample else PINNED_AVX2, PYTHONPATH=str(code))
+    out = subprocess.run(
+        [sys.executable, str(HERE), "--fingerprint", name, *(["--sample"] if sample else [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def sample_record() -> dict | None:
+    """The sample_runs.json record taken on this machine's kind, or None."""
+    kind = machine_kind()
+    records = json.loads(SAMPLE_RECORD.read_text())["records"]
+    return next((r for r in records if r["machine"] == kind), None)
+
+
+def can_pin_avx2() -> bool:
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_an_existing_recipe_trains_bit_identically_to_before_the_regularisers(
-    name, tmp_path, sample_data
-):
+def test_an_existing_recipe_trains_bit_identically_to_before_the_regularisers(name):
     record = json.loads(RECORD.read_text())
-    if record["machine"] != machine():
-        pytest.skip(f"record taken on {record['machine']}, this is {machine()}")
-    assert run_fingerprint(name, tmp_path / name, sample_data) == record["runs"][name]
+    # Pinning needs AVX2; the record needs its torch. Anything else fails: it checks nothing.
+    assert can_pin_avx2(), f"needs an x86 CPU with AVX2 or AVX-512, this is {machine()}"
+    assert record["machine"]["torch"] == torch.__version__, (
+        f"record taken with torch {record['machine']['torch']}, this is {torch.__version__}: "
+        "rewrite it (see this file's docstring)"
+    )
+    assert child_fingerprint(name) == record["runs"][name]
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
-    from cifarlab.data import load_cifar10
+@pytest.mark.parametrize("name", list(SAMPLE_RUNS))
+def test_a_shipped_recipe_trains_bit_identically_to_its_record(name):
+    record = sample_record()
+    if record is None:
+        pytest.skip(
+            f"sample_runs.json has no record for this machine kind {machine_kind()}: "
+            "write one on the code to compare against (see this file's docstring)"
+        )
+    assert child_fingerprint(name, sample=True) == record["runs"][name]
 
-    sample = load_cifar10("sample")
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = {name: run_fingerprint(name, Path(tmp) / name, sample) for name in RUNS}
-    RECORD.write_text(json.dumps({"machine": machine(), "runs": runs}, indent=1) + "\n")
-    print(f"wrote {RECORD}")
+
+def _write(which: str, code: Path | None) -> None:
+    if which == "regularisers":
+        runs = {name: child_fingerprint(name, code=code) for name in RUNS}
+        where = {
+            "torch": torch.__version__,
+            "cpu_capability": "AVX2",
+            "pinned": dict(PINNED_AVX2),
+            "written_on": f"{cpu_name()} ({machine()['cpu_capability']})",
+        }
+        RECORD.write_text(json.dumps({"machine": where, "runs": runs}, indent=1) + "\n")
+        print(f"wrote {RECORD}")
+        return
+    from cifarlab.runtime import git_commit
+
+    runs = {name: child_fingerprint(name, sample=True) for name in SAMPLE_RUNS}
+    kind = machine_kind()
+    records = [
+        r
+        for r in (
+            json.loads(SAMPLE_RECORD.read_text())["records"] if SAMPLE_RECORD.exists() else []
+        )
+        if r["machine"] != kind
+    ]
+    records.append({"machine": kind, "cpu_name": cpu_name(), "code": git_commit(), "runs": runs})
+    SAMPLE_RECORD.write_text(json.dumps({"records": records}, indent=1) + "\n")
+    print(f"wrote {SAMPLE_RECORD} for {kind}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args[:1] == ["--fingerprint"] and args[2:] in ([], ["--sample"]):
+        from cifarlab.data import load_cifar10
+
+        runs = SAMPLE_RUNS if args[2:] else RUNS
+        with tempfile.TemporaryDirectory() as tmp:
+            fp = run_fingerprint(args[1], Path(tmp) / "run", load_cifar10("sample"), runs)
+        print(json.dumps(fp))
+    elif args == ["--write", "sample"]:
+        _write("sample", None)
+    elif args[:3] == ["--write", "regularisers", "--code"] and len(args) == 4:
+        _write("regularisers", Path(args[3]).resolve())
+    else:
+        sys.exit(
+            "usage: test_unchanged_by_regularisers.py --write regularisers --code SRC"
+            " | --write sample"
+        )
