@@ -29,6 +29,7 @@ from cifarlab.calibration import (
     temperature_path,
     write_temperature,
 )
+from cifarlab.callable_module import make_callable
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
 from cifarlab.data.tensors import load_data_for, prepare_tensors
 from cifarlab.figures import plot_confusion, plot_reliability
@@ -388,3 +389,8 @@ def fit_validation_temperature(
             "ece_after": after["ece"],
         },
     }
+
+
+# ``cifarlab.evaluate(checkpoint, ...)``: the module is callable, so the public name works
+# whatever was imported first (cifarlab.callable_module says why).
+make_callable(__name__, "cifarlab.evaluate:evaluate")

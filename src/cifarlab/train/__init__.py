@@ -1,1 +1,9 @@
-"""Training: recipes, the loop, optimizers and schedules, checkpoints."""
+"""Training: the loop (``loop``), optimizers and schedules (``optim``), the run's state
+(``state``), data-parallel training (``distributed``) and the weight average (``ema``).
+
+The package is callable: ``cifarlab.train(recipe, ...)`` is :func:`cifarlab.train.loop.train`.
+"""
+
+from cifarlab.callable_module import make_callable
+
+make_callable(__name__, "cifarlab.train.loop:train")
