@@ -3,7 +3,7 @@ line of its shell blocks, in order, in one folder (they chain: train writes runs
 evaluate reads it), on the bundled sample.
 
 What the test adds, and nothing else: `--data-dir sample` to each command that reads data,
-and a tiny training (`--set train.epochs=0.05 --set train.eval_points=1`) to each command
+and a tiny training (`--set train.epochs=0.25 --set train.eval_points=1`) to each command
 that trains. The two set-up commands (scripts/quickstart.sh, scripts/test.sh) are CI's own
 and are not run here; tests/docs/test_quickstart_script.py runs the quick start's job."""
 
@@ -25,7 +25,7 @@ from cifarlab.data import load_cifar10
 SETUP = [["bash", "scripts/quickstart.sh"], ["bash", "scripts/test.sh"]]
 TRAINS = {"train", "seeds", "ablate", "tune", "bench"}
 READS_DATA = {"data", "train", "evaluate", "seeds", "ablate", "tune", "bench", "report"}
-TINY = ["--set", "train.epochs=0.05", "--set", "train.eval_points=1"]
+TINY = ["--set", "train.epochs=0.25", "--set", "train.eval_points=1"]
 PICTURES = "photos"  # the folder README's predict line names; made here from sample images
 
 BLOCKS = fenced_blocks(README.read_text())
