@@ -38,15 +38,19 @@ def number(
     if value is None and optional:
         return None
     kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        _fail(path, field, value, kind)
-    if not math.isfinite(value):
-        _fail(path, field, value, "a finite number")
-    if (low is not None and value < low) or (high is not None and value > high):
+    if low is not None or high is not None:
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        _fail(path, field, value, f"{kind} in [{lo}, {hi}]")
+        want = f"{kind} in [{lo}, {hi}]"
+    else:
+        want = "a finite number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        _fail(path, field, value, kind if want == "a finite number" else want)
+    if not math.isfinite(value):
+        _fail(path, field, value, want)
+    if (low is not None and value < low) or (high is not None and value > high):
+        _fail(path, field, value, want)
     return value
 
 
