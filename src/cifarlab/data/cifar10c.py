@@ -98,14 +98,20 @@ def corrupted_test_images(
         "test_set": test_id,
         "n": len(images),
     }
-    say = log or (lambda line: warnings.warn(line, stacklevel=3))
+
+    def say(problem: str) -> None:  # the CLI prints our line; a library caller gets a warning
+        if log is not None:
+            log(f"cifarlab: warning: {problem}")
+        else:
+            warnings.warn(problem, stacklevel=3)
+
     was_there = path.is_file()
     hit = load_array(path, key)  # checks the key, shape and checksum; deletes a bad entry
     if hit is not None and hit.shape == images.shape:
         return hit
     if was_there:  # not "not cached yet": say what happened, once, in one line
         say(
-            f"cifarlab: warning: {path}: the cached corrupted images were incomplete or damaged "
+            f"{path}: the cached corrupted images were incomplete or damaged "
             f"(truncated, altered or of another test set); removed and made again"
         )
     if log is not None:
@@ -115,7 +121,7 @@ def corrupted_test_images(
         warnings.simplefilter("always")
         save_array(path, out, key)
     for w in caught:
-        say(f"cifarlab: warning: {w.message}; the images are made again next time")
+        say(f"{w.message}; the images are made again next time")
     _prune_versions(path)
     return out
 
