@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
-from cifarlab.stored import field, json_text, mapping
+from cifarlab.stored import StoredValueError, field, json_text, mapping
 from cifarlab.version import __version__
 
 if sys.version_info >= (3, 11):
@@ -143,12 +143,9 @@ def write_json(path: str | Path, obj: Any, **kwargs: Any) -> Path:
     refused with one line, ``path`` untouched, rather than written as the invalid ``NaN``."""
     try:
         text = json_text(obj)
-    except ValueError:
+    except StoredValueError as exc:
         error = kwargs.get("error", OutputError)
-        raise error(
-            f"{path}: not written: the result holds a non-finite number (NaN or infinity), "
-            f"which JSON cannot hold; the model or its inputs diverged"
-        ) from None
+        raise error(f"{path}: not written: {exc}") from None
     return write_atomic(path, text + "\n", **kwargs)
 
 

@@ -78,9 +78,15 @@ def mapping(value: Any, path: str | os.PathLike[str], field: str = "") -> dict[s
 
 
 def json_text(obj: Any, *, indent: int | None = 2) -> str:
-    """``obj`` as strict JSON: NaN or infinity anywhere is a ValueError (a bug in the caller:
-    results are checked before they are written), never the invalid token ``NaN``."""
-    return json.dumps(obj, indent=indent, allow_nan=False)
+    """``obj`` as strict JSON: NaN or infinity anywhere (a diverged model's loss) is
+    StoredValueError, one line, never the invalid token ``NaN`` that JSON readers refuse."""
+    try:
+        return json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError:
+        raise StoredValueError(
+            "the result holds a non-finite number (NaN or infinity), which JSON cannot hold; "
+            "the model or its inputs diverged"
+        ) from None
 
 
 def _fail(path: str | os.PathLike[str], field: str, value: Any, want: str) -> None:

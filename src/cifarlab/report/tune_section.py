@@ -18,7 +18,14 @@ from cifarlab.report import ReportError
 from cifarlab.report.charts import _plain, _png
 from cifarlab.report.document import Block, Figure, Paragraph, Section, Table
 from cifarlab.stored import StoredValueError, field, mapping, number
-from cifarlab.tune.results import STATES, SUMMARY_JSON, TuneResult, is_tune_dir, read_tune_dir
+from cifarlab.tune.results import (
+    CONFIRM_JSON,
+    STATES,
+    SUMMARY_JSON,
+    TuneResult,
+    is_tune_dir,
+    read_tune_dir,
+)
 
 TOP_TRIALS = 10
 COLOURS = {"complete": "tab:blue", "pruned": "tab:orange", "failed": "tab:red"}
@@ -31,7 +38,28 @@ def tune_sections(paths: list[str | Path], names) -> list[Section]:
     for tune in tunes:
         if tune.summary is not None:
             check_summary(tune.summary, tune.path / SUMMARY_JSON)
+        if tune.confirm is not None:
+            check_confirm(tune.confirm, tune.path / CONFIRM_JSON)
     return [tune_section(tune, names, len(found) > 1) for tune in tunes]
+
+
+def check_confirm(c: dict[str, Any], path: Path) -> None:
+    """The numbers of a confirm.json this section shows: test accuracies in percent, their
+    spread and interval, the difference (-100 to 100); else one line naming the field."""
+    if c.get("start") is None:
+        return
+    for side in ("start", "tuned"):
+        s = mapping(c.get(side), path, side)
+        number(s.get("n"), path, f"{side}.n", low=0, integer=True)
+        field(s, "mean", path, f"{side}.", low=0.0, high=100.0)
+        field(s, "std", path, f"{side}.", low=0.0)
+        for i, v in enumerate(s.get("values") or []):
+            number(v, path, f"{side}.values[{i}]", low=0.0, high=100.0)
+        for i, v in enumerate(s.get("ci95") or []):
+            number(v, path, f"{side}.ci95[{i}]")
+    field(c, "diff", path, low=-100.0, high=100.0)
+    for i, v in enumerate(c.get("ci95") or []):
+        number(v, path, f"ci95[{i}]")
 
 
 def check_summary(s: dict[str, Any], path: Path) -> None:
