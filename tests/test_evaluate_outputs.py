@@ -92,3 +92,22 @@ def test_a_truncated_corruption_cache_cell_is_said_in_one_warning_line(run, caps
     warnings = [line for line in err.splitlines() if line.startswith("cifarlab: warning: ")]
     assert len(warnings) == 1 and str(cell) in warnings[0] and "damaged" in warnings[0]
     assert "UserWarning" not in err
+
+
+def test_a_corruption_cache_that_cannot_be_written_is_one_warning_line(run, monkeypatch, capsys):
+    import errno
+    import warnings
+
+    from cifarlab.data import cache
+
+    def full_disk(path, content, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache, "write_atomic", full_disk)
+    args = (run, "--corruptions", "fog", "--severities", "3", "--corruption-seed", "11")
+    with warnings.catch_warnings():  # a raw Python warning (file, line) fails the test
+        warnings.simplefilter("error", UserWarning)
+        assert _evaluate(*args) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("cifarlab: warning: ")]
+    assert len(lines) == 1 and "could not cache" in lines[0] and "No space left" in lines[0]
