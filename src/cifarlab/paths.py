@@ -165,13 +165,17 @@ def output_file(
     return path
 
 
-def marked_folder(
-    path: str | os.PathLike[str], what: str, marker: str, *, reads: Paths = ()
+def replaceable_folder(
+    path: str | os.PathLike[str],
+    what: str,
+    made_by_us: Callable[[Path], bool],
+    *,
+    reads: Paths = (),
 ) -> Path:
     """A folder a command fills and replaces as a whole (a report's figures): new, or one
-    holding ``marker``, the file that command leaves in every such folder it makes. Anything
-    else at ``path`` (a user's folder, a run copied there, a file) is refused: replacing it
-    would delete what it holds."""
+    ``made_by_us`` says that command made (it leaves a marker file in each). Anything else at
+    ``path`` (a user's folder, a run copied there, a file) is refused: replacing it would
+    delete what it holds."""
     path = Path(path)
     _not_over_others(path, what, reads, None, (), itself=True)
     try:
@@ -180,13 +184,12 @@ def marked_folder(
         return output_dir(path, what)
     except OSError as exc:
         raise _os_error(path, what, exc) from None
-    if not stat.S_ISDIR(st.st_mode) or not os.path.isfile(path / marker):
+    if not stat.S_ISDIR(st.st_mode) or not made_by_us(path):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else _kind(st.st_mode)
         raise _error(
             path,
             what,
-            f"is {kind} that cifarlab did not make (no {marker} in it), and writing would "
-            f"replace it",
+            f"is {kind} that cifarlab did not make, and writing would replace it",
             "move it away or choose another output name",
         )
     return output_dir(path, what)

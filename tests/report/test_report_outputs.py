@@ -75,6 +75,17 @@ def test_markdown_report_replaces_its_own_figure_folder(run, tmp_path, capsys):
     assert (tmp_path / "rep_files" / ".cifarlab-report").is_file()
 
 
+def test_an_older_reports_figure_folder_without_the_marker_is_still_replaced(run, tmp_path):
+    out = tmp_path / "rep.md"
+    assert _report(run, "-o", out) == 0
+    (tmp_path / "rep_files" / ".cifarlab-report").unlink()  # as cifarlab made it before
+    assert _report(run, "-o", out) == 0  # only PNGs that rep.md links: an older report's
+    (tmp_path / "rep_files" / ".cifarlab-report").unlink()
+    (tmp_path / "rep_files" / "holiday.png").write_bytes(b"a user's picture")
+    assert _report(run, "-o", out) == 2  # a PNG the report does not link: not ours
+    assert (tmp_path / "rep_files" / "holiday.png").read_bytes() == b"a user's picture"
+
+
 def test_report_into_a_missing_folder_is_refused_and_creates_nothing(run, tmp_path, capsys):
     out = tmp_path / "missing" / "deeper" / "r.html"
     assert _report(run, "-o", out) == 2

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
-    from cifarlab.report.markdown import MARKER
+    from cifarlab.report.markdown import made_by_a_report
     from cifarlab.report.sections import write_report
 
     fmt = args.format
@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         # Markdown puts its figures in <stem>_files/ beside the file (report.markdown); only
         # a folder an earlier report made is replaced.
         figures = out.with_name(f"{out.stem}_files")
-        paths.marked_folder(figures, "--out's figure folder", MARKER, reads=reads)
+        paths.replaceable_folder(
+            figures, "--out's figure folder", lambda f: made_by_a_report(f, out), reads=reads
+        )
     path = write_report(args.dirs, out, fmt, data_dir=args.data_dir, title=args.title)
     print(f"report: {path}")
     return 0

@@ -143,7 +143,7 @@ def write_markdown(doc: Document, path: str | Path) -> Path:
             raise
         swapped = True
 
-    if os.path.lexists(folder) and not (folder.is_dir() and (folder / MARKER).is_file()):
+    if os.path.lexists(folder) and not made_by_a_report(folder, path):
         raise ReportError(
             f"{folder}: the report's figure folder exists and cifarlab did not make it (no "
             f"{MARKER} in it); move it away or choose another output name"
@@ -177,6 +177,28 @@ def write_markdown(doc: Document, path: str | Path) -> Path:
         _remove(staging)
         _remove(aside)
     return path
+
+
+def made_by_a_report(folder: Path, report: Path) -> bool:
+    """``folder`` is the figure folder of the Markdown ``report`` beside it, ours to replace:
+    it holds MARKER, or (made before the marker existed) nothing but PNGs that ``report``
+    links. A user's folder, or a run copied there, is neither."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if (folder / MARKER).is_file():
+        return True
+    try:
+        text = report.read_text(encoding="utf-8")
+        entries = list(folder.iterdir())
+    except (OSError, ValueError):
+        return False
+    return bool(entries) and all(
+        e.suffix == ".png"
+        and e.is_file()
+        and not e.is_symlink()
+        and f"]({_link(f'{folder.name}/{e.name}')})" in text
+        for e in entries
+    )
 
 
 def _remove(path: Path) -> None:
