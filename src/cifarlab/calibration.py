@@ -41,10 +41,14 @@ import torch.nn.functional as F
 
 from cifarlab.errors import CifarlabError
 from cifarlab.rundir import TEMPERATURE, read_json, versions, write_json
+from cifarlab.stored import number
 
 N_BINS = 15  # equal-width confidence bins (Guo et al. 2017 use 15)
 # The fitted temperature is kept within [1/100, 100]: beyond that the validation logits are
 # degenerate (e.g. every image right by a wide margin, where NLL falls without bound as T -> 0).
+# A temperature.json outside it is refused when read (read_temperature): fitted values are
+# about 1-3 (Guo et al. 2017, table 1), and within the range float32 logits divided by T stay
+# finite and keep their order, so the predicted class is the model's own.
 T_MIN, T_MAX = 1e-2, 1e2
 FORMAT = "cifarlab-temperature"
 FORMAT_VERSION = 1
@@ -234,24 +238,19 @@ def read_temperature(checkpoint: str | Path) -> dict[str, Any] | None:
     record = read_json(path, CalibrationError)
     if record is None:
         return None
-    t = record.get("temperature") if isinstance(record, dict) else None
-    step = record.get("step") if isinstance(record, dict) else None
-    valid = (
-        isinstance(record, dict)
-        and record.get("format") == FORMAT
-        and isinstance(t, (int, float))
-        and not isinstance(t, bool)
-        and math.isfinite(t)
-        and t > 0
-        and isinstance(step, int)
-        and not isinstance(step, bool)
-    )
-    if not valid:
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CalibrationError(
-            f"{path}: not a valid temperature record (needs format {FORMAT!r}, a positive "
-            f"'temperature' and the checkpoint 'step'); rerun cifarlab evaluate --calibrate or "
-            f"remove the file"
+            f"{path}: not a valid temperature record (no format {FORMAT!r}); rerun cifarlab evaluate "
+            f"--calibrate or remove the file"
         )
+    # The range the fit itself keeps to: any T in it divides float32 logits into finite
+    # values in the same order; 1e-300 makes them inf (NaN probabilities), 1e308 rounds them
+    # all to 0 (every class 10%).
+    number(record.get("temperature"), path, "temperature", low=T_MIN, high=T_MAX)
+    number(record.get("step"), path, "step", low=0, integer=True)
+    number(
+        record.get("validation_count"), path, "validation_count", low=0, integer=True, optional=True
+    )
     return record
 
 

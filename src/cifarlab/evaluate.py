@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab.calibration import (
+    T_MAX,
+    T_MIN,
     CalibrationError,
     apply_temperature,
     calibration_from_sums,
@@ -44,6 +46,7 @@ from cifarlab.rundir import (
     write_json,
 )
 from cifarlab.runtime import autocast, eval_batch_and_format, resolve_device
+from cifarlab.stored import field, mapping
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -320,6 +323,28 @@ def evaluate(
     if record is not None:
         write_temperature(checkpoint, **record)
     return result
+
+
+def check_evaluation(record: Any, path: Path) -> dict[str, Any]:
+    """An evaluation.json's numbers, as the report reads them back: fractions in [0, 1],
+    losses >= 0, Brier in [0, 2], the step whole, the temperature in its range; else
+    StoredValueError naming the file and field (cifarlab.stored)."""
+    record = mapping(record, path)
+    field(record, "step", path, low=0, integer=True)
+    field(record, "count", path, low=0, integer=True)
+    blocks = [(record, "")]
+    if record.get("calibrated") is not None:
+        blocks.append((mapping(record["calibrated"], path, "calibrated"), "calibrated."))
+    for block, prefix in blocks:
+        for key in ("accuracy", "ece"):
+            field(block, key, path, prefix, low=0.0, high=1.0)
+        for key in ("loss", "nll"):
+            field(block, key, path, prefix, low=0.0)
+        field(block, "brier", path, prefix, low=0.0, high=2.0)
+    if record.get("temperature") is not None:
+        temperature = mapping(record["temperature"], path, "temperature")
+        field(temperature, "value", path, "temperature.", low=T_MIN, high=T_MAX)
+    return record
 
 
 def check_calibratable(recipe, tta: str, checkpoint: str | Path) -> None:

@@ -19,6 +19,14 @@ that cifarlab itself picks *inside* another one (``RUN/evaluation/<tta>``, ``RUN
 must stay inside it (``within``): a link there that leads out is refused, so a link
 planted in a run directory cannot send our writes somewhere the user never named.
 
+What a command may write over (``reads``, ``managed``, ``owns``). A command never writes
+over its own input (``report RUN -o RUN/checkpoint.pt``), nor into a run, study or search
+directory that another command owns (``managed(folder)`` names such a folder's kind: the
+CLI passes :func:`cifarlab.cli.common.managed_folder`, since which files make a run is
+rundir's to say), except the folders the command itself owns there (``owns``: evaluate's
+``RUN/evaluation/``, export's ``RUN/export/``). An output file's folder must exist: a
+mistyped ``-o /nonexistent/r.html`` is refused, not created at the file-system root.
+
 Nothing here reads a file's contents or writes anything, except ``output_dir(create=True)``,
 which makes the folder.
 """
@@ -28,7 +36,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cifarlab.errors import PathError
@@ -67,6 +75,11 @@ def input_path(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+# managed(folder): "a run directory", "a study directory", ... or None for any other folder.
+Managed = Callable[[Path], "str | None"]
+Paths = Iterable["str | os.PathLike[str]"]
+
+
 def output_dir(
     path: str | os.PathLike[str],
     what: str,
@@ -74,17 +87,23 @@ def output_dir(
     reuse_if: Callable[[Path], bool] | None = None,
     within: str | os.PathLike[str] | None = None,
     create: bool = False,
+    reads: Paths = (),
+    managed: Managed | None = None,
+    owns: Paths = (),
 ) -> Path:
     """``path`` is a folder we can write into, or can be created (with its parents).
 
     ``reuse_if(path)``: when given, an existing folder that holds anything must satisfy it
     (it holds our own kind of output, e.g. a run), else it is refused: writing there would mix
     our files with someone else's or replace them. ``within``: ``path`` must resolve inside
-    this folder (see the module docstring). ``create``: make the folder now.
+    this folder (see the module docstring). ``create``: make the folder now. ``reads``,
+    ``managed``, ``owns``: see the module docstring; the folder itself may be managed (a run
+    to resume), what holds it may not.
     """
     path = Path(path)
     if within is not None:
         _inside(path, Path(within), what)
+    _not_over_others(path, what, reads, managed, owns, itself=reuse_if is None)
     place = _nearest_existing(path, what)
     mode = place.stat().st_mode
     if not stat.S_ISDIR(mode):
@@ -107,11 +126,20 @@ def output_dir(
     return path
 
 
-def output_file(path: str | os.PathLike[str], what: str) -> Path:
-    """``path`` is a file we can write (create, or replace atomically) in a folder that exists
-    or can be created. An existing regular file is replaced; anything else is refused."""
+def output_file(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    reads: Paths = (),
+    managed: Managed | None = None,
+    owns: Paths = (),
+) -> Path:
+    """``path`` is a file we can write (create, or replace atomically) in a folder that
+    exists. An existing regular file is replaced; anything else is refused, and so is a file
+    the module docstring's rule protects (``reads``, ``managed``, ``owns``)."""
     path = Path(path)
     place = _nearest_existing(path, what)  # refuses a broken link, an unreachable path
+    _not_over_others(path, what, reads, managed, owns, itself=False)
     if place == path:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -125,8 +153,83 @@ def output_file(path: str | os.PathLike[str], what: str) -> Path:
             f"cannot be created: {show(place)} is {_kind(mode)}, not a folder",
             "give a path in a folder",
         )
+    if place != path.parent and place != path:
+        missing = next(p for p in reversed(path.parents) if not os.path.lexists(p))
+        raise _error(
+            path,
+            what,
+            f"cannot be written: the folder {show(missing)} does not exist",
+            "create it first, or check the path",
+        )
     _writable(path, place, what)
     return path
+
+
+def replaceable_folder(
+    path: str | os.PathLike[str],
+    what: str,
+    made_by_us: Callable[[Path], bool],
+    *,
+    reads: Paths = (),
+) -> Path:
+    """A folder a command fills and replaces as a whole (a report's figures): new, or one
+    ``made_by_us`` says that command made (it leaves a marker file in each). Anything else at
+    ``path`` (a user's folder, a run copied there, a file) is refused: replacing it would
+    delete what it holds."""
+    path = Path(path)
+    _not_over_others(path, what, reads, None, (), itself=True)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return output_dir(path, what)
+    except OSError as exc:
+        raise _os_error(path, what, exc) from None
+    if not stat.S_ISDIR(st.st_mode) or not made_by_us(path):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else _kind(st.st_mode)
+        raise _error(
+            path,
+            what,
+            f"is {kind} that cifarlab did not make, and writing would replace it",
+            "move it away or choose another output name",
+        )
+    return output_dir(path, what)
+
+
+def _not_over_others(
+    path: Path, what: str, reads: Paths, managed: Managed | None, owns: Paths, *, itself: bool
+) -> None:
+    """The rule of the module docstring: not one of ``reads`` nor inside a folder of it, not
+    inside a ``managed`` folder (``itself``: nor one itself) unless within ``owns``."""
+    real = _resolved(path, what)
+    for given in reads:
+        source = _resolved(Path(given), what)
+        if real == source or source in real.parents:
+            raise _error(
+                path,
+                what,
+                f"is {'the command' if real == source else 'inside the command'}'s own input "
+                f"{show(given)}, which writing would change",
+                "choose an output outside it",
+            )
+    if managed is None:
+        return
+    if any(real == o or o in real.parents for o in (_resolved(Path(o), what) for o in owns)):
+        return
+    for folder in ([real] if itself else []) + list(real.parents):
+        kind = managed(folder)
+        if kind is not None:
+            inside = "is" if folder == real else f"is inside {show(folder)},"
+            raise _error(
+                path,
+                what,
+                f"{inside} {kind} that another command owns; writing there could replace its files",
+                "choose an output outside it",
+            )
+
+
+def _resolved(path: Path, what: str) -> Path:
+    """``path`` absolute, links followed as far as it exists, for comparing places."""
+    return Path(os.path.realpath(path))
 
 
 # --------------------------------------------------------------------------- the checks

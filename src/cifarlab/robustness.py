@@ -31,6 +31,7 @@ from cifarlab.evaluate import load_for_evaluation, predict_logits
 from cifarlab.figures import plot_corruptions
 from cifarlab.paths import output_dir
 from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON, write_json
+from cifarlab.stored import field, mapping, number
 
 FORMAT = 1  # of corruptions.json
 
@@ -134,13 +135,15 @@ def evaluate_corruptions(
     log: Callable[[dict[str, Any]], None] | None = None,
     on_row: Callable[[str, dict[int, float]], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    on_data: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Accuracy of a checkpoint on each corruption x severity of CIFAR-10-C made from its test
     set, and its clean accuracy (the same pass, same ``tta``), summarised (:func:`summarize`).
 
     Data and device as :func:`cifarlab.evaluate.evaluate`. ``on_row(name, {severity: acc})``
     sees each corruption as it is done, ``progress`` a line whenever a cell is generated
-    rather than read from the cache, ``log`` the result before anything is written. With
+    rather than read from the cache (or a ``cifarlab: warning:`` line about the cache),
+    ``on_data(source)`` the data's name once it is loaded, before any cell, ``log`` the result before anything is written. With
     ``out_dir``, corruptions.json and corruptions.png are written there.
     """
     names = list(corruptions)
@@ -151,7 +154,11 @@ def evaluate_corruptions(
             f"corruptions {names} x severities {levels}: choose at least one of each, among "
             f"{', '.join(NAMES)} and {SEVERITIES[0]}-{SEVERITIES[-1]}"
         )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise RobustnessError(f"corruption seed {seed!r}: must be an integer, 0 or more")
     ev = load_for_evaluation(checkpoint, data=data, data_dir=data_dir, device=device)
+    if on_data is not None:
+        on_data(ev.data.source)
     test_images, test_labels = ev.data.test_images, ev.data.test_labels
     if len(test_labels) == 0:
         raise RobustnessError(f"{ev.data.source}: no test images to corrupt")
@@ -204,6 +211,22 @@ def evaluate_corruptions(
         plot_corruptions({label: result}, out_dir / CORRUPTIONS_FIGURE, title=label)
         write_json(out_dir / CORRUPTIONS_JSON, result)
     return result
+
+
+def check_corruptions(record: Any, path: Path) -> dict[str, Any]:
+    """A corruptions.json's numbers, as the report reads them back: every accuracy in
+    [0, 1], seed, count and step whole and >= 0; else StoredValueError naming the file and
+    field (cifarlab.stored)."""
+    record = mapping(record, path)
+    field(record, "clean_accuracy", path, low=0.0, high=1.0)
+    for key in ("seed", "count", "step"):
+        field(record, key, path, low=0, integer=True)
+    table = record.get("accuracy")
+    if table is not None:
+        for name, row in mapping(table, path, "accuracy").items():
+            for severity, value in mapping(row, path, f"accuracy.{name}").items():
+                number(value, path, f"accuracy.{name}.{severity}", low=0.0, high=1.0)
+    return record
 
 
 # --------------------------------------------------------------------------- as text

@@ -9,7 +9,8 @@ concern). A run directory holds::
     metrics.json           the final metrics: its presence means the run finished
     loss.png, accuracy.png, confusion.png
     evaluation/<tta>/      what ``cifarlab evaluate`` writes (evaluation.json, confusion.png,
-                           reliability.png)
+                           reliability.png; corruptions.json/.png), for the latest checkpoint
+    evaluation/step-<N>/<tta>/  the same for an older checkpoint (checkpoint.prev.pt) at step N
     temperature.json       ``cifarlab evaluate --calibrate``: the temperature fitted on the
                            validation split for the checkpoint beside it (used by predict, export)
     .lock                  held (flock) while a process trains here; removed when it ends
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
+from cifarlab.stored import StoredValueError, field, json_text, mapping
 from cifarlab.version import __version__
 
 if sys.version_info >= (3, 11):
@@ -66,6 +68,7 @@ CONFUSION_FIGURE = "confusion.png"
 RELIABILITY_FIGURE = "reliability.png"  # evaluate's reliability diagram (cifarlab.calibration)
 TEMPERATURE = "temperature.json"  # beside the checkpoint: evaluate --calibrate's temperature
 EVALUATION_DIR = "evaluation"  # evaluation/<tta>/ : cifarlab evaluate's outputs
+OLDER_STEP_PREFIX = "step-"  # evaluation/step-<N>/<tta>/: of an older checkpoint (prev)
 EVALUATION = "evaluation.json"
 CORRUPTIONS_JSON = "corruptions.json"  # evaluation/<tta>/: evaluate --corruptions
 CORRUPTIONS_FIGURE = "corruptions.png"
@@ -137,7 +140,14 @@ def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
 
 
 def write_json(path: str | Path, obj: Any, **kwargs: Any) -> Path:
-    return write_atomic(path, json.dumps(obj, indent=2) + "\n", **kwargs)
+    """``obj`` as strict JSON (cifarlab.stored.json_text): a NaN or an infinity in it is
+    refused with one line, ``path`` untouched, rather than written as the invalid ``NaN``."""
+    try:
+        text = json_text(obj)
+    except StoredValueError as exc:
+        error = kwargs.get("error", OutputError)
+        raise error(f"{path}: not written: {exc}") from None
+    return write_atomic(path, text + "\n", **kwargs)
 
 
 def write_csv(path: str | Path, header: list[str], rows: list[list[Any]], **kwargs: Any) -> Path:
@@ -559,7 +569,9 @@ class RunDir:
         return read_json(self.path / name, self.error)
 
     def metrics(self) -> dict[str, Any] | None:
-        return self.read_json(METRICS)
+        """metrics.json, its numbers checked (:func:`check_metrics`); None before the end."""
+        metrics = self.read_json(METRICS)
+        return None if metrics is None else check_metrics(metrics, self.path / METRICS)
 
     def history(self) -> dict[str, list[Any]] | None:
         return self.read_json(HISTORY_JSON)
@@ -577,9 +589,27 @@ class RunDir:
     def latest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
         return latest_checkpoint(self.path)
 
-    def evaluation_dir(self, tta: str) -> Path:
-        """Where ``cifarlab evaluate --tta TTA`` writes: beside the training's files."""
-        return self.path / EVALUATION_DIR / tta
+    def evaluation_dir(self, tta: str, step: int | None = None) -> Path:
+        """Where ``cifarlab evaluate --tta TTA`` writes: beside the training's files. ``step``:
+        the evaluation of a checkpoint other than the latest (checkpoint.prev.pt), in a folder
+        of its own, so it never replaces the latest's (which the report reads)."""
+        if step is None:
+            return self.path / EVALUATION_DIR / tta
+        return self.path / EVALUATION_DIR / f"{OLDER_STEP_PREFIX}{step}" / tta
+
+
+def check_metrics(metrics: Any, path: Path) -> dict[str, Any]:
+    """A metrics.json's numbers: fractions in [0, 1], losses >= 0, the Brier score in [0, 2]
+    (cifarlab.calibration), counts whole; else StoredValueError naming the file and field."""
+    metrics = mapping(metrics, path)
+    for key in ("test_accuracy", "val_accuracy", "test_accuracy_tta", "test_ece", "val_ece"):
+        field(metrics, key, path, low=0.0, high=1.0)
+    for key in ("test_loss", "test_nll", "val_nll", "val_loss"):
+        field(metrics, key, path, low=0.0)
+    for key in ("test_brier", "val_brier"):
+        field(metrics, key, path, low=0.0, high=2.0)
+    field(metrics, "test_count", path, low=0, integer=True)
+    return metrics
 
 
 def read_json(path: Path, error: type[CifarlabError] = OutputError) -> Any:

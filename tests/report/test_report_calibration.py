@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cifarlab.errors import CifarlabError
 from cifarlab.evaluate import evaluate
 from cifarlab.report.sections import write_report
 
@@ -73,24 +74,31 @@ def test_a_calibrated_run_shows_its_temperature_and_own_diagram(tmp_path, tiny_r
     assert (tmp_path / link).read_bytes() == own  # evaluate's figure, not a redrawing
 
 
-@pytest.mark.parametrize("damage", ["no numbers", "bad bins"])
-def test_bad_calibration_values_are_left_out_not_fatal(tmp_path, tiny_runs, damage):
+def test_a_calibration_number_of_the_wrong_type_is_one_line_naming_it(tmp_path, tiny_runs):
     run = tmp_path / "damaged"
     shutil.copytree(tiny_runs["seed-baseline"], run)
     path = Path(run / "metrics.json")
     m = json.loads(path.read_text())
-    if damage == "no numbers":  # a run from before calibration, or a hand-edited value
-        m["test_ece"] = "<b>0.1</b>"
-    else:
-        m["test_reliability"]["count"] = [1, 2]
+    m["test_ece"] = "<b>0.1</b>"  # a hand-edited value: every number read back is checked
+    path.write_text(json.dumps(m))
+    with pytest.raises(
+        CifarlabError, match=r"metrics.json: test_ece is .*not a number in \[0, 1\]"
+    ):
+        write_report([run], tmp_path / "r.md")
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_bad_reliability_bins_are_left_out_not_fatal(tmp_path, tiny_runs):
+    run = tmp_path / "damaged"
+    shutil.copytree(tiny_runs["seed-baseline"], run)
+    path = Path(run / "metrics.json")
+    m = json.loads(path.read_text())
+    m["test_reliability"]["count"] = [1, 2]
     path.write_text(json.dumps(m))
     text = write_report([run], tmp_path / "r.md").read_text(encoding="utf-8")
-    if damage == "no numbers":
-        assert "## Calibration" not in text
-    else:
-        section = _section(text)
-        assert _row(section, "damaged")[2] == f"{m['test_ece'] * 100:.2f}%"
-        assert "reliability" not in "".join(re.findall(r"\]\(([^)]+)\)", section))
+    section = _section(text)
+    assert _row(section, "damaged")[2] == f"{m['test_ece'] * 100:.2f}%"
+    assert "reliability" not in "".join(re.findall(r"\]\(([^)]+)\)", section))
 
 
 def test_ladder_steps_compare_ece_with_welch(tmp_path, studies):

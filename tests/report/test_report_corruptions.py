@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from cifarlab.errors import CifarlabError
 from cifarlab.report.document import Figure, Heading, Paragraph, Row, Table
 from cifarlab.report.sections import build_document, write_report
 from cifarlab.robustness import evaluate_corruptions, summarize
@@ -104,10 +105,20 @@ def test_a_malformed_corruptions_json_is_a_note_not_a_failure(tmp_path, tiny_run
     run = _copy(tiny_runs["seed-baseline"], tmp_path / "run")
     folder = run / EVALUATION_DIR / "none"
     folder.mkdir(parents=True)
-    (folder / CORRUPTIONS_JSON).write_text(json.dumps({"accuracy": {"fog": {"1": "high"}}}))
+    (folder / CORRUPTIONS_JSON).write_text(json.dumps({"accuracy": {"fog": {}}}))  # no cells
     section = _section(build_document([run]))
     notes = [b.text for b in section.blocks if isinstance(b, Paragraph) and b.note]
     assert any("malformed" in n for n in notes)
+
+
+@pytest.mark.parametrize("value", ["high", 1.5, float("nan")])
+def test_a_bad_accuracy_in_corruptions_json_is_one_line_naming_it(tmp_path, tiny_runs, value):
+    run = _copy(tiny_runs["seed-baseline"], tmp_path / "run")
+    folder = run / EVALUATION_DIR / "none"
+    folder.mkdir(parents=True)
+    (folder / CORRUPTIONS_JSON).write_text(json.dumps({"accuracy": {"fog": {"1": value}}}))
+    with pytest.raises(CifarlabError, match=r"corruptions.json: accuracy.fog.1 is .*\[0, 1\]"):
+        build_document([run])
 
 
 def test_names_from_the_file_are_shown_as_text_in_html_and_markdown(tmp_path, tiny_runs):

@@ -99,8 +99,21 @@ def test_markdown_write_replaces_the_figures_folder_whole(tmp_path):
     write_markdown(_doc("new"), out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md", "r_files"]
     figures = {p.name: p.read_bytes() for p in (tmp_path / "r_files").iterdir()}
+    assert figures.pop(".cifarlab-report").startswith(b"Made by cifarlab report for r.md")
     assert figures == {f"fig-{i}.png": f"png new {i}".encode() for i in range(3)}
     assert "report new" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["a user's folder", "a copied run directory"])
+def test_markdown_write_refuses_a_figures_folder_it_did_not_make(tmp_path, kind):
+    out = tmp_path / "rep.md"
+    theirs = tmp_path / "rep_files"
+    theirs.mkdir()
+    name = "notes.txt" if kind == "a user's folder" else "checkpoint.pt"
+    (theirs / name).write_text("keep me")
+    with pytest.raises(ReportError, match=r"rep_files: .*cifarlab did not make it"):
+        write_markdown(_doc("new"), out)
+    assert (theirs / name).read_text() == "keep me" and not out.exists()
 
 
 @pytest.mark.parametrize("earlier", [False, True], ids=["new", "over-an-earlier-report"])

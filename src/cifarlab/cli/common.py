@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Every subcommand takes --debug after its name too (`cifarlab data --debug`). SUPPRESS: a
@@ -54,7 +55,7 @@ def check_run_out(out: str | Path, what: str = "--out") -> Path:
     then refuses it or resumes); a folder with anyone else's files is refused."""
     from cifarlab import paths
 
-    return paths.output_dir(out, what, reuse_if=_run_folder)
+    return paths.output_dir(out, what, reuse_if=_run_folder, managed=managed_folder)
 
 
 def _run_folder(folder: Path) -> bool:
@@ -89,4 +90,44 @@ def check_study_out(out: str | Path, what: str = "--out") -> Path:
     from cifarlab import paths
     from cifarlab.studies.spec import STUDY_JSON
 
-    return paths.output_dir(out, what, reuse_if=lambda d: (d / STUDY_JSON).is_file())
+    return paths.output_dir(
+        out, what, reuse_if=lambda d: (d / STUDY_JSON).is_file(), managed=managed_folder
+    )
+
+
+def check_output_file(
+    out: str | Path, what: str = "--out", *, reads: Iterable[str | Path] = ()
+) -> Path:
+    """A file a command writes: not over its inputs ``reads``, nor inside a run, study or
+    search directory (cifarlab.paths: what a command may write over); its folder exists."""
+    from cifarlab import paths
+
+    return paths.output_file(out, what, reads=reads, managed=managed_folder)
+
+
+def check_output_dir(
+    out: str | Path,
+    what: str = "--out",
+    *,
+    reads: Iterable[str | Path] = (),
+    reuse_if: Callable[[Path], bool] | None = None,
+) -> Path:
+    """A folder a command writes into, under the same rule as :func:`check_output_file`."""
+    from cifarlab import paths
+
+    return paths.output_dir(out, what, reads=reads, reuse_if=reuse_if, managed=managed_folder)
+
+
+def managed_folder(folder: Path) -> str | None:
+    """What kind of cifarlab directory ``folder`` is (one a command owns), or None."""
+    from cifarlab.rundir import RunDir
+    from cifarlab.studies.spec import STUDY_JSON
+    from cifarlab.tune.results import is_tune_dir
+
+    if (folder / STUDY_JSON).is_file():
+        return "a study directory"
+    if is_tune_dir(folder):
+        return "a search directory (cifarlab tune)"
+    if RunDir(folder).is_run():
+        return "a run directory"
+    return None

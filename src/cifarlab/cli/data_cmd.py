@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_output_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -55,7 +55,6 @@ def _locate(data_dir: str | None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `cifarlab --help` does not pay for numpy.
-    from cifarlab import paths
     from cifarlab.data import load_cifar10
     from cifarlab.data.explore import describe, write_figures
 
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.locate:
         return _locate(args.data_dir)
     if not args.no_figures:
-        paths.output_dir(args.out, "--out")  # before the data is read: fail in a second
+        check_output_dir(args.out, "--out")  # before the data is read: fail in a second
     data = load_cifar10(args.data_dir)
     info = describe(data)
     print(f"source: {info['source']}")

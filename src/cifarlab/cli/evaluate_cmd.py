@@ -4,10 +4,9 @@ checkpoint; ``--calibrate`` fits a temperature on the run's validation split."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_output_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         default=None,
         help="where to write confusion.png, reliability.png and evaluation.json (default: "
-        "RUN/evaluation/<tta>/, "
-        "beside the training's own files, which are never replaced)",
+        "RUN/evaluation/<tta>/ for the run's latest checkpoint, RUN/evaluation/step-<N>/<tta>/ "
+        "for an older one such as checkpoint.prev.pt; beside the training's own files, which "
+        "are never replaced; a given --out may not be inside a run, study or search directory)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_data_dir(p)
@@ -89,15 +89,22 @@ def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:
     names = robustness.parse_corruptions(args.corruptions)
     severities = robustness.parse_severities(args.severities or "1-5")
     seed = robustness.DEFAULT_SEED if args.corruption_seed is None else args.corruption_seed
-    if not args.json:
-        label = "" if args.tta == "none" else f", {args.tta} TTA"
-        print(f"corruption robustness (test accuracy{label}, corruption seed {seed}):")
-        print(robustness.table_header(severities), flush=True)
+    if seed < 0:  # numpy and torch generators take seeds >= 0
+        raise robustness.RobustnessError(f"--corruption-seed: must be 0 or more, got {seed}")
+
+    def start(source: str) -> None:  # the data line first, as in every command
+        if not args.json:
+            label = "" if args.tta == "none" else f", {args.tta} TTA"
+            print(f"data: {source}")
+            print(f"corruption robustness (test accuracy{label}, corruption seed {seed}):")
+            print(robustness.table_header(severities), flush=True)
 
     said: list[bool] = []
 
     def generating(line: str) -> None:  # said once, not for each of up to 75 cells
-        if not said:
+        if line.startswith("cifarlab: warning:"):  # a damaged cache cell, or one not saved
+            print(line, file=sys.stderr, flush=True)
+        elif not said:
             print(_GENERATING, file=sys.stderr, flush=True)
             said.append(True)
 
@@ -124,6 +131,7 @@ def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:
         log=summary,
         on_row=row,
         progress=generating,
+        on_data=start,
     )
 
 
@@ -135,16 +143,27 @@ _GENERATING = (
 
 def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
+    from cifarlab.calibration import CalibrationError
     from cifarlab.evaluate import evaluate
-    from cifarlab.rundir import CONFUSION_FIGURE, EVALUATION_DIR, RELIABILITY_FIGURE
+    from cifarlab.rundir import CHECKPOINT, CONFUSION_FIGURE, RELIABILITY_FIGURE, RunDir
+    from cifarlab.stored import json_text
 
     ckpt = paths.input_path(args.checkpoint, "checkpoint")
     run_dir = ckpt if ckpt.is_dir() else ckpt.parent
+    step = _older_step(ckpt)
+    if step is not None and args.calibrate:
+        raise CalibrationError(
+            f"{ckpt}: --calibrate stores the temperature beside the run's latest checkpoint "
+            f"({run_dir / CHECKPOINT}), whose temperature this older one must not replace; "
+            f"calibrate {run_dir}, or copy this checkpoint into a run of its own"
+        )
     if args.out:
-        out = paths.output_dir(args.out, "--out")
-    else:  # beside the training's files, and nowhere else
+        out = check_output_dir(args.out, "--out", reads=[ckpt])
+    else:  # beside the training's files, and nowhere else; an older checkpoint in its own
         out = paths.output_dir(
-            run_dir / EVALUATION_DIR / args.tta, "the default --out", within=run_dir
+            RunDir(run_dir).evaluation_dir(args.tta, step=step),
+            "the default --out",
+            within=run_dir,
         )
     check_data_dir(args.data_dir)
     corruptions = _corruptions(args, ckpt, out)  # first: it prints its own table
@@ -155,9 +174,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             if corruptions is not None:  # one JSON document: the evaluation and its corruptions
                 result = {**result, "corruptions": corruptions}
-            print(json.dumps(result, indent=2), flush=True)
+            print(json_text(result), flush=True)
             return
-        print(f"data: {result['data']}")
+        if corruptions is None:  # else printed before the corruption table
+            print(f"data: {result['data']}")
         label = "" if args.tta == "none" else f" ({args.tta} TTA)"
         print(
             f"test accuracy{label}: {result['accuracy'] * 100:.2f}% on {result['count']:,} "
@@ -189,6 +209,17 @@ def run(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
     )
     return 0
+
+
+def _older_step(ckpt) -> int | None:
+    """The step of ``ckpt`` when it is a run's checkpoint other than its latest (e.g.
+    checkpoint.prev.pt): its evaluation goes to RUN/evaluation/step-<N>/<tta>/, never over the
+    latest's. None for the latest (a run directory or its checkpoint.pt), or a lone file."""
+    from cifarlab.rundir import CHECKPOINT, RunDir, load_checkpoint
+
+    if ckpt.is_dir() or ckpt.name == CHECKPOINT or not RunDir(ckpt.parent).is_run():
+        return None
+    return int(load_checkpoint(ckpt)["step"])
 
 
 def _calibration(m: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli.common import COMMON, check_output_dir
 
 FORMATS = ("onnx", "torchscript", "safetensors")  # as cifarlab.export.FORMATS (kept import-free)
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     ckpt = paths.input_path(args.checkpoint, "checkpoint")
     if args.out:
-        out = paths.output_dir(args.out, "--out")
+        out = check_output_dir(args.out, "--out", reads=[ckpt])
     else:  # beside the checkpoint, and nowhere else
         run_dir = ckpt if ckpt.is_dir() else ckpt.parent
         out = paths.output_dir(run_dir / "export", "the default --out", within=run_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from cifarlab.cli.common import COMMON
@@ -56,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
     from cifarlab.errors import CifarlabError
     from cifarlab.predict import load_trained_model, predict_paths
+    from cifarlab.stored import json_text
 
     if args.top_k < 1:
         raise CifarlabError(f"--top-k: must be at least 1, got {args.top_k}")
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cifarlab: error: {err['error']}", file=sys.stderr)
     if args.json:
         print(
-            json.dumps(
+            json_text(
                 {
                     "checkpoint": str(args.checkpoint),
                     "model": trained.model_name,
@@ -78,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
                     "predictions": results,
                     "errors": errors,
                 },
-                indent=2,
             )
         )
     elif results:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, check_data_dir
+from cifarlab.cli.common import COMMON, check_data_dir, check_output_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "(cifarlab ablate / seeds): data, model, training, improvements, robustness and a "
             "comparison of models; parts without inputs are left out. HTML is one "
             "self-contained file (figures inlined, no network); Markdown gets its PNGs in "
-            "<name>_files/ beside it."
+            "<name>_files/ beside it. The report is never written over its inputs nor into a "
+            "run, study or search directory, and <name>_files/ is replaced only when an "
+            "earlier report made it."
         ),
     )
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run or study directories")
@@ -48,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
+    from cifarlab.report.markdown import made_by_a_report
     from cifarlab.report.sections import write_report
 
     fmt = args.format
@@ -59,10 +62,16 @@ def run(args: argparse.Namespace) -> int:
     for d in args.dirs:
         paths.input_dir(d, "run or study folder")
     check_data_dir(args.data_dir)
-    paths.output_file(out, "--out")
+    # Never over what the report reads, nor into a run, study or search directory.
+    reads = [*args.dirs, *([args.data_dir] if args.data_dir not in (None, "sample") else [])]
+    check_output_file(out, "--out", reads=reads)
     if fmt == "md" or (fmt is None and out.suffix.lower() in (".md", ".markdown")):
-        # Markdown puts its figures in <stem>_files/ beside the file (report.markdown).
-        paths.output_dir(out.with_name(f"{out.stem}_files"), "--out's figure folder")
+        # Markdown puts its figures in <stem>_files/ beside the file (report.markdown); only
+        # a folder an earlier report made is replaced.
+        figures = out.with_name(f"{out.stem}_files")
+        paths.replaceable_folder(
+            figures, "--out's figure folder", lambda f: made_by_a_report(f, out), reads=reads
+        )
     path = write_report(args.dirs, out, fmt, data_dir=args.data_dir, title=args.title)
     print(f"report: {path}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir
+from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, managed_folder
 
 RECIPE_DEFAULT = "seed-improved"
 
@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         args.out or Path("tune-out") / spec.study,
         "--out",
         reuse_if=lambda d: (d / TUNE_JSON).is_file(),
+        managed=managed_folder,  # not inside a run, study or another search
     )
     check_data_dir(args.data_dir)
     print(f"tune directory: {out}")

@@ -11,12 +11,15 @@ Each cell is cached (:func:`cifarlab.data.cache.save_array`) in
 ``cache_dir()/corruptions/<test set id>/<name>-s<severity>-seed<seed>-v<VERSION>.npy``; the
 test set id hashes the images and labels, so another test set, or an edited one, never
 reads this one's cells, and ``VERSION`` changes with any change to what a corruption
-computes. A full test set's 75 cells take 2.3 GB, like the published CIFAR-10-C.
+computes. A full test set's 75 cells take 2.3 GB, like the published CIFAR-10-C. A cell whose
+file is truncated or altered fails its checksum: it is made again, and the caller's ``log``
+gets one ``cifarlab: warning:`` line saying so (likewise when a cell cannot be saved).
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,13 +98,30 @@ def corrupted_test_images(
         "test_set": test_id,
         "n": len(images),
     }
-    hit = load_array(path, key)
+
+    def say(problem: str) -> None:  # the CLI prints our line; a library caller gets a warning
+        if log is not None:
+            log(f"cifarlab: warning: {problem}")
+        else:
+            warnings.warn(problem, stacklevel=3)
+
+    was_there = path.is_file()
+    hit = load_array(path, key)  # checks the key, shape and checksum; deletes a bad entry
     if hit is not None and hit.shape == images.shape:
         return hit
+    if was_there:  # not "not cached yet": say what happened, once, in one line
+        say(
+            f"{path}: the cached corrupted images were incomplete or damaged "
+            f"(truncated, altered or of another test set); removed and made again"
+        )
     if log is not None:
         log(f"generating {name} severity {severity} for {len(images):,} test images (cached after)")
     out = generate(images, name, severity, seed)
-    save_array(path, out, key)
+    with warnings.catch_warnings(record=True) as caught:  # a full disk: say it as our line
+        warnings.simplefilter("always")
+        save_array(path, out, key)
+    for w in caught:
+        say(f"{w.message}; the images are made again next time")
     _prune_versions(path)
     return out
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.calibration import N_BINS
+from cifarlab.evaluate import check_evaluation
 from cifarlab.figures import plot_reliability
 from cifarlab.report import ReportError
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Section, Table
@@ -74,6 +75,8 @@ def run_calibration(run: RunInput) -> dict[str, Any] | None:
     "temperature", "ece_after", "nll_after", "brier_after", "bins", "bins_after", "figure"};
     None when it has none."""
     evaluation = RunDir(run.path, error=ReportError).read_json(str(EVALUATION_JSON))
+    if evaluation is not None:  # every number checked: one line naming a bad one, exit 2
+        evaluation = check_evaluation(evaluation, run.path / EVALUATION_JSON)
     m = run.metrics or {}
     out: dict[str, Any] = {"val_ece": _number(m.get("val_ece"))}
     if isinstance(evaluation, dict) and _number(evaluation.get("ece")) is not None:

@@ -19,10 +19,12 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
+from cifarlab.evaluate import check_evaluation
 from cifarlab.figures import plot_corruptions
 from cifarlab.report import ReportError
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Section, Table
 from cifarlab.report.inputs import RunInput, StudyInput
+from cifarlab.robustness import check_corruptions
 from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON, EVALUATION, EVALUATION_DIR, RunDir
 from cifarlab.studies.stats import mean, sample_std
 from cifarlab.studies.summary import difference_cell
@@ -80,6 +82,7 @@ def _checked(raw: Any) -> dict[str, Any] | None:
         "mean_accuracy": overall,
         "relative_accuracy": overall / clean if clean else None,
         "seed": raw.get("seed") if isinstance(raw.get("seed"), int) else None,
+        "step": raw.get("step"),
         "count": raw.get("count") if isinstance(raw.get("count"), int) else None,
     }
 
@@ -95,20 +98,24 @@ def run_corruptions(run: RunInput) -> list[tuple[str, dict[str, Any] | None]]:
         (p.name for p in folder.iterdir() if (p / CORRUPTIONS_JSON).is_file()),
         key=lambda t: (t != "none", t),
     )
-    return [
-        (t, _checked(reader.read_json(str(Path(EVALUATION_DIR, t, CORRUPTIONS_JSON)))))
-        for t in ttas
-    ]
+    out = []
+    for t in ttas:
+        rel = Path(EVALUATION_DIR, t, CORRUPTIONS_JSON)
+        out.append((t, _checked(check_corruptions(reader.read_json(str(rel)), run.path / rel))))
+    return out
 
 
-def _ece(run: RunInput, tta: str) -> float | None:
-    """ECE beside the corruption numbers (evaluation.json of the same folder), else the
-    run's own (metrics.json)."""
-    evaluation = RunDir(run.path, error=ReportError).read_json(
-        str(Path(EVALUATION_DIR, tta, EVALUATION))
-    )
-    if isinstance(evaluation, dict) and _number(evaluation.get("ece")) is not None:
-        return _number(evaluation["ece"])
+def _ece(run: RunInput, tta: str, step: Any = None) -> float | None:
+    """ECE beside the corruption numbers (evaluation.json of the same folder, when it is of
+    the same checkpoint ``step``), else the run's own (metrics.json)."""
+    rel = Path(EVALUATION_DIR, tta, EVALUATION)
+    evaluation = RunDir(run.path, error=ReportError).read_json(str(rel))
+    if evaluation is not None:
+        evaluation = check_evaluation(evaluation, run.path / rel)
+        # Another checkpoint's evaluation (an older cifarlab wrote an older step's there) is
+        # not shown beside these corruption numbers.
+        if evaluation.get("step") == step and evaluation.get("ece") is not None:
+            return float(evaluation["ece"])
     m = run.metrics or {}
     return (
         _number(m.get("ece")) if _number(m.get("ece")) is not None else _number(m.get("test_ece"))
@@ -192,14 +199,14 @@ def corruptions_section(
                 _pct(_number(result["clean_accuracy"])),
                 _pct(result["mean_accuracy"]),
                 _pct(result["relative_accuracy"]),
-                _pct(_ece(run, tta)),
+                _pct(_ece(run, tta, result["step"])),
                 "—",
             ]
         )
     for label, per_seed, previous in study_rows:
         means = [res["mean_accuracy"] for _, res in per_seed]
         cleans = [c for _, res in per_seed if (c := _number(res["clean_accuracy"])) is not None]
-        eces = [e for r, _ in per_seed if (e := _ece(r, "none")) is not None]
+        eces = [e for r, res in per_seed if (e := _ece(r, "none", res["step"])) is not None]
         sizes = {(len(res["corruptions"]), len(res["severities"])) for _, res in per_seed}
         spread = f" ± {sample_std(means) * 100:.2f}" if len(means) > 1 else ""
         rows.append(

@@ -13,7 +13,6 @@ import base64
 import html
 from pathlib import Path
 
-from cifarlab.paths import output_dir
 from cifarlab.report import WRITE_HINT, ReportError
 from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
 from cifarlab.rundir import write_text
@@ -157,5 +156,4 @@ def write_html(doc: Document, path: str | Path) -> Path:
     an earlier report at ``path`` as it was."""
     path = Path(path)
     page = render_html(doc)
-    output_dir(path.parent, "report folder", create=True)
     return write_text(path, page, error=ReportError, hint=WRITE_HINT)

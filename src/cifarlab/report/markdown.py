@@ -12,6 +12,8 @@ backslash-escaped, and line breaks folded into spaces (a table row is one line).
 The two parts are written so that a failure (full disk, I/O error) leaves neither half
 written: the figures go into a temporary folder, the Markdown into a temporary file; only
 when both are complete does the folder replace ``<stem>_files/`` and the file ``<stem>.md``.
+Only a folder this writer made is ever replaced: each holds the marker file ``MARKER``, and
+any other folder (a user's, a run copied there) is refused with one line, untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from urllib.parse import quote
 from cifarlab.report import WRITE_HINT, ReportError
 from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
 from cifarlab.rundir import temp_path, write_atomic, write_text
+
+# In every <stem>_files/ the writer makes: what lets a later report replace the folder.
+MARKER = ".cifarlab-report"
 
 # Markdown punctuation shown literally when backslash-escaped (CommonMark: any ASCII
 # punctuation may be): code spans, emphasis, links and images, table cells, strikethrough,
@@ -113,8 +118,9 @@ def write_markdown(doc: Document, path: str | Path) -> Path:
     """Write ``path`` (.md) and its figures into ``<stem>_files/`` beside it.
 
     All or nothing: the figures go into a temporary folder and the Markdown into a temporary
-    file; once both are complete the folder replaces ``<stem>_files/`` (an earlier one is
-    removed, with any stale figures) and the file replaces ``path``. On any failure both
+    file; once both are complete the folder replaces ``<stem>_files/`` (an earlier one of
+    ours is removed, with any stale figures; any other is refused, ReportError) and the file
+    replaces ``path``. On any failure both
     temporaries are removed and an earlier report, folder included, is left as it was.
     """
     path = Path(path)
@@ -137,13 +143,24 @@ def write_markdown(doc: Document, path: str | Path) -> Path:
             raise
         swapped = True
 
+    if os.path.lexists(folder) and not made_by_a_report(folder, path):
+        raise ReportError(
+            f"{folder}: the report's figure folder exists and cifarlab did not make it (no "
+            f"{MARKER} in it); move it away or choose another output name"
+        )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         for leftover in (staging, aside):  # of a dead process that had our pid
             _remove(leftover)
         staging.mkdir()
+        hint = f"{path} not written; {WRITE_HINT}"
+        write_text(
+            staging / MARKER,
+            f"Made by cifarlab report for {path.name}; the next report written there "
+            f"replaces this folder as a whole.\n",
+            error=ReportError,
+            hint=hint,
+        )
         for f in doc.figures():
-            hint = f"{path} not written; {WRITE_HINT}"
             write_atomic(staging / f"{f.name}.png", f.png, error=ReportError, hint=hint)
         write_text(path, text, error=ReportError, hint=WRITE_HINT, before_replace=swap_folders)
     except BaseException as exc:
@@ -160,6 +177,28 @@ def write_markdown(doc: Document, path: str | Path) -> Path:
         _remove(staging)
         _remove(aside)
     return path
+
+
+def made_by_a_report(folder: Path, report: Path) -> bool:
+    """``folder`` is the figure folder of the Markdown ``report`` beside it, ours to replace:
+    it holds MARKER, or (made before the marker existed) nothing but PNGs that ``report``
+    links. A user's folder, or a run copied there, is neither."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if (folder / MARKER).is_file():
+        return True
+    try:
+        text = report.read_text(encoding="utf-8")
+        entries = list(folder.iterdir())
+    except (OSError, ValueError):
+        return False
+    return bool(entries) and all(
+        e.suffix == ".png"
+        and e.is_file()
+        and not e.is_symlink()
+        and f"]({_link(f'{folder.name}/{e.name}')})" in text
+        for e in entries
+    )
 
 
 def _remove(path: Path) -> None:

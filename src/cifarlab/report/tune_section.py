@@ -17,7 +17,15 @@ from typing import Any
 from cifarlab.report import ReportError
 from cifarlab.report.charts import _plain, _png
 from cifarlab.report.document import Block, Figure, Paragraph, Section, Table
-from cifarlab.tune.results import TuneResult, is_tune_dir, read_tune_dir
+from cifarlab.stored import StoredValueError, field, mapping, number
+from cifarlab.tune.results import (
+    CONFIRM_JSON,
+    STATES,
+    SUMMARY_JSON,
+    TuneResult,
+    is_tune_dir,
+    read_tune_dir,
+)
 
 TOP_TRIALS = 10
 COLOURS = {"complete": "tab:blue", "pruned": "tab:orange", "failed": "tab:red"}
@@ -26,7 +34,74 @@ COLOURS = {"complete": "tab:blue", "pruned": "tab:orange", "failed": "tab:red"}
 def tune_sections(paths: list[str | Path], names) -> list[Section]:
     """A section for each tune directory among ``paths`` (the others are runs and studies)."""
     found = [Path(p) for p in paths if is_tune_dir(p)]
-    return [tune_section(read_tune_dir(p, ReportError), names, len(found) > 1) for p in found]
+    tunes = [read_tune_dir(p, ReportError) for p in found]
+    for tune in tunes:
+        if tune.summary is not None:
+            check_summary(tune.summary, tune.path / SUMMARY_JSON)
+        if tune.confirm is not None:
+            check_confirm(tune.confirm, tune.path / CONFIRM_JSON)
+    return [tune_section(tune, names, len(found) > 1) for tune in tunes]
+
+
+def check_confirm(c: dict[str, Any], path: Path) -> None:
+    """The numbers of a confirm.json this section shows: test accuracies in percent, their
+    spread and interval, the difference (-100 to 100); else one line naming the field."""
+    if c.get("start") is None:
+        return
+    for side in ("start", "tuned"):
+        s = mapping(c.get(side), path, side)
+        number(s.get("n"), path, f"{side}.n", low=0, integer=True)
+        field(s, "mean", path, f"{side}.", low=0.0, high=100.0)
+        field(s, "std", path, f"{side}.", low=0.0)
+        for i, v in enumerate(s.get("values") or []):
+            number(v, path, f"{side}.values[{i}]", low=0.0, high=100.0)
+        for i, v in enumerate(s.get("ci95") or []):
+            number(v, path, f"{side}.ci95[{i}]")
+    field(c, "diff", path, low=-100.0, high=100.0)
+    for i, v in enumerate(c.get("ci95") or []):
+        number(v, path, f"ci95[{i}]")
+
+
+def check_summary(s: dict[str, Any], path: Path) -> None:
+    """The numbers of a summary.json this section uses, read back: one line naming the file
+    and field for a wrong type, a non-finite value or one out of range (cifarlab.stored).
+    Trial values are validation accuracies in percent; intermediate points are (position
+    per mille, accuracy %)."""
+    for key, value in mapping(s.get("counts"), path, "counts").items():
+        number(value, path, f"counts.{key}", low=0, integer=True)
+    pruner = mapping(s.get("pruner"), path, "pruner")
+    field(pruner, "warmup", path, "pruner.", low=0.0, high=1.0)
+    field(pruner, "startup", path, "pruner.", low=0, integer=True)
+    if not isinstance(s.get("space"), list) or not isinstance(s.get("trials"), list):
+        raise StoredValueError(f"{path}: space and trials must be lists; fix or remove the file")
+    for i, raw in enumerate(s["trials"]):
+        t = mapping(raw, path, f"trials[{i}]")
+        where = f"trials[{i}]."
+        number(t.get("number"), path, where + "number", low=0, integer=True)
+        if t.get("state") not in STATES:
+            raise StoredValueError(
+                f"{path}: {where}state is {t.get('state')!r}, not one of {', '.join(STATES)}; "
+                f"fix or remove the file"
+            )
+        field(t, "value", path, where, low=0.0, high=100.0)
+        field(t, "seed", path, where, low=0, integer=True)
+        field(t, "duration_s", path, where, low=0.0)
+        points = t.get("intermediate") or []
+        if not isinstance(points, list):
+            raise StoredValueError(f"{path}: {where}intermediate is not a list; fix the file")
+        for j, point in enumerate(points):
+            if not isinstance(point, list) or len(point) != 2:
+                raise StoredValueError(
+                    f"{path}: {where}intermediate[{j}] is not a [position, value] pair"
+                )
+            number(point[0], path, f"{where}intermediate[{j}][0]", low=0, integer=True)
+            number(point[1], path, f"{where}intermediate[{j}][1]", low=0.0, high=100.0)
+    best = s.get("best")
+    if best:
+        field(mapping(best, path, "best"), "value", path, "best.", low=0.0, high=100.0)
+    values = (s.get("importance") or {}).get("values") or {}
+    for key, value in mapping(values, path, "importance.values").items():
+        number(value, path, f"importance.values.{key}", low=0.0, high=1.0)
 
 
 def tune_section(tune: TuneResult, names, several: bool = False) -> Section:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import METRICS, write_json, write_text
+from cifarlab.rundir import METRICS, check_metrics, write_json, write_text
 from cifarlab.studies import StudyError
 from cifarlab.studies.figures import plot_study
 from cifarlab.studies.spec import StudySpec, read_study
@@ -38,11 +38,12 @@ def collect(study_dir: str | Path, study: StudySpec) -> dict[str, dict[int, dict
         if not path.is_file():
             continue
         try:
-            out[run.step][run.seed] = json.loads(path.read_text(encoding="utf-8"))
+            metrics = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise StudyError(
                 f"{path}: damaged metrics ({exc}); delete the file to rerun the run"
             ) from None
+        out[run.step][run.seed] = check_metrics(metrics, path)  # every number, one line
     return out
 
 
