@@ -4,7 +4,8 @@ evaluate reads it), on the bundled sample.
 
 What the test adds, and nothing else: `--data-dir sample` to each command that reads data,
 and a tiny training (`--set train.epochs=0.25 --set train.eval_points=1`) to each command
-that trains. The two set-up commands (scripts/quickstart.sh, scripts/test.sh) are CI's own
+that trains, except a quick check (`train --quick-check`), which runs as written: it is a
+few steps already, and it checks the recipe's full length as the user gives it. The two set-up commands (scripts/quickstart.sh, scripts/test.sh) are CI's own
 and are not run here; tests/docs/test_quickstart_script.py runs the quick start's job."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def for_the_test(argv: list[str]) -> list[str]:
     if cmd in READS_DATA:
         args += ["--data-dir", "sample"]
     trains = cmd in TRAINS and "--resume" not in args and (cmd != "bench" or "--recipe" in args)
-    if trains:
+    if trains and "--quick-check" not in args:
         args += TINY
     return [cmd, *args]
 
@@ -68,6 +69,19 @@ def _pictures(folder: Path) -> None:
 def test_readme_shows_both_set_up_commands():
     shell = [words for lang, body in BLOCKS if lang in SHELL for words in shell_lines(body)]
     assert all(cmd in shell for cmd in SETUP)
+
+
+def test_readme_runs_a_quick_check_before_its_first_real_training():
+    trainings = [c for c in _commands() if c[1] == "train" and "--resume" not in c]
+    assert "--quick-check" in trainings[0], trainings[0]
+    assert any("--quick-check" not in c for c in trainings[1:])
+
+
+def test_a_quick_check_runs_as_written_but_on_the_sample():
+    argv = ["cifarlab", "train", "--recipe", "seed-improved", "--quick-check"]
+    assert for_the_test(argv) == [*argv[1:], "--data-dir", "sample"]
+    real = ["cifarlab", "train", "--recipe", "seed-improved", "--out", "runs/si"]
+    assert for_the_test(real) == [*real[1:], "--data-dir", "sample", *TINY]
 
 
 @pytest.mark.slow
