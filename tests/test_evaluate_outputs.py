@@ -1,5 +1,5 @@
 """Where `cifarlab evaluate` writes, and what it prints first: an older checkpoint's evaluation
-in a folder of its own, never over the latest's; --out never inside a run; the data line
+(and export) in a folder of its own, never over the latest's; --out never inside a run; the data line
 first; corruption seeds >= 0; a damaged corruption cache said in one warning line."""
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ def test_an_older_checkpoint_is_evaluated_into_its_own_folder(run, capsys):
     assert f"confusion matrix: {theirs}" in capsys.readouterr().out
     assert json.loads((mine / "corruptions.json").read_text())["step"] == latest
     assert json.loads((theirs / "evaluation.json").read_text())["step"] == older
+
+
+def test_an_older_checkpoint_is_exported_into_its_own_folder(run, capsys):
+    older = load_checkpoint(run / "checkpoint.prev.pt")["step"]
+    assert main(["export", str(run), "--format", "safetensors"]) == 0
+    mine = run / "export"
+    before = {p.name: p.read_bytes() for p in mine.iterdir() if p.is_file()}
+    assert main(["export", str(run / "checkpoint.prev.pt"), "--format", "safetensors"]) == 0
+    after = {p.name: p.read_bytes() for p in mine.iterdir() if p.is_file()}
+    assert after == before  # the latest's export is untouched
+    theirs = run / "export" / f"step-{older}"
+    assert json.loads((theirs / "model.json").read_text())["step"] == older
+    assert f"metadata: {theirs / 'model.json'}" in capsys.readouterr().out
 
 
 def test_calibrating_an_older_checkpoint_is_refused(run, capsys):

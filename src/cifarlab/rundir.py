@@ -68,7 +68,8 @@ CONFUSION_FIGURE = "confusion.png"
 RELIABILITY_FIGURE = "reliability.png"  # evaluate's reliability diagram (cifarlab.calibration)
 TEMPERATURE = "temperature.json"  # beside the checkpoint: evaluate --calibrate's temperature
 EVALUATION_DIR = "evaluation"  # evaluation/<tta>/ : cifarlab evaluate's outputs
-OLDER_STEP_PREFIX = "step-"  # evaluation/step-<N>/<tta>/: of an older checkpoint (prev)
+OLDER_STEP_PREFIX = "step-"  # evaluation/step-<N>/<tta>/, export/step-<N>/: an older checkpoint's
+EXPORT_DIR = "export"  # export/ : cifarlab export's default folder
 EVALUATION = "evaluation.json"
 CORRUPTIONS_JSON = "corruptions.json"  # evaluation/<tta>/: evaluate --corruptions
 CORRUPTIONS_FIGURE = "corruptions.png"
@@ -596,6 +597,23 @@ class RunDir:
         if step is None:
             return self.path / EVALUATION_DIR / tta
         return self.path / EVALUATION_DIR / f"{OLDER_STEP_PREFIX}{step}" / tta
+
+    def export_dir(self, step: int | None = None) -> Path:
+        """Where ``cifarlab export`` writes by default; ``step``: the export of a checkpoint
+        other than the latest, in a folder of its own, never over the latest's."""
+        if step is None:
+            return self.path / EXPORT_DIR
+        return self.path / EXPORT_DIR / f"{OLDER_STEP_PREFIX}{step}"
+
+
+def older_checkpoint_step(ckpt: Path) -> int | None:
+    """The step of ``ckpt`` when it is a run's checkpoint other than its latest
+    (checkpoint.prev.pt, checkpoint.best.pt): what it writes by default goes to a step-<N>
+    folder of its own. None for the latest (a run directory or its checkpoint.pt), or a
+    checkpoint file outside a run."""
+    if ckpt.is_dir() or ckpt.name == CHECKPOINT or not RunDir(ckpt.parent).is_run():
+        return None
+    return int(load_checkpoint(ckpt)["step"])
 
 
 def check_metrics(metrics: Any, path: Path) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def _run_folder(folder: Path) -> bool:
         rundir.TENSORBOARD_DIR,
         rundir.TRAIN_LOG,
         rundir.LOCK,
-        "export",  # cifarlab export's default folder
+        rundir.EXPORT_DIR,
     }
     entries = os.listdir(folder)
     # ".NAME.tmp-PID": a temp file of rundir.write_atomic that a killed run left behind.

@@ -145,12 +145,18 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
     from cifarlab.calibration import CalibrationError
     from cifarlab.evaluate import evaluate
-    from cifarlab.rundir import CHECKPOINT, CONFUSION_FIGURE, RELIABILITY_FIGURE, RunDir
+    from cifarlab.rundir import (
+        CHECKPOINT,
+        CONFUSION_FIGURE,
+        RELIABILITY_FIGURE,
+        RunDir,
+        older_checkpoint_step,
+    )
     from cifarlab.stored import json_text
 
     ckpt = paths.input_path(args.checkpoint, "checkpoint")
     run_dir = ckpt if ckpt.is_dir() else ckpt.parent
-    step = _older_step(ckpt)
+    step = older_checkpoint_step(ckpt)
     if step is not None and args.calibrate:
         raise CalibrationError(
             f"{ckpt}: --calibrate stores the temperature beside the run's latest checkpoint "
@@ -209,17 +215,6 @@ def run(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
     )
     return 0
-
-
-def _older_step(ckpt) -> int | None:
-    """The step of ``ckpt`` when it is a run's checkpoint other than its latest (e.g.
-    checkpoint.prev.pt): its evaluation goes to RUN/evaluation/step-<N>/<tta>/, never over the
-    latest's. None for the latest (a run directory or its checkpoint.pt), or a lone file."""
-    from cifarlab.rundir import CHECKPOINT, RunDir, load_checkpoint
-
-    if ckpt.is_dir() or ckpt.name == CHECKPOINT or not RunDir(ckpt.parent).is_run():
-        return None
-    return int(load_checkpoint(ckpt)["step"])
 
 
 def _calibration(m: dict) -> str:

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "-o",
         metavar="DIR",
         default=None,
-        help="folder for model.<ext> and model.json (default: export/ beside the checkpoint)",
+        help="folder for model.<ext> and model.json (default: RUN/export/, or RUN/export/step-N/ for a checkpoint other than the run's latest)",
     )
     p.set_defaults(func=run)
 
@@ -47,13 +47,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
     from cifarlab.export import export_model
+    from cifarlab.rundir import RunDir, older_checkpoint_step
 
     ckpt = paths.input_path(args.checkpoint, "checkpoint")
     if args.out:
         out = check_output_dir(args.out, "--out", reads=[ckpt])
-    else:  # beside the checkpoint, and nowhere else
+    else:  # beside the checkpoint, and nowhere else; an older checkpoint's in its own folder
         run_dir = ckpt if ckpt.is_dir() else ckpt.parent
-        out = paths.output_dir(run_dir / "export", "the default --out", within=run_dir)
+        out = paths.output_dir(
+            RunDir(run_dir).export_dir(older_checkpoint_step(ckpt)),
+            "the default --out",
+            within=run_dir,
+        )
     written = export_model(ckpt, out, formats=args.formats or ["onnx"], note=_note)
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
