@@ -4,11 +4,21 @@
 # ($CIFARLAB_DATA, else the per-user cache) and the bundled sample otherwise; the job's first
 # line says which. Nothing is downloaded: `.venv/bin/cifarlab data` does that, then run this again.
 # OUT=DIR moves the output (default runs/quickstart); extra arguments go to `cifarlab train`;
-# CIFARLAB_SKIP_SETUP=1 skips the set-up (the tests run the job that way).
+# CIFARLAB_SKIP_SETUP=1 skips the set-up (the tests run the job that way). The set-up runs
+# quietly: its output is shown only when it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${CIFARLAB_SKIP_SETUP:-}" ]; then
-  bash scripts/setup.sh
+  # Quietly (the first time it installs torch: minutes), so that the job's first line is the
+  # data line; the set-up's own output is shown only when it fails.
+  setup_log=$(mktemp)
+  if ! bash scripts/setup.sh >"$setup_log" 2>&1; then
+    cat "$setup_log" >&2
+    echo "quickstart: error: the set-up (scripts/setup.sh) failed; its output is above" >&2
+    rm -f "$setup_log"
+    exit 1
+  fi
+  rm -f "$setup_log"
 fi
 CIFARLAB=.venv/bin/cifarlab
 OUT=${OUT:-runs/quickstart}
