@@ -29,7 +29,10 @@ COMMAND = ".venv/bin/python scripts/reliability_report.py"
 
 def run_suite(results: Path, pytest_args: list[str]) -> int:
     env = {**os.environ, "CIFARLAB_RELIABILITY_RESULTS": str(results)}
-    cmd = [sys.executable, "-m", "pytest", "tests/reliability", "-q", *pytest_args]
+    # Every row counts its cases, the slow ones (SIGKILL) included: the project's addopts
+    # leave out tests marked slow, so they are selected back here.
+    cmd = [sys.executable, "-m", "pytest", "tests/reliability", "-q", "-m", "slow or not slow"]
+    cmd += pytest_args
     print("$", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
