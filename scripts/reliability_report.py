@@ -29,7 +29,10 @@ COMMAND = ".venv/bin/python scripts/reliability_report.py"
 
 def run_suite(results: Path, pytest_args: list[str]) -> int:
     env = {**os.environ, "CIFARLAB_RELIABILITY_RESULTS": str(results)}
-    cmd = [sys.executable, "-m", "pytest", "tests/reliability", "-q", *pytest_args]
+    # Every row counts its cases, the slow ones (SIGKILL) included: the project's addopts
+    # leave out tests marked slow, so they are selected back here.
+    cmd = [sys.executable, "-m", "pytest", "tests/reliability", "-q", "-m", "slow or not slow"]
+    cmd += pytest_args
     print("$", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
@@ -217,6 +220,33 @@ def render(results: dict) -> str:
         "  hand-edited recipe.toml: refused in one line, every file of the run unchanged.",
         "- **Evaluate outputs** (`test_reliability_edges.py`): `evaluate --tta flip` beside a training (its confusion.png kept),",
         "  and an evaluation.json that cannot be written (the result is printed first).",
+        "- **Foreign outputs** (`test_reliability_outputs.py`): `report -o` the run's own",
+        "  checkpoint.pt, metrics.json or history.json, or into a study or another run; `export`,",
+        "  `data`, `train`, `seeds`, `tune` and `evaluate` outputs on their own input or inside a",
+        "  run, study or search directory; a Markdown report beside a `_files` folder it did not",
+        "  make (a copied run, a user's notes); `report -o` into a missing folder; an older",
+        "  checkpoint evaluated (into `evaluation/step-N/`, the latest's kept) and calibrated",
+        "  (refused). The case's whole folder (runs, study, search, the user's files, where the",
+        "  output would go) is snapshot; a command that ran (exit 0) also counts lost.",
+        "- **Stored numbers** (`test_reliability_outputs.py`): temperature.json holding 1e-300,",
+        "  1e308 or NaN, read by `predict`, `evaluate` and `export`; `report` of a metrics.json",
+        "  test_accuracy of 1.5, -0.1, text or NaN, a test_ece of markup text, an evaluation.json",
+        "  ece of text, a corruptions.json accuracy of text, 1.5 or NaN, and a tune summary trial",
+        '  value of "50". A result computed from the bad number and delivered (exit 0: a',
+        "  prediction printed, a report or export written) counts lost, beside the snapshot.",
+        "- **Tune storage** (`test_reliability_tune_resume.py`): `cifarlab tune --storage` with",
+        "  mysql:// and postgresql:// URLs naming no driver and reaching no server,",
+        "  postgresql+psycopg2:// in a folder not yet made, postgresql:// naming no database, three",
+        "  in-memory SQLite forms, and another storage given to an existing search: one line, the",
+        "  URL's password never shown (counted lost if it is), no folder made, the search kept.",
+        "- **Finished run** (`test_reliability_tune_resume.py`): `train --resume` of the tiny",
+        "  finished run with a longer train.epochs not allowed, a shorter one, and an lr change at",
+        "  the same length (refused, every file unchanged); a longer one allowed must end with",
+        "  weights bit-identical to a run of that length from the start (else lost).",
+        "- **Recipe bounds added** (`test_reliability_recipe_bounds.py`): schedule.milestones out",
+        "  of order or past the end, system.sync_bn on the CPU (refused before the data is read),",
+        "  train.epochs 0, `--seed -1` for a new and a finished run, `evaluate --corruption-seed",
+        "  -1`: one line, nothing created, the finished run unchanged.",
         "",
     ]
     lines += ["## How data loss is measured, per row", ""]

@@ -91,6 +91,11 @@ CATEGORIES: dict[str, Category] = {
     "resume_recipe": Category("a resume asked to change its recipe: --set without --allow-change, --recipe, a hand-edited recipe.toml", 3),
     "evaluate_outputs": Category("cifarlab evaluate beside a training's outputs, and an evaluation.json it cannot write", 2),
     "recipe_bounds": Category("recipes past sensible bounds, non-UTF-8 or oversized recipe files, recipe paths that are not files, recipes stored by older runs", 28),
+    "foreign_outputs": Category("outputs over a command's own input or into a run, study or search directory it does not own, a report figure folder it did not make, a missing parent folder, an older checkpoint's evaluation", 19),
+    "stored_numbers": Category("stored numbers read back of the wrong type or out of range: temperature 1e-300 / 1e308 / NaN, metrics, evaluation, corruptions and tune summary values", 19),
+    "tune_storage": Category("tune storage URLs (postgresql:// and mysql:// without a driver, in-memory SQLite) and starts that fail", 8),
+    "resume_finished": Category("a resume asked to extend, shorten or change a finished run", 4),
+    "recipe_bounds_29": Category("recipe bounds added: milestones out of order or past the end, sync_bn off CUDA, 0 epochs, negative seeds", 7),
     "user_paths": Category("path mistakes on the command line (missing, wrong kind, broken or escaping link, permission denied, read-only or full disk, a folder of the user's)", 59),
 }  # fmt: skip
 

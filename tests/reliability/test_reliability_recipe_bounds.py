@@ -9,12 +9,15 @@ and recipes stored by older runs (issue 14, item 4).
   as such, in one line; a FIFO is never opened, so nothing blocks.
 - An old run's recipe (model.options.bias_lr_scale, ...) read back from the run is migrated to
   the same optimizer groups, while a new recipe with those options is still refused.
+- The bounds issue 29 added (their own row): milestones out of order or past the end, sync_bn
+  off CUDA, 0 epochs, negative seeds, each one line with nothing created or changed.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -338,4 +341,86 @@ def test_recipes_stored_by_older_runs(tmp_path, ledger, capsys):
     ) as case:
         msg = _cli_refuses(["--recipe", str(path)], tmp_path / "run", capsys)
         assert msg.startswith("model.options.bias_lr_scale: optimiser policy moved"), msg
+        case.note = msg[:150]
+
+
+# --------------------------------------------------------------------------- bounds of issue 29
+
+ADDED = "recipe_bounds_29"  # the row of the bounds issue 29 added
+
+NEW_BOUNDS = [
+    (
+        "schedule.milestones out of order",
+        ["--recipe", "resnet20", "--set", "schedule.milestones=[0.9, 0.1]"],
+        "schedule.milestones: must be increasing",
+    ),
+    (
+        "schedule.milestones past the end of the run",
+        ["--recipe", "resnet20", "--set", "schedule.milestones=[0.5, 1.5]"],
+        "schedule.milestones",
+    ),
+    (
+        "system.sync_bn on the CPU",
+        ["--set", "system.sync_bn=true", "--device", "cpu"],
+        "system.sync_bn: torch's SyncBatchNorm runs on CUDA GPUs only",
+    ),
+    ("train.epochs 0", ["--set", "train.epochs=0"], "train.epochs: must be > 0"),
+    ("--seed -1 for a new run", ["--seed", "-1"], "--seed: must be >= 0, got -1"),
+]
+
+
+def _error_line(argv: list[str], capsys) -> str:
+    """``cifarlab ARGV`` exits 2 with one error line (argparse's exit through SystemExit)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(PREFIX) and len(err.splitlines()) == 1, err[-2000:]
+    return err[len(PREFIX) :]
+
+
+@pytest.mark.parametrize("name,argv,expected", NEW_BOUNDS, ids=[b[0] for b in NEW_BOUNDS])
+def test_bounds_a_run_could_not_mean_are_one_clear_error(
+    name, argv, expected, tmp_path, ledger, capsys, monkeypatch
+):
+    if "sync_bn" in name:  # refused inside train(), from the device, before the data is read
+        from cifarlab.train import loop
+
+        def no_data(*args, **kwargs):
+            raise AssertionError("the data was read: sync_bn was accepted off CUDA")
+
+        monkeypatch.undo()
+        monkeypatch.setattr(loop, "load_data_for", no_data, raising=False)
+    with ledger.case(ADDED, name, guard=[tmp_path]) as case:
+        out = tmp_path / "run"
+        msg = _error_line(["train", *argv, "--data-dir", "sample", "--out", str(out)], capsys)
+        assert expected in msg and not out.exists(), msg
+        case.note = msg[:150]
+
+
+@pytest.fixture
+def finished(reference_run, tmp_path) -> Path:
+    return Path(
+        shutil.copytree(reference_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    )
+
+
+def test_a_negative_seed_is_refused_on_a_finished_run(finished, ledger, capsys):
+    with ledger.case(
+        ADDED, "--seed -1 --allow-change seed on a finished run", guard=[finished]
+    ) as case:
+        argv = ["train", "--resume", str(finished), "--seed", "-1", "--allow-change", "seed"]
+        msg = _error_line([*argv, "--data-dir", "sample"], capsys)
+        assert "--seed: must be >= 0" in msg, msg
+        case.note = msg[:150]
+
+
+def test_a_negative_corruption_seed_is_refused_before_anything(finished, ledger, capsys):
+    with ledger.case(ADDED, "evaluate --corruption-seed -1", guard=[finished]) as case:
+        argv = ["evaluate", str(finished), "--device", "cpu", "--data-dir", "sample"]
+        argv += ["--corruptions", "fog", "--corruption-seed", "-1"]
+        msg = _error_line(argv, capsys)
+        assert msg == "--corruption-seed: must be 0 or more, got -1", msg
         case.note = msg[:150]
