@@ -7,13 +7,13 @@ import json
 
 import pytest
 import torch
+from stop_after import stopped_after_checkpoint
 
 from cifarlab.data.tensors import prepare_tensors
 from cifarlab.evaluate import evaluate, evaluate_model
 from cifarlab.predict import load_trained_model
 from cifarlab.recipe import load_recipe
 from cifarlab.rundir import load_checkpoint
-from cifarlab.train import loop
 from cifarlab.train.ema import create_ema, ema_decay, update_ema
 from cifarlab.train.loop import train
 
@@ -92,23 +92,9 @@ def test_a_run_evaluates_and_saves_the_average(tmp_path, sample_data):
     assert history["val_acc"][-1] == val["accuracy"]
 
 
-class Stop(Exception):
-    pass
-
-
 def _stopped_at(step: int, out, data, overrides, monkeypatch) -> None:
-    real_save = loop.save
-
-    def save_then_stop(state, ctx):
-        path = real_save(state, ctx)
-        if state.step == step:
-            raise Stop
-        return path
-
-    with monkeypatch.context() as m:
-        m.setattr(loop, "save", save_then_stop)
-        with pytest.raises(Stop):
-            train("seed-improved", out_dir=out, data=data, overrides=overrides, **QUIET)
+    with stopped_after_checkpoint(monkeypatch, step):
+        train("seed-improved", out_dir=out, data=data, overrides=overrides, **QUIET)
     assert load_checkpoint(out)["step"] == step
 
 

@@ -7,12 +7,12 @@ import json
 
 import pytest
 import torch
+from stop_after import stopped_after_checkpoint
 
 from cifarlab.cli.main import main
 from cifarlab.errors import RecipeError
 from cifarlab.recipe import load_recipe
 from cifarlab.rundir import load_checkpoint
-from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 # 50 steps per epoch on the sample; 0.4 epochs = 20 steps, a point every 4.
@@ -24,10 +24,6 @@ OVERRIDES = {
     "optim.lr": 3e-3,  # the validation accuracy moves from point to point
 }
 QUIET = {"progress": False, "log": lambda s: None}
-
-
-class Stop(Exception):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +81,8 @@ def test_a_resumed_run_keeps_the_same_best_checkpoint(best_run, tmp_path, sample
     """Killed after its step-8 checkpoint and resumed, the run ends with the best checkpoint
     of the uninterrupted one, bit for bit."""
     out = tmp_path / "run"
-    real_save = loop.save
-
-    def save_then_stop(state, ctx):
-        path = real_save(state, ctx)
-        if state.step == 8:
-            raise Stop
-        return path
-
-    with monkeypatch.context() as m:
-        m.setattr(loop, "save", save_then_stop)
-        with pytest.raises(Stop):
-            train("seed-baseline", out_dir=out, data=sample_data, overrides=OVERRIDES, **QUIET)
+    with stopped_after_checkpoint(monkeypatch, 8):
+        train("seed-baseline", out_dir=out, data=sample_data, overrides=OVERRIDES, **QUIET)
     train(out_dir=out, resume=True, data=sample_data, **QUIET)
     resumed = load_checkpoint(out / "checkpoint.best.pt")
     straight = load_checkpoint(best_run[0] / "checkpoint.best.pt")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from stop_after import stopped_after_checkpoint
 
 from cifarlab.errors import TrainingError
 from cifarlab.rundir import load_checkpoint
-from cifarlab.train import loop
 from cifarlab.train.loop import train
 
 # 1,600 training images / 32 = 50 steps per epoch; 0.2 epochs = 10 steps.
@@ -16,26 +16,12 @@ TINY = {"train.epochs": 0.2, "train.eval_points": 2, "system.threads": 1}
 QUIET = {"progress": False, "log": lambda s: None}
 
 
-class Stop(Exception):
-    pass
-
-
 @pytest.fixture
 def stopped_run(tmp_path, sample_data, monkeypatch):
     """A seed-baseline run stopped right after its step-5 checkpoint."""
     out = tmp_path / "run"
-    real_save = loop.save
-
-    def save_then_stop(state, ctx):
-        path = real_save(state, ctx)
-        if state.step == 5:
-            raise Stop
-        return path
-
-    with monkeypatch.context() as m:
-        m.setattr(loop, "save", save_then_stop)
-        with pytest.raises(Stop):
-            train("seed-baseline", out_dir=out, data=sample_data, overrides=TINY, **QUIET)
+    with stopped_after_checkpoint(monkeypatch, 5):
+        train("seed-baseline", out_dir=out, data=sample_data, overrides=TINY, **QUIET)
     assert load_checkpoint(out)["step"] == 5
     return out
 

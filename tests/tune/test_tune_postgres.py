@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,9 +19,7 @@ import time
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tunehelpers import tiny_set
-
-from cifarlab.rundir import TEST_PAUSE_ENV
+from tunehelpers import start_until_paused, tiny_set
 
 
 @pytest.mark.slow
@@ -36,24 +33,11 @@ def test_two_workers_share_a_postgresql_study_and_a_killed_one_leaves_it_consist
     url = postgres_url.replace("postgres@", "postgres:s3cret@", 1)
     cmd += ["--trials", "4", "--storage", url, "--study", "shared", "--heartbeat", "1"]
     cmd += ["--data-dir", "sample"]
-    pause = {**os.environ, TEST_PAUSE_ENV: "summary@5"}
-    a = subprocess.Popen(
-        [*cmd, "--out", str(tmp_path / "a")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=pause,
-    )
+    # Worker a creates the study and starts trial 0; it stops just after its step-5
+    # checkpoint, alive (its heartbeats go on) while worker b joins.
+    a, lines = start_until_paused([*cmd, "--out", str(tmp_path / "a")], "summary@5")
     b = None
     try:
-        # Worker a creates the study and starts trial 0; it stops just after its step-5
-        # checkpoint, alive (its heartbeats go on) while worker b joins.
-        lines = []
-        deadline = time.monotonic() + 300
-        for line in a.stdout:
-            lines.append(line)
-            if "cifarlab-test: paused" in line or time.monotonic() > deadline:
-                break
         assert any("trial 0 started" in x for x in lines), "".join(lines)
         b = subprocess.Popen(
             [*cmd, "--out", str(tmp_path / "b")],

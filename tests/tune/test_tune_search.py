@@ -4,20 +4,17 @@ a SIGKILL mid-trial, and pruning of a bad region before its last evaluation poin
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
-from tunehelpers import TINY, cli, quiet, tiny_set
+from tunehelpers import TINY, cli, quiet, start_until_paused, tiny_set
 
 from cifarlab.recipe import load_recipe
-from cifarlab.rundir import TEST_PAUSE_ENV, RunDir, load_checkpoint
+from cifarlab.rundir import RunDir, load_checkpoint
 from cifarlab.tune.results import read_tune_dir
 from cifarlab.tune.search import make_spec, run_tune
 
@@ -112,16 +109,7 @@ def test_sigkill_mid_trial_then_rerun_loses_no_trial_and_counts_none_twice(copy_
     cmd += ["--pruner", "none", "--trials", "5", "--data-dir", "sample", "--out", str(out)]
     argv = [sys.executable, "-m", "cifarlab", *cmd]
     # Trial 3 stops just after its step-25 checkpoint (of 50) is in place: killed there.
-    env = {**os.environ, TEST_PAUSE_ENV: "summary@25"}
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    lines = []
-    deadline = time.monotonic() + 300
-    for line in proc.stdout:
-        lines.append(line)
-        if "cifarlab-test: paused" in line or time.monotonic() > deadline:
-            break
+    proc, lines = start_until_paused(argv, "summary@25")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert any("paused at checkpoint summary step 25" in x for x in lines), "".join(lines)
@@ -165,17 +153,7 @@ def test_a_trial_killed_before_its_first_checkpoint_is_recorded_as_killed(tmp_pa
     cmd += ["--data-dir", "sample", "--out", str(out)]
     # Trial 0 (10 steps) is killed while it writes its first checkpoint, at step 5: no
     # checkpoint is in place, so its retry starts afresh and the killed run stays where it is.
-    env = {**os.environ, TEST_PAUSE_ENV: "write@5"}
-    argv = [sys.executable, "-m", "cifarlab", *cmd]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    lines = []
-    deadline = time.monotonic() + 300
-    for line in proc.stdout:
-        lines.append(line)
-        if "cifarlab-test: paused" in line or time.monotonic() > deadline:
-            break
+    proc, lines = start_until_paused([sys.executable, "-m", "cifarlab", *cmd], "write@5")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert any("paused at checkpoint write step 5" in x for x in lines), "".join(lines)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+
+from cifarlab.rundir import TEST_PAUSE_ENV
 
 # The starting recipe's --set: 1,600 training images / 32 = 50 steps in one epoch, evaluated
 # at steps 25 and 50 (positions 500 and 1000 per mille); one thread (deterministic on the CPU).
@@ -31,3 +34,23 @@ def cli(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProces
 
 def quiet(line: str) -> None:
     pass
+
+
+def start_until_paused(argv: list[str], pause: str) -> tuple[subprocess.Popen, list[str]]:
+    """Start ``argv`` with the checkpoint pause ``pause`` ("phase@step", see
+    cifarlab.rundir.TEST_PAUSE_ENV) and read its output until it says it paused (or 300 s
+    pass): the process, alive and held there, and the lines it printed."""
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, TEST_PAUSE_ENV: pause},
+    )
+    lines = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if "cifarlab-test: paused" in line or time.monotonic() > deadline:
+            break
+    return proc, lines
