@@ -612,10 +612,10 @@ def decide_start(recipe, run: rundir.RunDir, overrides, resume, allow_change=())
         if not done:
             check_recipe_file(run, payload["recipe"])
         changes = recipe_changes(payload["recipe"], overrides, allow_change, run.path)
-        if done and not changes:
-            return "finished", run.metrics()
-        if done:  # trained on only to a longer end: an extension
-            check_recipe_file(run, payload["recipe"])
+        if done:
+            if not changes:
+                return "finished", run.metrics()
+            check_recipe_file(run, payload["recipe"])  # trained on to a longer end: extended
         if changes:
             check_new_length(run, payload, load_recipe(payload["recipe"], overrides), done)
         return "resume", (ckpt_path.name, payload, changes)
