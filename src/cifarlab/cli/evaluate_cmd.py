@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_output_dir
+from cifarlab.errors import warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +77,6 @@ def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:
     """``--corruptions``: check the selection (one line and exit 2 before anything is read or
     written), evaluate it, print the table as it fills (unless --json) and write
     corruptions.json and corruptions.png to ``out``."""
-    import sys
 
     from cifarlab import robustness
     from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     def show(result: dict) -> None:  # printed before anything is written
         if "temperature_note" in result:  # a stale temperature.json, not applied
-            print(f"cifarlab: warning: {result['temperature_note']}", file=sys.stderr)
+            warn(result["temperature_note"])
         if args.json:
             if corruptions is not None:  # one JSON document: the evaluation and its corruptions
                 result = {**result, "corruptions": corruptions}

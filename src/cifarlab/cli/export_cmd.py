@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from cifarlab.cli.common import COMMON, check_output_dir
+from cifarlab.errors import warn
 
 FORMATS = ("onnx", "torchscript", "safetensors")  # as cifarlab.export.FORMATS (kept import-free)
 
@@ -71,4 +71,4 @@ def _note(line: str, used: bool) -> None:
     if used:
         print(line)
     else:
-        print(f"cifarlab: warning: {line}", file=sys.stderr)
+        warn(line)

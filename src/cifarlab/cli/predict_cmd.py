@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from cifarlab.cli.common import COMMON
+from cifarlab.errors import warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     paths.input_path(args.checkpoint, "checkpoint")  # the pictures are checked one by one
     trained = load_trained_model(args.checkpoint, device=args.device)
     if trained.temperature is None and trained.temperature_note:  # a stale temperature
-        print(f"cifarlab: warning: {trained.temperature_note}", file=sys.stderr)
+        warn(trained.temperature_note)
     results, errors = predict_paths(trained, args.paths, top_k=args.top_k)
     for err in errors:
         print(f"cifarlab: error: {err['error']}", file=sys.stderr)
