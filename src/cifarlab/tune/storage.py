@@ -78,10 +78,10 @@ def resolve_storage(out: Path, given: str | None) -> Storage:
             f"the workers and the summary would each see an empty study; give a file "
             f"(sqlite:///path/to/study.db) or leave --storage out (OUT/{STUDY_DB})"
         )
-    if _driver_missing(parsed) is None:
+    why = _driver_missing(parsed)
+    if why is None:
         return Storage(url=given, shown=shown)
     default = parsed.get_dialect().driver
-    why = _driver_missing(parsed)
     if "+" in parsed.drivername:  # a driver named: that one, unless the user says otherwise
         raise TuneError(
             f"--storage {shown}: its database driver {default} is not installed ({why}); "
