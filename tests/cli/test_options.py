@@ -1,11 +1,12 @@
-"""The commands' parsers: every command module is registered, and an option that several
-commands take is one declaration (cli.options): the same flag, type, metavar and choices
-everywhere, only its help line and default its own."""
+"""The commands' parsers: every command module is registered (a missing one is an error that
+names it), and an option that several commands take is one declaration (cli.options): the
+same flag, type, metavar and choices everywhere, only its help line and default its own."""
 
 from __future__ import annotations
 
 import argparse
 import pkgutil
+import sys
 
 import pytest
 
@@ -70,3 +71,25 @@ def test_every_command_module_in_the_package_is_registered():
         if m.name.endswith("_cmd")
     }
     assert modules == set(cli_main.COMMAND_MODULES)
+
+
+def test_a_listed_command_module_that_is_missing_fails_naming_it(monkeypatch):
+    missing = "cifarlab.cli.no_such_cmd"
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", [*cli_main.COMMAND_MODULES, missing])
+    with pytest.raises(ModuleNotFoundError) as raised:
+        cli_main.build_parser()
+    assert raised.value.name == missing
+    assert missing in str(raised.value) and "COMMAND_MODULES" in str(raised.value)
+
+
+def test_a_missing_dependency_of_a_command_module_is_its_own_error(monkeypatch, tmp_path):
+    """Not reworded as a missing command: the line names the dependency that is not there."""
+    (tmp_path / "needs_a_dependency_cmd.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(
+        cli_main, "COMMAND_MODULES", [*cli_main.COMMAND_MODULES, "needs_a_dependency_cmd"]
+    )
+    monkeypatch.delitem(sys.modules, "needs_a_dependency_cmd", raising=False)
+    with pytest.raises(ModuleNotFoundError) as raised:
+        cli_main.build_parser()
+    assert raised.value.name == "no_such_dependency_xyz"
