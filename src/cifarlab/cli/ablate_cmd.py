@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli import options
 from cifarlab.cli.studies_cmd import add_run_options, execute, parse_seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "ablate",
-        parents=[COMMON],
+        run,
         help="run an ablation ladder over seeds",
         description=(
             "Run a ladder (an ordered list of named recipe changes) cumulatively: step k applies "
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ladder",
         default="seed-report",
-        metavar="NAME|FILE",
+        metavar=options.NAME_OR_FILE,
         help="built-in ladder (see `cifarlab studies ladders`) or a TOML file "
         "(default: seed-report)",
     )
@@ -38,7 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="remove each change from the final recipe instead of adding them one by one",
     )
     add_run_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

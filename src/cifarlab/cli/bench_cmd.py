@@ -7,13 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_run_out
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, check_run_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "bench",
-        parents=[COMMON],
+        run,
         help="throughput per model, or time to accuracy of a recipe",
         description=(
             "Without --recipe: training and inference images/s of each registered model on this "
@@ -30,28 +32,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="fp32, fp32+cl, bf16, bf16+cl, fp16+cl (default: fp32,fp32+cl on the CPU; "
         "fp32,bf16+cl on CUDA)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    options.add_device_option(p, default="auto")
     p.add_argument("--batch-size", type=int, default=256, help="training batch (default 256)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per round (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    p.add_argument("--recipe", default=None, metavar="NAME|FILE", help="time-to-accuracy mode")
+    options.add_recipe_option(p, default=None, help="time-to-accuracy mode")
     p.add_argument(
         "--target", type=float, default=0.94, help="accuracy to reach, a fraction (default 0.94)"
     )
-    p.add_argument("--seed", type=int, default=None, help="recipe seed (time-to-accuracy mode)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field (time-to-accuracy mode; repeatable)",
-    )
+    options.add_seed_option(p, "recipe seed (time-to-accuracy mode)")
+    options.add_set_option(p, "override a recipe field (time-to-accuracy mode; repeatable)")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (time-to-accuracy)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    add_data_dir(p)
-    p.set_defaults(func=run)
+    options.add_json_option(p, "print JSON")
+    options.add_data_dir(p)
 
 
 def run(args: argparse.Namespace) -> int:

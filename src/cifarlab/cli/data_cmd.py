@@ -5,20 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_output_dir
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, check_output_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser = options.add_command(
+        subparsers,
         "data",
-        parents=[COMMON],
+        run,
         help="load CIFAR-10 and describe it (counts, shape, example figures)",
         description=(
             "Find CIFAR-10 (downloading it into the cache if no copy is found), print the "
             "images per split and class, and write example-image and class-count figures."
         ),
     )
-    add_data_dir(parser)
+    options.add_data_dir(parser)
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -26,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=Path("runs/data"),
         help="folder for the figures (default: runs/data)",
     )
-    parser.add_argument("--no-figures", action="store_true", help="print the summary only")
+    options.add_no_figures_option(parser, "print the summary only")
     parser.add_argument(
         "--locate",
         action="store_true",
@@ -36,7 +38,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "the cache holds a copy (scripts/quickstart.sh then uses the bundled sample)"
         ),
     )
-    parser.set_defaults(func=run)
     return parser
 
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     check_data_dir(args.data_dir)
     if args.locate:
         return _locate(args.data_dir)
-    if not args.no_figures:
+    if args.figures:
         check_output_dir(args.out, "--out")  # before the data is read: fail in a second
     data = load_cifar10(args.data_dir)
     info = describe(data)
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for name in info["classes"]:
         train_n, test_n = info["train"]["per_class"][name], info["test"]["per_class"][name]
         print(f"  {name:<{width}}  {train_n:>7,}  {test_n:>7,}")
-    if not args.no_figures:
+    if args.figures:
         # A disk that fills now is one line too (rundir.write_atomic), with no partial figure.
         written = write_figures(data, args.out)
         print("figures:")

@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_output_dir
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, check_output_dir
 from cifarlab.errors import warn
+from cifarlab.recipe import TTA_MODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "evaluate",
-        parents=[COMMON],
+        run,
         help="evaluate a checkpoint on the test set",
         description=(
             "Test accuracy, per-class accuracy, the confusion matrix (PNG) and calibration of a "
@@ -21,10 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "negative log-likelihood, Brier score and a reliability diagram (PNG)."
         ),
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
+    options.add_checkpoint_argument(p)
     p.add_argument(
         "--tta",
-        choices=("none", "flip", "flip-translate"),
+        choices=TTA_MODES,
         default="none",
         help="test-time augmentation (reported separately from plain accuracy)",
     )
@@ -35,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "test set's ECE/NLL/Brier before and after it, and store it as temperature.json beside "
         "the checkpoint, where predict and export use it",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    options.add_device_option(p, default="auto")
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -45,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "for an older one such as checkpoint.prev.pt; beside the training's own files, which "
         "are never replaced; a given --out may not be inside a run, study or search directory)",
     )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_data_dir(p)
+    options.add_json_option(p, "print the result as JSON")
+    options.add_data_dir(p)
     p.add_argument(
         "--corruptions",
         metavar="all|NAME,...",
@@ -70,7 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="seed of the corrupted images (default 0; each seed is cached separately)",
     )
-    p.set_defaults(func=run)
 
 
 def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from cifarlab.cli.common import COMMON, check_output_dir
+from cifarlab.cli import options
+from cifarlab.cli.common import check_output_dir
 from cifarlab.errors import warn
-
-FORMATS = ("onnx", "torchscript", "safetensors")  # as cifarlab.export.FORMATS (kept import-free)
+from cifarlab.export import FORMATS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "export",
-        parents=[COMMON],
+        run,
         help="export a checkpoint to ONNX, TorchScript or safetensors",
         description=(
             "Export a trained checkpoint for other runtimes. The model takes float32 "
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "one fitted for another step is ignored with a warning."
         ),
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
+    options.add_checkpoint_argument(p)
     p.add_argument(
         "--format",
         dest="formats",
@@ -41,7 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="folder for model.<ext> and model.json (default: RUN/export/, or RUN/export/step-N/ for a checkpoint other than the run's latest)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """`cifarlab` entry point.
 
-Each subcommand lives in its own module under ``cifarlab.cli`` and exposes
-``add_parser(subparsers)`` (which registers the subcommand and sets
-``func=run``) and ``run(args) -> int``. The library never imports this package.
+Each subcommand lives in its own module under ``cifarlab.cli``, listed in
+``COMMAND_MODULES``, and exposes ``add_parser(subparsers)`` (which registers the
+subcommand with ``cli.options.add_command``, its ``run`` as ``func``) and
+``run(args) -> int``. The library never imports this package.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import types
 import warnings
 
 from cifarlab.errors import CifarlabError, warn
@@ -56,14 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency inside the module
-                raise
-            continue  # a subcommand not built yet in this checkout
-        module.add_parser(sub)
+        _command_module(name).add_parser(sub)
     return parser
+
+
+def _command_module(name: str) -> types.ModuleType:
+    """The module of a listed command. One that is not there is a packaging bug, said at
+    once with its name, never a command that quietly vanishes from `cifarlab --help`."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # a missing dependency inside the module: its own error
+            raise
+        raise ModuleNotFoundError(
+            f"cifarlab: command module {name} is listed in cifarlab.cli.main.COMMAND_MODULES "
+            f"but is not installed (a packaging bug: reinstall cifarlab, or drop the entry)",
+            name=name,
+        ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:

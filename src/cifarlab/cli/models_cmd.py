@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli import options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "models",
-        parents=[COMMON],
+        run,
         help="list the registered models",
         description="List every registered model with its parameter count and forward FLOPs per image.",
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=run)
+    options.add_json_option(p, "print JSON instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli import options
 from cifarlab.errors import warn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "predict",
-        parents=[COMMON],
+        run,
         help="classify your own pictures",
         description=(
             "Classify pictures of any size with a trained checkpoint. Accepted: PNG, JPEG, WebP, "
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "be predicted."
         ),
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.pt or a run directory")
+    options.add_checkpoint_argument(p)
     p.add_argument(
         "paths",
         nargs="+",
@@ -47,9 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="how many classes to show per picture (default: 3)",
     )
-    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="cpu")
-    p.set_defaults(func=run)
+    options.add_json_option(p, "print the predictions as JSON")
+    options.add_device_option(p, default="cpu")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli import options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "recipes",
-        parents=[COMMON],
+        run,
         help="list built-in recipes or show one",
         description="List the built-in recipes, or print one fully resolved as TOML.",
     )
-    p.add_argument("name", nargs="?", metavar="NAME|FILE", help="print this recipe, resolved")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field before printing",
-    )
-    p.set_defaults(func=run)
+    options.add_name_argument(p, "print this recipe, resolved")
+    options.add_set_option(p, "override a field before printing")
 
 
 def run(args: argparse.Namespace) -> int:

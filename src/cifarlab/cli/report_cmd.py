@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, check_data_dir, check_output_file
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, check_output_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "report",
-        parents=[COMMON],
+        run,
         help="write a report (HTML or Markdown) from runs and studies",
         description=(
             "Write one report from run directories (cifarlab train) and study directories "
@@ -38,14 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="html (default) or md; default follows the --out suffix",
     )
     p.add_argument("--title", default=None, help="the report's title")
-    p.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        default=None,
-        help="where the runs' CIFAR-10 is, for the example images and histograms "
+    options.add_data_dir(
+        p,
+        "where the runs' CIFAR-10 is, for the example images and histograms "
         "(default: found from the runs; never downloaded)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

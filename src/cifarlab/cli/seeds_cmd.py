@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cifarlab.cli.common import COMMON
+from cifarlab.cli import options
 from cifarlab.cli.studies_cmd import add_run_options, execute, parse_seeds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "seeds",
-        parents=[COMMON],
+        run,
         help="train a recipe with seeds 0..n-1",
         description=(
             "Train the same recipe with seeds 0..n-1 (or --seed-list) into a study directory: "
@@ -20,17 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "command resumes the study."
         ),
     )
-    p.add_argument(
-        "--recipe",
+    options.add_recipe_option(
+        p,
         default="seed-improved",
-        metavar="NAME|FILE",
         help="built-in recipe name or TOML file (default: seed-improved)",
     )
     p.add_argument(
         "-n", "--n", dest="n", type=int, default=10, metavar="N", help="seeds 0..N-1 (default 10)"
     )
     add_run_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_study_out
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, check_study_out
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -24,13 +25,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="study directory (default: studies-out/<name>); rerunning into it resumes the study",
     )
-    p.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=1,
-        metavar="J",
-        help="runs at a time on the CPU, each in its own process with cpu_count // J torch "
+    options.add_jobs_option(
+        p,
+        "runs at a time on the CPU, each in its own process with cpu_count // J torch "
         "threads (default 1); on a GPU runs go one at a time",
     )
     p.add_argument(
@@ -40,25 +37,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="run only slice I of N (0-based, I = 0..N-1) of the study's runs, e.g. "
         "--shard $SLURM_ARRAY_TASK_ID/4; combine slices with `cifarlab studies merge`",
     )
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        default=None,
-        help="device for every run (same as --set system.device=..., not part of the study)",
+    options.add_device_option(
+        p, help="device for every run (same as --set system.device=..., not part of the study)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field in every run, after the step's own changes "
+    options.add_set_option(
+        p,
+        "override a recipe field in every run, after the step's own changes "
         "(e.g. --set train.epochs=1 for a quick look); part of the study's definition",
     )
-    p.add_argument(
-        "--no-figures", dest="figures", action="store_false", help="write the tables only"
-    )
-    add_data_dir(p)
+    options.add_no_figures_option(p, "write the tables only")
+    options.add_data_dir(p)
 
 
 def parse_seeds(n: int | None, seed_list: str | None) -> list[int]:
@@ -114,9 +102,10 @@ def execute(build, args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "studies",
-        parents=[COMMON],
+        lambda args: (p.print_help(), 2)[1],
         help="summarize or merge study directories, list ladders",
         description=(
             "Work with study directories made by `cifarlab ablate` and `cifarlab seeds`: "
@@ -124,18 +113,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     ssub = p.add_subparsers(dest="studies_command", metavar="ACTION")
-    s = ssub.add_parser(
+    s = options.add_command(
+        ssub,
         "summarize",
-        parents=[COMMON],
+        run_summarize,
         help="recompute summary.json/csv/md and the figures of a study",
         description="Recompute a study's summary (tables and figures) from its finished runs.",
     )
     s.add_argument("dir", metavar="DIR", help="study directory")
-    s.add_argument("--no-figures", dest="figures", action="store_false", help="tables only")
-    s.set_defaults(func=run_summarize)
-    m = ssub.add_parser(
+    options.add_no_figures_option(s, "tables only")
+    m = options.add_command(
+        ssub,
         "merge",
-        parents=[COMMON],
+        run_merge,
         help="combine study directories (e.g. shards) into one and summarize it",
         description=(
             "Copy the runs of several directories of the same study (same study.json), e.g. the "
@@ -144,17 +134,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("dirs", nargs="+", metavar="DIR", help="study directories to combine")
     m.add_argument("-o", "--out", required=True, metavar="OUT", help="merged study directory")
-    m.add_argument("--no-figures", dest="figures", action="store_false", help="tables only")
-    m.set_defaults(func=run_merge)
-    ld = ssub.add_parser(
+    options.add_no_figures_option(m, "tables only")
+    ld = options.add_command(
+        ssub,
         "ladders",
-        parents=[COMMON],
+        run_ladders,
         help="list the built-in ladders, or show one's steps",
         description="List the built-in ablation ladders, or show the steps of one (name or file).",
     )
-    ld.add_argument("name", nargs="?", metavar="NAME|FILE", help="show this ladder's steps")
-    ld.set_defaults(func=run_ladders)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    options.add_name_argument(ld, "show this ladder's steps")
 
 
 def run_summarize(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ import argparse
 import os
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, check_run_out
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, check_run_out
 from cifarlab.errors import CifarlabError, PathError, TrainingError
 
 # Options the launcher consumes; every other option is handed on to the worker processes.
@@ -21,32 +22,23 @@ QUICK_CHECK_DIR = "quick-check"  # runs/quick-check/<recipe>-seed<N>: default --
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "train",
-        parents=[COMMON],
+        run,
         help="train a recipe",
         description=(
             "Train a recipe (built-in name or TOML file) into a run directory: checkpoints, history "
             "(CSV, JSON), metrics.json, loss/accuracy curves and the confusion matrix."
         ),
     )
-    p.add_argument(
-        "--recipe",
+    options.add_recipe_option(
+        p,
         default=None,
-        metavar="NAME|FILE",
         help="built-in recipe name (see `cifarlab recipes`) or a TOML file (default: seed-baseline)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field, e.g. --set optim.lr=7e-4 (repeatable)",
-    )
-    p.add_argument(
-        "--seed", type=seed_value, default=None, help="random seed, >= 0 (same as --set seed=N)"
-    )
+    options.add_set_option(p, "override a recipe field, e.g. --set optim.lr=7e-4 (repeatable)")
+    options.add_seed_option(p, "random seed, >= 0 (same as --set seed=N)")
     p.add_argument(
         "--out",
         default=None,
@@ -70,12 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "recipe, e.g. --allow-change train.epochs --set train.epochs=40 to train longer, a "
         "finished run too (the schedule is recomputed for the new length); the change is recorded in the run (metrics.json recipe_changes). Repeatable",
     )
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        default=None,
-        help="device (same as --set system.device=...)",
-    )
+    options.add_device_option(p, help="device (same as --set system.device=...)")
     p.add_argument("--epochs", type=float, default=None, help="same as --set train.epochs=N")
     p.add_argument(
         "--quick-check",
@@ -90,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write TensorBoard event files into DIR/tensorboard",
     )
-    add_data_dir(p)
+    options.add_data_dir(p)
     dist = p.add_argument_group(
         "data-parallel (torch.distributed)",
         "Each process takes an equal share of every global batch (train.batch_size); gloo on "
@@ -134,18 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="plain lines at evaluation points only",
     )
-    p.set_defaults(func=run, train_parser=p)
-
-
-def seed_value(text: str) -> int:
-    """--seed: an integer >= 0 (a recipe's seed; torch and numpy take no negative seeds)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {seed}")
-    return seed
+    p.set_defaults(train_parser=p)  # _child_argv rebuilds a worker's command line from it
 
 
 def run(args: argparse.Namespace) -> int:

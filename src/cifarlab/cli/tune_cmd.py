@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifarlab.cli.common import COMMON, add_data_dir, check_data_dir, managed_folder
+from cifarlab.cli import options
+from cifarlab.cli.common import check_data_dir, managed_folder
 
 RECIPE_DEFAULT = "seed-improved"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = options.add_command(
+        sub,
         "tune",
-        parents=[COMMON],
+        run,
         help="search a recipe's hyperparameters (Optuna)",
         description=(
             "Search the fields of a recipe that a search space names (TOML: each entry a recipe "
@@ -25,16 +27,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "the starting recipe with K seeds each and compares their test accuracy (Welch)."
         ),
     )
-    p.add_argument(
-        "--recipe",
+    options.add_recipe_option(
+        p,
         default=RECIPE_DEFAULT,
-        metavar="NAME|FILE",
         help=f"the starting recipe: built-in name or TOML file (default: {RECIPE_DEFAULT})",
     )
     p.add_argument(
         "--space",
         default=None,
-        metavar="NAME|FILE",
+        metavar=options.NAME_OR_FILE,
         help="search space: built-in name or TOML file (default: the built-in space named "
         "after the recipe; built-in: seed-improved, fast94)",
     )
@@ -56,13 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "running then finish, and the summary says the search stopped on the timeout; "
         "rerunning goes on (default: none)",
     )
-    p.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=1,
-        metavar="J",
-        help="worker processes on this machine, each with cpu_count // J torch threads "
+    options.add_jobs_option(
+        p,
+        "worker processes on this machine, each with cpu_count // J torch threads "
         "(default 1); on a GPU one",
     )
     p.add_argument(
@@ -122,13 +119,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(1000..1000+K-1) and compare test accuracy: better only if Welch's 95%% interval of "
         "the difference lies above 0",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the starting recipe, in every trial and the confirmation "
+    options.add_set_option(
+        p,
+        "override a field of the starting recipe, in every trial and the confirmation "
         "(e.g. --set train.epochs=5); part of the search's definition",
     )
     p.add_argument(
@@ -137,14 +130,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="tune directory (default: tune-out/<study>); rerunning into it resumes",
     )
-    p.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        default=None,
-        help="device of every trial (not part of the search's definition)",
-    )
-    add_data_dir(p)
-    p.set_defaults(func=run)
+    options.add_device_option(p, help="device of every trial (not part of the search's definition)")
+    options.add_data_dir(p)
 
 
 def run(args: argparse.Namespace) -> int:
