@@ -16,12 +16,14 @@ One concern per module, imported in this order (no module imports one listed aft
 - ``validation``: range checks, the limits of new runs, the run-length checks
 - ``building``: a Recipe from a dict, typed, migrated and validated
 - ``loading``: a recipe by name, path, dict or Recipe, with overrides
+- ``compare``: how two recipes differ, field by dotted field (the one meaning of it)
 
 This module re-exports the public names; import them from ``cifarlab.recipe``.
 """
 
 from cifarlab.errors import RecipeError
 from cifarlab.recipe.building import recipe_from_dict
+from cifarlab.recipe.compare import differences
 from cifarlab.recipe.loading import builtin_recipes, load_recipe
 from cifarlab.recipe.migrate import MOVED_MODEL_OPTIONS, migrate_stored
 from cifarlab.recipe.overrides import parse_overrides, parse_value
@@ -87,6 +89,7 @@ __all__ = [
     "TrainConfig",
     "builtin_recipes",
     "check_run_length",
+    "differences",
     "dumps_toml",
     "load_recipe",
     "migrate_stored",
