@@ -11,22 +11,29 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from cifarlab.errors import RecipeError
 from cifarlab.recipe.checks import short
-from cifarlab.recipe.migrate import migrate_stored
+from cifarlab.recipe.migrate import FIRST_VERSION, migrate_stored
 from cifarlab.recipe.schema import Recipe
 from cifarlab.recipe.validation import validate
 
 
-def recipe_from_dict(raw: dict[str, Any], *, stored: bool = False) -> Recipe:
+def recipe_from_dict(
+    raw: dict[str, Any], *, stored: bool = False, version: int | None = None
+) -> Recipe:
     """Build and validate a Recipe; unknown keys and bad values raise RecipeError.
 
     ``stored=True`` is for a recipe read back from a run (its checkpoint or recipe.toml:
-    evaluate, predict, export, resume). One written by an older cifarlab is first brought to
-    today's fields (``migrate_stored``), and the limits on what a new run may ask for (run
-    length, text size: ``validate``'s ``new_run``) are not applied, since that run exists.
-    A user's recipe and ``--set`` (``load_recipe``) keep every check and every refusal.
+    evaluate, predict, export, resume). It is first brought to today's fields from the
+    checkpoint format it was stored under, ``version`` (the payload's ``format_version``;
+    ``migrate_stored``): a current one is read as it is. None, the version not known
+    (recipe.toml records none), reads it as the oldest format, whose step leaves a recipe of
+    today's fields as it is. The limits on what a new run may ask for (run length, text
+    size: ``validate``'s ``new_run``) are not applied, since that run exists. A user's
+    recipe and ``--set`` (``load_recipe``) keep every check and every refusal.
     """
+    if version is not None and not stored:
+        raise TypeError("recipe_from_dict: a version is for a stored recipe (stored=True)")
     if stored:
-        raw = migrate_stored(raw)
+        raw = migrate_stored(raw, FIRST_VERSION if version is None else version)
     recipe = _build(Recipe, raw, prefix="")
     validate(recipe, new_run=not stored)
     return recipe
