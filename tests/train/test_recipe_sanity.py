@@ -18,6 +18,7 @@ from cifarlab.recipe import (
     builtin_recipes,
     check_run_length,
     load_recipe,
+    reading,
     recipe_from_dict,
 )
 from cifarlab.studies.ladder import load_ladder
@@ -116,7 +117,7 @@ def test_a_recipe_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_pa
     def parse(text):
         raise AssertionError("parsed")
 
-    monkeypatch.setattr(recipe_mod.tomllib, "loads", parse)
+    monkeypatch.setattr(reading.tomllib, "loads", parse)
     with pytest.raises(RecipeError) as err:
         load_recipe(path)
     assert str(err.value) == (
