@@ -20,7 +20,7 @@
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
   document model only.
 
-Imports point one way: sections -> each section
+Imports point one way (the ``report`` contracts in .importlinter): sections -> each section
 and the writers, which do not import each other -> charts, inputs, formatting, document.
 """
 
