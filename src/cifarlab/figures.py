@@ -1,9 +1,10 @@
 """Figures of a run: loss and accuracy curves (report figures 5-8), confusion matrix,
-reliability diagram.
+reliability diagram, corruption robustness.
 
-Used by training, ``cifarlab evaluate`` and the report. matplotlib is imported inside each
-function with the Agg backend, so importing this module is cheap and never needs a display;
-every figure is written atomically (cifarlab.rundir.save_figure), never through a symlink.
+Used by training, ``cifarlab evaluate`` and the report. Each ``draw_*`` function returns a
+matplotlib figure made by :mod:`cifarlab.plotting` (its style; the report renders it to
+bytes in memory), each ``plot_*`` writes that figure to a file (:func:`cifarlab.plotting.save`:
+atomically, never through a symlink).
 """
 
 from __future__ import annotations
@@ -11,36 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import ACCURACY_FIGURE, LOSS_FIGURE, save_figure
+from cifarlab.plotting import figure, plain, save
+from cifarlab.rundir import ACCURACY_FIGURE, LOSS_FIGURE
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_curves(
+def draw_curves(
     history: dict[str, list[Any]],
-    out_dir: str | Path,
     title: str = "",
     marks: list[tuple[int, str]] | tuple = (),
-) -> list[Path]:
-    """loss.png and accuracy.png: train (the running mean between points) and validation
-    against the step; ``marks`` are (step, label) lines, e.g. where a resume changed the
-    recipe (a run extended to more epochs)."""
-    plt = _pyplot()
-    out_dir = Path(out_dir)
-    paths = []
+) -> dict[str, Any]:
+    """The loss and accuracy figures by file name (rundir.LOSS_FIGURE, ACCURACY_FIGURE): train
+    (the running mean between points) and validation against the step; ``marks`` are
+    (step, label) lines, e.g. where a resume changed the recipe (a run extended to more
+    epochs)."""
+    out = {}
     steps = history["step"]
     for key, ylabel, scale, name in (
         ("loss", "loss", 1.0, LOSS_FIGURE),
         ("acc", "% accuracy", 100.0, ACCURACY_FIGURE),
     ):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = figure(7, 4.5)
         for split, style in (("train", "-"), ("val", "-")):
             ys = history.get(f"{split}_{key}", [])
             if ys and any(y is not None for y in ys):
@@ -62,29 +53,35 @@ def plot_curves(
         )
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        try:
-            paths.append(save_figure(fig, out_dir / name))
-        finally:
-            plt.close(fig)
-    return paths
+        out[name] = fig
+    return out
 
 
-def plot_corruptions(results: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+def plot_curves(
+    history: dict[str, list[Any]],
+    out_dir: str | Path,
+    title: str = "",
+    marks: list[tuple[int, str]] | tuple = (),
+) -> list[Path]:
+    """loss.png and accuracy.png (:func:`draw_curves`) in ``out_dir``; their paths."""
+    out_dir = Path(out_dir)
+    return [save(fig, out_dir / name) for name, fig in draw_curves(history, title, marks).items()]
+
+
+def draw_corruptions(results: dict[str, dict[str, Any]], title: str = ""):
     """Corruption robustness (cifarlab.robustness results, one per label) in two panels:
     left, each corruption's accuracy averaged over the severities, with each run's clean and
     mean corruption accuracy as vertical lines; right, accuracy against severity averaged
     over the corruptions, severity 0 being the clean test set."""
-    plt = _pyplot()
     labels = list(results)
     names = list(dict.fromkeys(n for r in results.values() for n in r["corruptions"]))
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(12, max(4.5, 0.32 * len(names) + 1.5)), gridspec_kw={"width_ratios": [3, 2]}
+    fig, (left, right) = figure(
+        12, max(4.5, 0.32 * len(names) + 1.5), 1, 2, gridspec_kw={"width_ratios": [3, 2]}
     )
     height = 0.8 / max(len(labels), 1)
     for k, label in enumerate(labels):
         r, colour = results[label], f"C{k % 10}"
-        shown = _plain(label) if len(labels) > 1 else "mean over severities"
+        shown = plain(label) if len(labels) > 1 else "mean over severities"
         ys = [
             i - 0.4 + height * (k + 0.5)
             for i, n in enumerate(names)
@@ -96,10 +93,10 @@ def plot_corruptions(results: dict[str, dict[str, Any]], path: str | Path, title
         left.axvline(r["mean_accuracy"] * 100, color=colour, linestyle=":", linewidth=1.5)
         sev = [0] + [int(s) for s in r["mean_by_severity"]]
         acc = [r["clean_accuracy"] * 100] + [v * 100 for v in r["mean_by_severity"].values()]
-        right.plot(sev, acc, "o-", color=colour, label=_plain(label))
+        right.plot(sev, acc, "o-", color=colour, label=plain(label))
     left.plot([], [], "k--", linewidth=1.2, label="clean accuracy")
     left.plot([], [], "k:", linewidth=1.5, label="mean corruption accuracy")
-    left.set_yticks(range(len(names)), [_plain(n) for n in names])
+    left.set_yticks(range(len(names)), [plain(n) for n in names])
     left.invert_yaxis()
     left.set_xlabel("test accuracy (%)")
     left.set_title("Accuracy per corruption")
@@ -113,26 +110,21 @@ def plot_corruptions(results: dict[str, dict[str, Any]], path: str | Path, title
     if len(labels) > 1:
         right.legend(fontsize=8)
     if title:
-        fig.suptitle(_plain(title))
-    fig.tight_layout()
-    try:
-        return save_figure(fig, Path(path))
-    finally:
-        plt.close(fig)
+        fig.suptitle(plain(title))
+    return fig
 
 
-def _plain(label: object) -> str:
-    """A label drawn literally: '$' would otherwise start matplotlib's mathtext."""
-    return str(label).replace("$", r"\$")
+def plot_corruptions(results: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """:func:`draw_corruptions` as a PNG file at ``path``."""
+    return save(draw_corruptions(results, title), path)
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path) -> Path:
+def draw_confusion(confusion: list[list[int]], classes: list[str]):
     """A labelled confusion-matrix heat map (rows: true class, columns: predicted)."""
     import numpy as np
 
-    plt = _pyplot()
     mat = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = figure(7, 6)
     im = ax.imshow(mat, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -151,32 +143,29 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
                 color="white" if mat[i, j] > thresh else "black",
             )
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    try:
-        return save_figure(fig, Path(path))
-    finally:
-        plt.close(fig)
+    return fig
 
 
-def plot_reliability(
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path) -> Path:
+    """:func:`draw_confusion` as a PNG file at ``path``."""
+    return save(draw_confusion(confusion, classes), path)
+
+
+def draw_reliability(
     reliability: dict[str, Any],
-    path: str | Path,
     *,
     ece: float | None = None,
     calibrated: dict[str, Any] | None = None,
     calibrated_ece: float | None = None,
     title: str = "",
-) -> Path:
+):
     """A reliability diagram (cifarlab.calibration's bins): accuracy per confidence bin
     against the diagonal of perfect calibration, the gap shaded, and below it the share of
     images per bin. ``calibrated``: the same bins after temperature scaling, as a line."""
-    plt = _pyplot()
     n_bins = int(reliability["n_bins"])
     width = 1.0 / n_bins
     centres = [(b + 0.5) * width for b in range(n_bins)]
-    fig, (ax, hist) = plt.subplots(
-        2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
+    fig, (ax, hist) = figure(6, 6.5, 2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
     filled = [b for b in range(n_bins) if reliability["count"][b]]
     acc = [reliability["accuracy"][b] for b in filled]
@@ -214,8 +203,20 @@ def plot_reliability(
     hist.set_xlabel(f"confidence (top softmax probability, {n_bins} bins)")
     hist.set_ylabel("share of images")
     hist.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        return save_figure(fig, Path(path))
-    finally:
-        plt.close(fig)
+    return fig
+
+
+def plot_reliability(
+    reliability: dict[str, Any],
+    path: str | Path,
+    *,
+    ece: float | None = None,
+    calibrated: dict[str, Any] | None = None,
+    calibrated_ece: float | None = None,
+    title: str = "",
+) -> Path:
+    """:func:`draw_reliability` as a PNG file at ``path``."""
+    fig = draw_reliability(
+        reliability, ece=ece, calibrated=calibrated, calibrated_ece=calibrated_ece, title=title
+    )
+    return save(fig, path)

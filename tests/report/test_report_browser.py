@@ -24,7 +24,7 @@ SECTIONS = [
     "training",
     "calibration",
     "improvements",
-    "robustness",
+    "seeds",
     "comparison",
 ]
 

@@ -9,8 +9,11 @@ import sys
 from html.parser import HTMLParser
 from importlib.resources import files
 
+from cifarlab.report.data_section import data_section
+from cifarlab.report.formatting import Names
 from cifarlab.report.inputs import read_run_input
-from cifarlab.report.sections import _Names, data_section, layer_table, write_report
+from cifarlab.report.model_section import layer_table
+from cifarlab.report.sections import write_report
 from cifarlab.studies.ladder import load_ladder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,7 +59,7 @@ def test_study_report_has_every_section_in_order_and_is_self_contained(study_rep
         "training",
         "calibration",
         "improvements",
-        "robustness",
+        "seeds",
         "comparison",
     ]
     # Self-contained: every image is an inline PNG that decodes, nothing loads from elsewhere.
@@ -71,17 +74,17 @@ def test_study_report_has_every_section_in_order_and_is_self_contained(study_rep
 
 def test_study_report_numbers(study_report):
     html = study_report.read_text(encoding="utf-8")
-    improvements = html[html.index('id="improvements"') : html.index('id="robustness"')]
+    improvements = html[html.index('id="improvements"') : html.index('id="seeds"')]
     # The report's own numbers (the ladder file's references) beside ours, in ladder order.
     references = [s.reference for s in load_ladder("seed-report").steps]
     positions = [improvements.index(f"{v:.2f}%") for v in references]
     assert positions == sorted(positions)
     assert "seed report" in improvements and "optim.weight_decay = 1e-05" in improvements
-    # Robustness: the seed study's summary and one row per seed.
-    robustness = html[html.index('id="robustness"') : html.index('id="comparison"')]
-    assert "3 seeds: test accuracy 77.27% ± 0.57 (std)" in robustness
+    # Seed variance: the seed study's summary and one row per seed.
+    seeds = html[html.index('id="seeds"') : html.index('id="comparison"')]
+    assert "3 seeds: test accuracy 77.27% ± 0.57 (std)" in seeds
     for acc in ("77.10%", "77.90%", "76.80%"):
-        assert acc in robustness
+        assert acc in seeds
     # Model: both the ladder's first model and the final one, with shapes and parameters.
     model = html[html.index('id="model"') : html.index('id="training"')]
     assert "<h3>seednet</h3>" in model and "seednet-improved" in model
@@ -184,7 +187,7 @@ def _run_with_source(run_dir, tiny_runs, source: str):
 
 def test_data_figures_left_out_with_a_reason_when_the_data_is_elsewhere(tmp_path, tiny_runs):
     run = _run_with_source(tmp_path / "moved", tiny_runs, f"python layout in {tmp_path / 'gone'}")
-    data = data_section([run], str(tmp_path / "gone"), _Names())
+    data = data_section([run], str(tmp_path / "gone"), Names())
     assert data.id == "data"
     assert not [b for b in data.blocks if type(b).__name__ in ("Figure", "Row")]
     assert any("left out" in getattr(b, "text", "") for b in data.blocks)
@@ -205,10 +208,10 @@ def test_data_section_lists_only_sources_that_differ_in_their_files(tmp_path, ti
     def others(section) -> list[str]:
         return [b.text for b in section.blocks if getattr(b, "text", "").startswith("Other runs")]
 
-    same = data_section(runs[:3], str(tmp_path / "gone"), _Names())
+    same = data_section(runs[:3], str(tmp_path / "gone"), Names())
     assert same.blocks[0].text == f"Source: {sources[0]}."
     assert others(same) == []
-    mixed = data_section(runs, str(tmp_path / "gone"), _Names())
+    mixed = data_section(runs, str(tmp_path / "gone"), Names())
     assert others(mixed) == [f"Other runs in this report used: {folder}/elsewhere/cifar"]
 
 
@@ -239,10 +242,10 @@ def test_unfinished_seed_study_says_so_and_speeds_are_rounded(tmp_path, studies,
 
     out = write_report([ladder, study, tiny_runs["seed-baseline"]], tmp_path / "r.html")
     html = out.read_text(encoding="utf-8")
-    improvements = html[html.index('id="improvements"') : html.index('id="robustness"')]
+    improvements = html[html.index('id="improvements"') : html.index('id="seeds"')]
     assert improvements.count(">2 of 3</td>") == 6
-    robustness = html[html.index('id="robustness"') : html.index('id="comparison"')]
-    assert "3 of 10 planned seeds (the study is not finished" in robustness
+    seeds = html[html.index('id="seeds"') : html.index('id="comparison"')]
+    assert "3 of 10 planned seeds (the study is not finished" in seeds
     comparison = html[html.index('id="comparison"') :]
     assert ">200.2<" in comparison and "200.2000" not in comparison
 
@@ -253,8 +256,9 @@ def test_comparison_shows_each_runs_whole_run_time_beside_its_training_time(tmp_
     import json
     import shutil
 
+    from cifarlab.report.comparison_section import comparison_points
     from cifarlab.report.inputs import read_inputs
-    from cifarlab.report.sections import build_document, comparison_points
+    from cifarlab.report.sections import build_document
 
     runs = {}
     for name, wall in (("seed-baseline", 110.0), ("seed-improved", None)):

@@ -179,7 +179,7 @@ def test_html_report_shows_hostile_strings_as_text(tmp_path, hostile_inputs):
     assert "<script" not in html
     assert not re.search(r"<[^>]*\bon\w+\s*=", html)  # no event handler inside any tag
     page = _check_page(html, "data:image/png;base64,")
-    assert [a["id"] for t, a in page.tags if t == "section"][-2:] == ["robustness", "comparison"]
+    assert [a["id"] for t, a in page.tags if t == "section"][-2:] == ["seeds", "comparison"]
 
 
 def _unescaped_pipes(line: str) -> int:

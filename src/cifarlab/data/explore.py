@@ -9,6 +9,7 @@ import numpy as np
 
 from cifarlab.data.readers import CIFAR10
 from cifarlab.paths import output_dir
+from cifarlab.plotting import figure, save
 
 SPLITS = ("train", "test")
 
@@ -36,29 +37,15 @@ def describe(data: CIFAR10) -> dict[str, Any]:
     return out
 
 
-def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
-    """Write, for train and test, a 2×5 grid of one image per class and a per-class
-    count histogram, as PNGs in ``out_dir``; return their paths.
-
-    Each figure is written atomically: a failure (full disk, read-only) raises one line
-    (OutputError / PathError) and leaves no partial or empty PNG.
-    """
-    # The object-oriented API with an explicit Agg canvas: no pyplot global state,
-    # no display needed, and no clash with a backend the caller already chose.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # Imported here: rundir imports torch, which `cifarlab data --no-figures` never needs.
-    from cifarlab.rundir import save_figure
-
-    out_dir = output_dir(out_dir, "figure folder", create=True)
-    paths = []
+def draw_figures(data: CIFAR10) -> dict[str, Any]:
+    """For train and test, a 2×5 grid of one image per class (``<split>_examples``) and a
+    per-class count histogram (``<split>_class_counts``): matplotlib figures by file stem,
+    drawn in :mod:`cifarlab.plotting`'s style."""
+    out = {}
     for split in SPLITS:
         images, labels = _split(data, split)
 
-        fig = Figure(figsize=(10, 4.6), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(2, 5)
+        fig, axes = figure(10, 4.6, 2, 5)
         for c, (ax, name) in enumerate(zip(axes.flat, data.classes, strict=True)):
             ax.set_axis_off()
             where = np.flatnonzero(labels == c)
@@ -66,16 +53,24 @@ def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
                 ax.imshow(images[where[0]], interpolation="nearest")
             ax.set_title(name)
         fig.suptitle(f"CIFAR-10 {split}: one image per class")
-        paths.append(save_figure(fig, out_dir / f"{split}_examples.png"))
+        out[f"{split}_examples"] = fig
 
         counts = np.bincount(labels, minlength=len(data.classes))
-        fig = Figure(figsize=(8, 4), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.subplots()
+        fig, ax = figure(8, 4)
         bars = ax.bar(range(len(counts)), counts, color="tab:blue")
         ax.bar_label(bars, labels=[f"{n:,}" for n in counts], fontsize=8)
         ax.set_xticks(range(len(counts)), data.classes, rotation=45, ha="right")
         ax.set_ylabel("images")
         ax.set_title(f"CIFAR-10 {split}: {len(labels):,} images by class")
-        paths.append(save_figure(fig, out_dir / f"{split}_class_counts.png"))
-    return paths
+        out[f"{split}_class_counts"] = fig
+    return out
+
+
+def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
+    """:func:`draw_figures` as PNGs in ``out_dir``; return their paths.
+
+    Each figure is written atomically: a failure (full disk, read-only) raises one line
+    (OutputError / PathError) and leaves no partial or empty PNG.
+    """
+    out_dir = output_dir(out_dir, "figure folder", create=True)
+    return [save(fig, out_dir / f"{stem}.png") for stem, fig in draw_figures(data).items()]

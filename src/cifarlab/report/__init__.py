@@ -5,20 +5,23 @@
 - :mod:`cifarlab.report.inputs`: the run and study directories it is made from, read through
   their owners (:class:`cifarlab.rundir.RunDir`, :func:`cifarlab.studies.spec.read_study`,
   :func:`cifarlab.studies.summary.summarize`);
-- :mod:`cifarlab.report.charts`: the report's own figures, drawn to PNG bytes;
-- :mod:`cifarlab.report.calibration_section`: the calibration section (ECE, NLL, Brier,
-  temperature, reliability diagrams), registered in sections;
-- :mod:`cifarlab.report.corruptions_section`: the corruption-robustness section (the runs'
-  corruptions.json, side by side);
-- :mod:`cifarlab.report.tune_section`: the hyperparameter-search section of a tune directory
-  (read through :func:`cifarlab.tune.results.read_tune_dir`);
-- :mod:`cifarlab.report.sections`: the sections built from the inputs, and
-  :func:`~cifarlab.report.sections.write_report`, the entry point;
+- :mod:`cifarlab.report.formatting`: numbers, percentages, durations and intervals as table
+  cells, and the figures' unique names;
+- :mod:`cifarlab.report.charts`: the report's own figures (ablation, seeds, comparison),
+  rendered to PNG bytes by :mod:`cifarlab.plotting`;
+- one module per section, in the report's order: ``data_section``, ``model_section``,
+  ``training_section``, ``calibration_section`` (ECE, NLL, Brier, temperature, reliability
+  diagrams), ``improvements_section`` (ablation ladders), ``seeds_section`` (seed variance),
+  ``corruptions_section`` (corruption robustness), ``comparison_section`` and
+  ``tune_section`` (one per tune directory, read through
+  :func:`cifarlab.tune.results.read_tune_dir`);
+- :mod:`cifarlab.report.sections`: the entry point, :func:`~cifarlab.report.sections.write_report`,
+  which builds the sections in order into one document;
 - :mod:`cifarlab.report.html`, :mod:`cifarlab.report.markdown`: the writers, which know the
   document model only.
 
-Imports point one way: document <- inputs, charts, calibration_section, corruptions_section,
-tune_section <- sections -> html, markdown -> document.
+Imports point one way (the ``report`` contracts in .importlinter): sections -> each section
+and the writers, which do not import each other -> charts, inputs, formatting, document.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ malformed number shows as "—", malformed bins leave the diagram out.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 
 from cifarlab.calibration import N_BINS
 from cifarlab.evaluate import check_evaluation
-from cifarlab.figures import plot_reliability
+from cifarlab.figures import draw_reliability
+from cifarlab.plotting import render
 from cifarlab.report import ReportError
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Section, Table
 from cifarlab.report.inputs import RunInput, StudyInput
@@ -141,15 +141,10 @@ def _diagram(run: RunInput, cal: dict[str, Any], name: str) -> Figure | None:
         return Figure(cal["figure"], name, caption)
     if cal["bins"] is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="cifarlab-report-") as tmp:
-        path = plot_reliability(
-            cal["bins"],
-            Path(tmp) / RELIABILITY_FIGURE,
-            ece=cal["ece"],
-            calibrated=cal["bins_after"],
-            calibrated_ece=cal["ece_after"],
-        )
-        return Figure(path.read_bytes(), name, caption)
+    fig = draw_reliability(
+        cal["bins"], ece=cal["ece"], calibrated=cal["bins_after"], calibrated_ece=cal["ece_after"]
+    )
+    return Figure(render(fig), name, caption)
 
 
 def _study_rows(study: StudyInput) -> list[list[str]]:

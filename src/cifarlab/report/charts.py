@@ -1,39 +1,18 @@
 """Figures made for the report document: ablation ladder, seed study, model comparison.
 
-Each function draws with matplotlib's object-oriented API on an Agg canvas (no
-pyplot state, no display) and returns the PNG as bytes, so the report can inline
-it without touching the run directories it reads. Labels come from run directories, so
-they are drawn as plain text (:func:`_plain`), never as matplotlib mathtext.
+Each function draws in :mod:`cifarlab.plotting`'s style and returns the PNG as bytes
+(:func:`cifarlab.plotting.render`), so the report can inline it without touching the run
+directories it reads. Labels come from run directories, so they are drawn as plain text
+(:func:`cifarlab.plotting.plain`), never as matplotlib mathtext.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
+from cifarlab.plotting import figure, plain, render
 from cifarlab.studies import stats
-
-
-def _figure(width: float, height: float, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols)
-    return fig, axes
-
-
-def _plain(label: object) -> str:
-    """A label drawn literally: a '$' would otherwise start mathtext (and can fail to parse)."""
-    return str(label).replace("$", r"\$")
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
 
 
 def ablation_chart(rows: list[dict[str, Any]], reference: dict[str, float] | None = None) -> bytes:
@@ -42,7 +21,7 @@ def ablation_chart(rows: list[dict[str, Any]], reference: dict[str, float] | Non
 
     rows: ``{"step", "mean", "ci95": [lo, hi] | None, "values": [...]}`` in percent.
     """
-    fig, ax = _figure(8, 4.5)
+    fig, ax = figure(8, 4.5)
     xs = list(range(len(rows)))
     means = [r["mean"] for r in rows]
     lo = [r["mean"] - r["ci95"][0] if _has_ci(r) else 0.0 for r in rows]
@@ -71,12 +50,12 @@ def ablation_chart(rows: list[dict[str, Any]], reference: dict[str, float] | Non
     every += list(reference.values()) if reference else []
     low = min(every) if every else 0.0
     ax.set_ylim(max(0.0, math.floor(low - 5)), None)
-    ax.set_xticks(xs, [_plain(r["step"]) for r in rows], rotation=20, ha="right")
+    ax.set_xticks(xs, [plain(r["step"]) for r in rows], rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Ablation ladder: test accuracy per step")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return render(fig)
 
 
 def _has_ci(row: dict[str, Any]) -> bool:
@@ -89,13 +68,13 @@ def seed_chart(
 ) -> bytes:
     """Left: validation accuracy against the step for every seed (the report's figures 9-18
     on one plot). Right: test accuracy per seed, with the mean and ±1 std band."""
-    fig, (left, right) = _figure(11, 4.2, ncols=2)
+    fig, (left, right) = figure(11, 4.2, 1, 2)
     for label, hist in histories.items():
         steps, val = hist.get("step", []), hist.get("val_acc", [])
         pts = [(s, v * 100) for s, v in zip(steps, val, strict=False) if v is not None]
         if pts:
             left.plot(
-                [s for s, _ in pts], [v for _, v in pts], "-", linewidth=1.2, label=_plain(label)
+                [s for s, _ in pts], [v for _, v in pts], "-", linewidth=1.2, label=plain(label)
             )
     left.set_xlabel("step")
     left.set_ylabel("validation accuracy (%)")
@@ -112,15 +91,15 @@ def seed_chart(
         right.axhline(mean, color="tab:blue", linewidth=1.5, label=f"mean {mean:.2f}%")
         right.plot(range(len(vals)), vals, "o", color="tab:orange", markersize=7, label="seed")
         right.set_xticks(
-            range(len(vals)), [_plain(k) for k in labels], rotation=30, ha="right", fontsize=8
+            range(len(vals)), [plain(k) for k in labels], rotation=30, ha="right", fontsize=8
         )
         right.legend(fontsize=8)
     right.set_ylabel("test accuracy (%)")
     right.set_title("Test accuracy per seed")
     right.grid(axis="y", alpha=0.3)
     if title:
-        fig.suptitle(_plain(title))
-    return _png(fig)
+        fig.suptitle(plain(title))
+    return render(fig)
 
 
 def _short(v: float) -> str:
@@ -146,7 +125,7 @@ def comparison_chart(points: list[dict[str, Any]]) -> bytes:
         if whole
         else ("train_time_s", "training time (s, log scale)")
     )
-    fig, (left, right) = _figure(11, 4.2, ncols=2)
+    fig, (left, right) = figure(11, 4.2, 1, 2)
     for ax, key, xlabel in (
         (left, time_key, time_label),
         (right, "parameters", "parameters (log scale)"),
@@ -155,7 +134,7 @@ def comparison_chart(points: list[dict[str, Any]]) -> bytes:
         for i, p in enumerate(pts):
             ax.plot(p[key], p["accuracy"], "o", markersize=8, color=f"C{i % 10}")
             ax.annotate(
-                _plain(p["label"]),
+                plain(p["label"]),
                 (p[key], p["accuracy"]),
                 textcoords="offset points",
                 xytext=(6, 4),
@@ -174,4 +153,4 @@ def comparison_chart(points: list[dict[str, Any]]) -> bytes:
         ax.grid(alpha=0.3, which="both")
     left.set_title("Accuracy against run time" if whole else "Accuracy against training time")
     right.set_title("Accuracy against model size")
-    return _png(fig)
+    return render(fig)

@@ -13,14 +13,14 @@ note; nothing in a run directory is written.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from cifarlab.evaluate import check_evaluation
-from cifarlab.figures import plot_corruptions
+from cifarlab.figures import draw_corruptions
+from cifarlab.plotting import render
 from cifarlab.report import ReportError
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Section, Table
 from cifarlab.report.inputs import RunInput, StudyInput
@@ -127,9 +127,7 @@ def _label(run: RunInput, tta: str) -> str:
 
 
 def _chart(results: dict[str, dict[str, Any]], name: str, caption: str, title: str = "") -> Figure:
-    with tempfile.TemporaryDirectory(prefix="cifarlab-report-") as tmp:
-        path = plot_corruptions(results, Path(tmp) / CORRUPTIONS_FIGURE, title=title)
-        return Figure(path.read_bytes(), name, caption)
+    return Figure(render(draw_corruptions(results, title)), name, caption)
 
 
 def _detail(

@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cifarlab.plotting import figure, plain, render
 from cifarlab.report import ReportError
-from cifarlab.report.charts import _plain, _png
 from cifarlab.report.document import Block, Figure, Paragraph, Section, Table
 from cifarlab.stored import StoredValueError, field, mapping, number
 from cifarlab.tune.results import (
@@ -292,15 +292,6 @@ def confirmation_blocks(confirm: dict[str, Any] | None) -> list[Block]:
 # --------------------------------------------------------------------------- figures
 
 
-def _canvas(width: float, height: float, nrows: int = 1, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as MplFigure
-
-    fig = MplFigure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
 def _final(t: dict[str, Any]) -> float | None:
     """A trial's value on the history plot: its objective, or a pruned trial's last report."""
     if t["value"] is not None:
@@ -313,7 +304,7 @@ def _final(t: dict[str, Any]) -> float | None:
 def history_chart(trials: list[dict[str, Any]]) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = _canvas(11, 4.2, 1, 2)
+    fig, axes = figure(11, 4.2, 1, 2, squeeze=False)
     left, right = axes[0]
     best, xs, ys = -math.inf, [], []
     for state, marker in (("complete", "o"), ("pruned", "x")):
@@ -354,14 +345,14 @@ def history_chart(trials: list[dict[str, Any]]) -> bytes:
     right.set_ylabel("validation accuracy (%)")
     right.set_xlim(0, 100)
     right.grid(alpha=0.3)
-    return _png(fig)
+    return render(fig)
 
 
 def parameter_chart(space: list[dict[str, Any]], trials: list[dict[str, Any]]) -> bytes:
     n = len(space)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig, axes = _canvas(3.6 * ncols, 3.0 * nrows, nrows, ncols)
+    fig, axes = figure(3.6 * ncols, 3.0 * nrows, nrows, ncols, squeeze=False)
     complete = [t for t in trials if t["state"] == "complete"]
     best = max(complete, key=lambda t: (t["value"], -t["number"]))
     for i, entry in enumerate(space):
@@ -370,7 +361,7 @@ def parameter_chart(space: list[dict[str, Any]], trials: list[dict[str, Any]]) -
         pts = [(t["params"].get(field), t["value"], t) for t in complete if field in t["params"]]
         if kind == "choice":
             pos = {repr(c): k for k, c in enumerate(spec)}
-            ax.set_xticks(range(len(spec)), [_plain(c) for c in spec])
+            ax.set_xticks(range(len(spec)), [plain(c) for c in spec])
             ax.set_xlim(-0.5, len(spec) - 0.5)
 
             def where(v, pos=pos):
@@ -388,9 +379,9 @@ def parameter_chart(space: list[dict[str, Any]], trials: list[dict[str, Any]]) -
                 ax.plot(where(x), y, "o", ms=11, mfc="none", mec="black")
             if t["start"]:
                 ax.plot(where(x), y, "D", ms=6, mfc="none", mec="tab:green")
-        ax.set_title(_plain(field), fontsize=9)
+        ax.set_title(plain(field), fontsize=9)
         ax.set_ylabel("validation accuracy (%)", fontsize=8)
         ax.grid(alpha=0.3)
     for j in range(n, nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
-    return _png(fig)
+    return render(fig)

@@ -1,8 +1,8 @@
 """A study's figures: accuracy per step with error bars, every run's curves in one grid
 (the seed report's figures 9-18 in one figure), and a strip + box plot of test accuracies.
 
-matplotlib is imported inside the functions (Agg backend); every figure is written to a
-temporary file and renamed.
+Drawn in :mod:`cifarlab.plotting`'s style and written with :func:`cifarlab.plotting.save`
+(to a temporary file, then renamed).
 """
 
 from __future__ import annotations
@@ -12,17 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import HISTORY_JSON, save_figure
+from cifarlab.plotting import figure, save
+from cifarlab.rundir import HISTORY_JSON
 from cifarlab.studies.spec import StudySpec
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_study(
@@ -43,9 +35,8 @@ def plot_study(
 def plot_accuracy_by_step(summary: dict[str, Any], path: str | Path) -> Path:
     """Mean test accuracy per step with its 95% t interval, each seed as a dot, the report's
     single-run numbers as crosses where the ladder gives them."""
-    plt = _pyplot()
     rows = summary["rows"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rows) + 2), 4.5))
+    fig, ax = figure(max(5.0, 1.3 * len(rows) + 2), 4.5)
     xs = range(len(rows))
     for x, r in zip(xs, rows, strict=True):
         if r["n"] == 0:
@@ -77,10 +68,7 @@ def plot_accuracy_by_step(summary: dict[str, Any], path: str | Path) -> Path:
     ax.grid(alpha=0.3, axis="y")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    out = save_figure(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save(fig, path)
 
 
 def _offsets(n: int, width: float = 0.25) -> list[float]:
@@ -98,7 +86,6 @@ def plot_curves_grid(
 ) -> Path:
     """One panel per run (rows: steps, columns: seeds; a one-step study wraps its seeds),
     each with train and validation accuracy against the step, titled with the test accuracy."""
-    plt = _pyplot()
     study_dir = Path(study_dir)
     cells = [(step.name, seed) for step in study.steps for seed in study.seeds]
     if len(study.steps) == 1:
@@ -106,8 +93,8 @@ def plot_curves_grid(
         nrows = math.ceil(len(study.seeds) / ncols)
     else:
         ncols, nrows = len(study.seeds), len(study.steps)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.0 * ncols + 0.5, 2.4 * nrows + 0.6), sharey=True, squeeze=False
+    fig, axes = figure(
+        3.0 * ncols + 0.5, 2.4 * nrows + 0.6, nrows, ncols, sharey=True, squeeze=False
     )
     for ax in axes.flat[len(cells) :]:
         ax.axis("off")
@@ -134,19 +121,15 @@ def plot_curves_grid(
         ax.set_xlabel("step", fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8)
+        fig.legend(handles, labels, loc="outside upper right", fontsize=8)
     fig.suptitle(f"{study.name}: train/validation accuracy of every run", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    out = save_figure(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save(fig, path)
 
 
 def plot_accuracies_strip(summary: dict[str, Any], path: str | Path) -> Path:
     """Box plot of each step's test accuracies with every seed drawn over it as a dot."""
-    plt = _pyplot()
     rows = summary["rows"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(rows) + 2), 4.5))
+    fig, ax = figure(max(5.0, 1.3 * len(rows) + 2), 4.5)
     data = [r["values"] for r in rows]
     positions = list(range(1, len(rows) + 1))
     boxed = [(p, v) for p, v in zip(positions, data, strict=True) if len(v) >= 2]
@@ -163,7 +146,4 @@ def plot_accuracies_strip(summary: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{summary['name']}: test accuracy of every seed")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    out = save_figure(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save(fig, path)
