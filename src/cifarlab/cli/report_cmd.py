@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a report (HTML or Markdown) from runs and studies",
         description=(
             "Write one report from run directories (cifarlab train) and study directories "
-            "(cifarlab ablate / seeds): data, model, training, improvements, robustness and a "
+            "(cifarlab ablate / seeds): data, model, training, improvements, seed variance and a "
             "comparison of models; parts without inputs are left out. HTML is one "
             "self-contained file (figures inlined, no network); Markdown gets its PNGs in "
             "<name>_files/ beside it. The report is never written over its inputs nor into a "
