@@ -82,13 +82,17 @@ def test_a_data_dir_may_hold_a_form_or_be_one(form, sample_data, tmp_path, helpe
         assert_same(data, sample_data)
 
 
-def test_str_keys_and_newer_pickle_protocols_are_accepted(sample_copy, sample_data):
+def test_str_keys_and_newer_pickle_protocols_are_accepted(sample_copy, sample_data, helpers):
     # A copy re-saved from Python 3 (latin1-decoded, str keys) at protocols 2, 4 and 5:
-    # they use _codecs.encode and numpy's _frombuffer, which the unpickler admits.
+    # they use _codecs.encode and numpy's _frombuffer, which the unpickler admits. Its
+    # md5 sums are no known copy's, so it reads once the user has recorded them.
     for proto, fname in [(2, "data_batch_1"), (4, "data_batch_2"), (5, "test_batch")]:
         with open(sample_copy / fname, "rb") as f:
             batch = pickle.load(f, encoding="latin1")
         (sample_copy / fname).write_bytes(pickle.dumps(batch, protocol=proto))
+    with pytest.raises(DataError, match=r"data_batch_1: damaged or changed .* > MD5SUMS$"):
+        read_python_dir(sample_copy)
+    helpers.record_sums(sample_copy)
     assert_same(read_python_dir(sample_copy), sample_data)
 
 
