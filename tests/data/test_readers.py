@@ -184,3 +184,28 @@ def test_image_tree_accepts_grey_and_opaque_rgba_but_not_transparency(small_tree
     Image.new("RGBA", (32, 32), (1, 2, 3, 128)).save(some[2])
     with pytest.raises(DataError, match=f"{some[2].name}: image has transparent pixels"):
         read_image_folders(small_tree)
+
+
+def test_a_png_byte_that_decodes_to_other_pixels_is_refused(small_tree):
+    # PIL's decoder does not check the image data's chunk CRCs: find a flipped bit that it
+    # decodes to other pixels without complaint; the reader verifies the CRCs and refuses it.
+    from PIL import Image
+
+    path = sorted((small_tree / "test" / "cat").iterdir())[0]
+    original = path.read_bytes()
+    with Image.open(io.BytesIO(original)) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    for pos in range(41, len(original)):
+        flipped = bytearray(original)
+        flipped[pos] ^= 0x10
+        try:
+            with Image.open(io.BytesIO(bytes(flipped))) as im:
+                if not np.array_equal(np.asarray(im.convert("RGB")), pixels):
+                    break
+        except (OSError, SyntaxError, ValueError):
+            continue
+    else:
+        pytest.fail("no flipped bit decodes to other pixels in this PNG")
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match=rf"{path.name}: not a readable image \(SyntaxError\)"):
+        read_image_folders(small_tree)

@@ -374,6 +374,12 @@ def _read_image(path: Path) -> np.ndarray:
                 raise DataError(
                     f"{path}: image is {im.size[0]}×{im.size[1]}, expected 32×32; resize or remove it"
                 )
+            if im.format == "PNG":
+                # PIL decodes a PNG without checking the image data's chunk CRCs, and stops
+                # once it has every row: a changed byte there can decode to other pixels.
+                # verify() reads every chunk and checks its CRC, so such damage is refused.
+                with Image.open(path) as probe:
+                    probe.verify()
             if im.mode == "RGBA":
                 rgba = np.asarray(im)
                 if (rgba[..., 3] != 255).any():
@@ -388,7 +394,7 @@ def _read_image(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except DataError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(
             f"{path}: not a readable image ({type(exc).__name__}); replace or remove it"
         ) from None
