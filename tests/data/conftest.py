@@ -6,6 +6,7 @@ inside pytest's tmp_path; the bundled files themselves are never modified.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -62,6 +63,17 @@ def write_batch(path: Path, data: object, labels: object) -> None:
     path.write_bytes(pickle.dumps(batch, protocol=2))
 
 
+def record_sums(folder: Path) -> Path:
+    """Write ``folder/MD5SUMS`` as ``md5sum`` would: how a user vouches for a copy of their own."""
+    lines = [
+        f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.name}\n"
+        for f in sorted(folder.iterdir())
+        if f.name != "MD5SUMS"
+    ]
+    (folder / "MD5SUMS").write_text("".join(lines))
+    return folder / "MD5SUMS"
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m cifarlab ARGS`` in a fresh interpreter, as a user would."""
     full_env = {**os.environ, **(env or {})}
@@ -110,5 +122,6 @@ def helpers() -> SimpleNamespace:
         make_tarball=make_tarball,
         write_image_tree=write_image_tree,
         write_batch=write_batch,
+        record_sums=record_sums,
         run_cli=run_cli,
     )

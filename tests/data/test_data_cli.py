@@ -73,6 +73,15 @@ def _label_out_of_range(folder: Path, tree: Path) -> tuple[Path, str, str]:
     return folder, "test_batch", "label 10 is out of range 0..9"
 
 
+def _pixel_changed(folder: Path, tree: Path) -> tuple[Path, str, str]:
+    # One pixel byte inside the pickle: still a valid batch, so only its md5 tells.
+    path = folder / "data_batch_3"
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(pickle.loads(bytes(raw), encoding="bytes")[b"data"].tobytes()) + 99] ^= 1
+    path.write_bytes(bytes(raw))
+    return folder, "data_batch_3", "damaged or changed (md5 "
+
+
 def _empty_folder(folder: Path, tree: Path) -> tuple[Path, str, str]:
     for f in (tree / "train" / "cat").iterdir():
         f.unlink()
@@ -96,6 +105,7 @@ def _wrong_size(folder: Path, tree: Path) -> tuple[Path, str, str]:
         _truncated,
         _wrong_shape,
         _label_out_of_range,
+        _pixel_changed,
         _empty_folder,
         _not_an_image,
         _wrong_size,

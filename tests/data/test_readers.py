@@ -82,13 +82,17 @@ def test_a_data_dir_may_hold_a_form_or_be_one(form, sample_data, tmp_path, helpe
         assert_same(data, sample_data)
 
 
-def test_str_keys_and_newer_pickle_protocols_are_accepted(sample_copy, sample_data):
+def test_str_keys_and_newer_pickle_protocols_are_accepted(sample_copy, sample_data, helpers):
     # A copy re-saved from Python 3 (latin1-decoded, str keys) at protocols 2, 4 and 5:
-    # they use _codecs.encode and numpy's _frombuffer, which the unpickler admits.
+    # they use _codecs.encode and numpy's _frombuffer, which the unpickler admits. Its
+    # md5 sums are no known copy's, so it reads once the user has recorded them.
     for proto, fname in [(2, "data_batch_1"), (4, "data_batch_2"), (5, "test_batch")]:
         with open(sample_copy / fname, "rb") as f:
             batch = pickle.load(f, encoding="latin1")
         (sample_copy / fname).write_bytes(pickle.dumps(batch, protocol=proto))
+    with pytest.raises(DataError, match=r"data_batch_1: damaged or changed .* > MD5SUMS$"):
+        read_python_dir(sample_copy)
+    helpers.record_sums(sample_copy)
     assert_same(read_python_dir(sample_copy), sample_data)
 
 
@@ -179,4 +183,29 @@ def test_image_tree_accepts_grey_and_opaque_rgba_but_not_transparency(small_tree
     assert (cat[0] == 7).all() and (cat[1] == [1, 2, 3]).all()
     Image.new("RGBA", (32, 32), (1, 2, 3, 128)).save(some[2])
     with pytest.raises(DataError, match=f"{some[2].name}: image has transparent pixels"):
+        read_image_folders(small_tree)
+
+
+def test_a_png_byte_that_decodes_to_other_pixels_is_refused(small_tree):
+    # PIL's decoder does not check the image data's chunk CRCs: find a flipped bit that it
+    # decodes to other pixels without complaint; the reader verifies the CRCs and refuses it.
+    from PIL import Image
+
+    path = sorted((small_tree / "test" / "cat").iterdir())[0]
+    original = path.read_bytes()
+    with Image.open(io.BytesIO(original)) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    for pos in range(41, len(original)):
+        flipped = bytearray(original)
+        flipped[pos] ^= 0x10
+        try:
+            with Image.open(io.BytesIO(bytes(flipped))) as im:
+                if not np.array_equal(np.asarray(im.convert("RGB")), pixels):
+                    break
+        except (OSError, SyntaxError, ValueError):
+            continue
+    else:
+        pytest.fail("no flipped bit decodes to other pixels in this PNG")
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match=rf"{path.name}: not a readable image \(SyntaxError\)"):
         read_image_folders(small_tree)

@@ -4,7 +4,11 @@ Decoding the pickled batches (or 60,000 PNGs) takes seconds; ``np.load`` of the
 decoded arrays takes a fraction of one. An entry lives in
 ``cache_dir()/arrays/<key>/`` (four ``.npy`` files and ``meta.json``); the key hashes
 the source's resolved path and the name, size and mtime_ns of each of its files, so
-an edited or replaced copy gets a new entry. Entries are written to a temporary
+an edited or replaced copy gets a new entry. An entry is written only after its source
+was read (for the python layout: each file's md5 verified, see
+:mod:`cifarlab.data.checksums`), so a hit needs no hashing: files whose size and mtime
+are unchanged were verified when the entry was made, and any change to a file (or to
+the folder's MD5SUMS, which is keyed too) makes a new entry, read and verified afresh. Entries are written to a temporary
 folder and renamed into place, and any entry that fails to load is deleted and
 rebuilt: the cache can make loading faster, never make it fail.
 
@@ -28,11 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cifarlab.data.checksums import SUMS_FILE
 from cifarlab.data.readers import CIFAR10, IMAGE_SHAPE, NUM_CLASSES, REQUIRED_FILES
 from cifarlab.errors import CifarlabError
 from cifarlab.rundir import write_atomic, write_json
 
-FORMAT = 1  # bump when the readers' output or the entry layout changes
+# Bump when the readers' output, what they accept, or the entry layout changes. 2: the
+# python layout's md5 sums are verified; entries made before were not, so they are rebuilt.
+FORMAT = 2
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 CACHE_NOTE = " (decoded arrays cached in "  # appended to the source of data loaded from an entry
 
@@ -61,7 +68,9 @@ def arrays_dir() -> Path:
 
 def _source_files(form: str, path: Path) -> list[Path]:
     if form == "python":
-        return [path / f for f in REQUIRED_FILES]
+        sums = path / SUMS_FILE  # a user's own sums are part of what the reader checked
+        extra = [sums] if os.path.lexists(sums) else []
+        return [*(path / f for f in REQUIRED_FILES), *extra]
     if form == "tarball":
         return [path]
     files = []  # image folders: every visible file under train/ and test/

@@ -1,7 +1,8 @@
 """Readers for the three on-disk forms of CIFAR-10, all returning the same arrays.
 
 - the official python layout, a ``cifar-10-batches-py/`` folder of pickled batches
-  (read with the restricted unpickler of :mod:`cifarlab.data.safe_pickle`);
+  (read with the restricted unpickler of :mod:`cifarlab.data.safe_pickle`, each file's
+  md5 verified against the known copies of :mod:`cifarlab.data.checksums`);
 - the official ``cifar-10-python.tar.gz``, read member by member without unpacking;
 - an image-folder tree ``train/<class>/*.png`` + ``test/<class>/...``.
 
@@ -21,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from cifarlab.data.safe_pickle import safe_load, safe_loads
+from cifarlab.data.checksums import md5_hex, verify_copy
+from cifarlab.data.safe_pickle import safe_loads
 from cifarlab.errors import DataError
 
 FOLDER_NAME = "cifar-10-batches-py"
@@ -169,7 +171,13 @@ def _to_hwc(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.
 
 
 def read_python_dir(folder: Path) -> CIFAR10:
-    """Read a ``cifar-10-batches-py`` folder (data_batch_1..5, test_batch, batches.meta)."""
+    """Read a ``cifar-10-batches-py`` folder (data_batch_1..5, test_batch, batches.meta).
+
+    Every file is parsed first (so a broken one is named with what is wrong with it),
+    then the seven files' md5 sums must all match one known copy
+    (:func:`cifarlab.data.checksums.verify_copy`): a damaged byte that leaves the pickle
+    valid is refused instead of read as different data.
+    """
     folder = Path(folder)
     for fname in REQUIRED_FILES:
         if not (folder / fname).is_file():
@@ -177,15 +185,24 @@ def read_python_dir(folder: Path) -> CIFAR10:
                 f"{folder / fname}: missing (a {FOLDER_NAME} folder needs data_batch_1..5, "
                 "test_batch and batches.meta); restore it from a clean copy"
             )
+    sums: dict[str, str] = {}
 
-    def batch(fname: str) -> tuple[np.ndarray, np.ndarray]:
+    def unpickle(fname: str) -> Any:
         path = folder / fname
-        return parse_batch(_unpickle(lambda: safe_load(path), str(path)), str(path))
 
-    meta_path = folder / META_FILE
-    classes = parse_meta(_unpickle(lambda: safe_load(meta_path), str(meta_path)), str(meta_path))
-    train_images, train_labels = _to_hwc([batch(f) for f in TRAIN_FILES])
-    test_images, test_labels = _to_hwc([batch(TEST_FILE)])
+        def load() -> Any:
+            raw = path.read_bytes()
+            sums[fname] = md5_hex(raw)  # hashed from the bytes read once for unpickling
+            return safe_loads(raw, name=str(path))
+
+        return _unpickle(load, str(path))
+
+    classes = parse_meta(unpickle(META_FILE), str(folder / META_FILE))
+    train = [parse_batch(unpickle(f), str(folder / f)) for f in TRAIN_FILES]
+    test = [parse_batch(unpickle(TEST_FILE), str(folder / TEST_FILE))]
+    verify_copy(folder, sums)
+    train_images, train_labels = _to_hwc(train)
+    test_images, test_labels = _to_hwc(test)
     return CIFAR10(
         train_images,
         train_labels,
@@ -357,6 +374,12 @@ def _read_image(path: Path) -> np.ndarray:
                 raise DataError(
                     f"{path}: image is {im.size[0]}×{im.size[1]}, expected 32×32; resize or remove it"
                 )
+            if im.format == "PNG":
+                # PIL decodes a PNG without checking the image data's chunk CRCs, and stops
+                # once it has every row: a changed byte there can decode to other pixels.
+                # verify() reads every chunk and checks its CRC, so such damage is refused.
+                with Image.open(path) as probe:
+                    probe.verify()
             if im.mode == "RGBA":
                 rgba = np.asarray(im)
                 if (rgba[..., 3] != 255).any():
@@ -371,7 +394,7 @@ def _read_image(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except DataError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(
             f"{path}: not a readable image ({type(exc).__name__}); replace or remove it"
         ) from None
