@@ -37,7 +37,6 @@ import os
 import pickle
 import re
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -300,17 +299,10 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
         "versions": versions(),
         **payload,
     }
-    step = payload.get("step")
-
-    def write(f: IO[bytes]) -> None:
-        torch.save(payload, f)
-        _test_pause("write", step)
 
     def rotate() -> None:
-        _test_pause("rotate", step)
         if path.exists() and _looks_complete(path):
             _keep_previous(path, run_dir / PREVIOUS)
-        _test_pause("replace", step)
 
     kept = (
         "the previous checkpoint is kept"
@@ -319,12 +311,11 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
     )
     write_atomic(
         path,
-        write,
+        lambda f: torch.save(payload, f),
         error=CheckpointError,
         hint=f"{kept}. Free disk space or choose another --out",
         before_replace=rotate,
     )
-    _test_pause("summary", step)
     write_json(
         run_dir / SUMMARY,
         {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **summary},
@@ -391,24 +382,6 @@ def _keep_previous(path: Path, previous: Path) -> None:
         os.replace(link, previous)
     finally:
         link.unlink(missing_ok=True)
-
-
-# Tests only (tests/reliability): "PHASE@STEP" makes save_checkpoint announce on stderr
-# that it reached PHASE ("write", "rotate", "replace", "summary") of the checkpoint for
-# STEP, then sleep, so a test can SIGKILL the process at exactly that point.
-TEST_PAUSE_ENV = "CIFARLAB_TEST_CHECKPOINT_PAUSE"
-
-
-def _test_pause(phase: str, step: Any) -> None:
-    spec = os.environ.get(TEST_PAUSE_ENV)
-    if not spec:
-        return
-    want_phase, _, want_step = spec.partition("@")
-    if want_phase == phase and want_step == str(step):
-        print(
-            f"cifarlab-test: paused at checkpoint {phase} step {step}", file=sys.stderr, flush=True
-        )
-        time.sleep(120)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
