@@ -3,7 +3,7 @@ reliability diagram.
 
 Used by training, ``cifarlab evaluate`` and the report. matplotlib is imported inside each
 function with the Agg backend, so importing this module is cheap and never needs a display;
-every figure is written atomically (cifarlab.rundir.save_figure), never through a symlink.
+every figure is written atomically (cifarlab.atomic.save_figure), never through a symlink.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import ACCURACY_FIGURE, LOSS_FIGURE, save_figure
+from cifarlab.atomic import save_figure
 
 
 def _pyplot():
@@ -25,20 +25,21 @@ def _pyplot():
 
 def plot_curves(
     history: dict[str, list[Any]],
-    out_dir: str | Path,
+    loss_path: str | Path,
+    accuracy_path: str | Path,
     title: str = "",
     marks: list[tuple[int, str]] | tuple = (),
 ) -> list[Path]:
-    """loss.png and accuracy.png: train (the running mean between points) and validation
+    """The loss curves to ``loss_path`` and the accuracy curves to ``accuracy_path`` (a run's
+    loss.png and accuracy.png): train (the running mean between points) and validation
     against the step; ``marks`` are (step, label) lines, e.g. where a resume changed the
     recipe (a run extended to more epochs)."""
     plt = _pyplot()
-    out_dir = Path(out_dir)
     paths = []
     steps = history["step"]
-    for key, ylabel, scale, name in (
-        ("loss", "loss", 1.0, LOSS_FIGURE),
-        ("acc", "% accuracy", 100.0, ACCURACY_FIGURE),
+    for key, ylabel, scale, path in (
+        ("loss", "loss", 1.0, loss_path),
+        ("acc", "% accuracy", 100.0, accuracy_path),
     ):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for split, style in (("train", "-"), ("val", "-")):
@@ -64,7 +65,7 @@ def plot_curves(
         ax.legend()
         fig.tight_layout()
         try:
-            paths.append(save_figure(fig, out_dir / name))
+            paths.append(save_figure(fig, path))
         finally:
             plt.close(fig)
     return paths

@@ -11,7 +11,7 @@ rebuilt: the cache can make loading faster, never make it fail.
 Single derived arrays (the corrupted test sets of :mod:`cifarlab.data.cifar10c`) use
 :func:`save_array` / :func:`load_array`: one ``.npy`` and a ``.json`` beside it holding what
 the array is (its key) and its checksum, each written through
-:func:`cifarlab.rundir.write_atomic`, under the same rule.
+:func:`cifarlab.atomic.write_atomic`, under the same rule.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cifarlab.atomic import write_atomic, write_json
 from cifarlab.data.readers import CIFAR10, IMAGE_SHAPE, NUM_CLASSES, REQUIRED_FILES
 from cifarlab.errors import CifarlabError
-from cifarlab.rundir import write_atomic, write_json
 
 FORMAT = 1  # bump when the readers' output or the entry layout changes
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")

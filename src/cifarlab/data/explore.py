@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cifarlab.atomic import save_figure
 from cifarlab.data.readers import CIFAR10
 from cifarlab.paths import output_dir
 
@@ -47,9 +48,6 @@ def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
     # no display needed, and no clash with a backend the caller already chose.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    # Imported here: rundir imports torch, which `cifarlab data --no-figures` never needs.
-    from cifarlab.rundir import save_figure
 
     out_dir = output_dir(out_dir, "figure folder", create=True)
     paths = []

@@ -47,7 +47,7 @@ from cifarlab.report.html import write_html
 from cifarlab.report.inputs import RunInput, StudyInput, find_data, read_inputs
 from cifarlab.report.markdown import write_markdown
 from cifarlab.report.tune_section import tune_sections
-from cifarlab.rundir import ACCURACY_FIGURE, CONFUSION_FIGURE, LOSS_FIGURE, RUN_FIGURES
+from cifarlab.rundir import ACCURACY_FIGURE, CONFUSION_FIGURE, LOSS_FIGURE, RUN_FIGURES, RunDir
 from cifarlab.studies.stats import mean
 
 SECTIONS = (
@@ -355,13 +355,16 @@ def _run_figures(run: RunInput, names: _Names) -> dict[str, Figure]:
     missing = [name for name in RUN_FIGURES if name not in got]
     if missing:
         with tempfile.TemporaryDirectory(prefix="cifarlab-report-") as tmp:
+            drawn = RunDir(tmp)  # the figures drawn under the names a run gives them
             curves = LOSS_FIGURE in missing or ACCURACY_FIGURE in missing
             if curves and run.history and run.history.get("step"):
-                for p in plot_curves(run.history, tmp, title=run.label):
+                for p in plot_curves(
+                    run.history, drawn.loss_figure_path, drawn.accuracy_figure_path, title=run.label
+                ):
                     got.setdefault(p.name, p.read_bytes())
             m = run.metrics or {}
             if CONFUSION_FIGURE in missing and m.get("confusion") and m.get("classes"):
-                p = plot_confusion(m["confusion"], m["classes"], Path(tmp) / CONFUSION_FIGURE)
+                p = plot_confusion(m["confusion"], m["classes"], drawn.confusion_figure_path)
                 got[CONFUSION_FIGURE] = p.read_bytes()
     return {
         name: Figure(got[name], names(f"{run.label}-{Path(name).stem}"), FIGURE_CAPTIONS[name])

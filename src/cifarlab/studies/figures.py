@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import HISTORY_JSON, save_figure
+from cifarlab.atomic import save_figure
+from cifarlab.rundir import HISTORY_JSON
 from cifarlab.studies.spec import StudySpec
 
 
