@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from cifarlab.atomic import write_json
 from cifarlab.cli.main import main
 from cifarlab.errors import CifarlabError
-from cifarlab.rundir import write_json
 
 
 @pytest.fixture(scope="module")

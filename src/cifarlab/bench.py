@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab.errors import RecipeError
+from cifarlab.rundir import RunDir
 from cifarlab.runtime import autocast, resolve_device
 
 CONFIGS = {
@@ -157,9 +158,7 @@ def time_to_accuracy(
         recipe, out_dir=out_dir, overrides=overrides, data_dir=data_dir, data=data, log=log
     )
     wall = time.perf_counter() - tick
-    import json
-
-    history = json.loads((Path(out_dir) / "history.json").read_text())
+    history = RunDir(out_dir).history()
     first_val = None
     for acc, t in zip(history["val_acc"], history["time_s"], strict=True):
         if acc is not None and acc >= target:

@@ -39,8 +39,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cifarlab.atomic import read_json, write_json
 from cifarlab.errors import CifarlabError
-from cifarlab.rundir import TEMPERATURE, read_json, versions, write_json
+from cifarlab.rundir import RunDir, versions
 from cifarlab.stored import number
 
 N_BINS = 15  # equal-width confidence bins (Guo et al. 2017 use 15)
@@ -208,8 +209,7 @@ class TemperatureScaled(torch.nn.Module):
 
 def temperature_path(checkpoint: str | Path) -> Path:
     """Where the temperature of ``checkpoint`` (a file or a run directory) lives: beside it."""
-    checkpoint = Path(checkpoint)
-    return (checkpoint if checkpoint.is_dir() else checkpoint.parent) / TEMPERATURE
+    return RunDir.of_checkpoint(checkpoint).temperature_path
 
 
 def write_temperature(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cifarlab.atomic import write_json
 from cifarlab.calibration import (
     T_MAX,
     T_MIN,
@@ -38,13 +39,7 @@ from cifarlab.figures import plot_confusion, plot_reliability
 from cifarlab.models import create_model
 from cifarlab.paths import output_dir
 from cifarlab.recipe import recipe_from_dict
-from cifarlab.rundir import (
-    CONFUSION_FIGURE,
-    EVALUATION,
-    RELIABILITY_FIGURE,
-    load_checkpoint,
-    write_json,
-)
+from cifarlab.rundir import EvaluationDir, load_checkpoint
 from cifarlab.runtime import autocast, eval_batch_and_format, resolve_device
 from cifarlab.stored import field, mapping
 
@@ -308,18 +303,18 @@ def evaluate(
     if log is not None:
         log(result)
     if out_dir is not None:
-        out_dir = output_dir(out_dir, "evaluation folder", create=True)
-        plot_confusion(result["confusion"], classes, out_dir / CONFUSION_FIGURE)
+        out = EvaluationDir(output_dir(out_dir, "evaluation folder", create=True))
+        plot_confusion(result["confusion"], classes, out.confusion_figure_path)
         after = result.get("calibrated") or {}
         plot_reliability(
             result["reliability"],
-            out_dir / RELIABILITY_FIGURE,
+            out.reliability_figure_path,
             ece=result["ece"],
             calibrated=after.get("reliability"),
             calibrated_ece=after.get("ece"),
             title=f"test set, step {payload['step']}",
         )
-        write_json(out_dir / EVALUATION, result)
+        write_json(out.evaluation_path, result)
     if record is not None:
         write_temperature(checkpoint, **record)
     return result

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cifarlab.atomic import write_atomic, write_json
 from cifarlab.errors import CifarlabError
 from cifarlab.paths import output_dir
-from cifarlab.rundir import write_atomic, write_json
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 FILENAMES = {

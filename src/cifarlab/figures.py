@@ -59,13 +59,15 @@ def draw_curves(
 
 def plot_curves(
     history: dict[str, list[Any]],
-    out_dir: str | Path,
+    loss_path: str | Path,
+    accuracy_path: str | Path,
     title: str = "",
     marks: list[tuple[int, str]] | tuple = (),
 ) -> list[Path]:
-    """loss.png and accuracy.png (:func:`draw_curves`) in ``out_dir``; their paths."""
-    out_dir = Path(out_dir)
-    return [save(fig, out_dir / name) for name, fig in draw_curves(history, title, marks).items()]
+    """The loss curves (:func:`draw_curves`) to ``loss_path`` and the accuracy curves to
+    ``accuracy_path`` (a run's loss.png and accuracy.png, named by RunDir); their paths."""
+    figs = draw_curves(history, title, marks)
+    return [save(figs[LOSS_FIGURE], loss_path), save(figs[ACCURACY_FIGURE], accuracy_path)]
 
 
 def draw_corruptions(results: dict[str, dict[str, Any]], title: str = ""):

@@ -9,7 +9,7 @@ link; permission denied; a read-only file system; a full disk; an output folder 
 someone else's files (``reuse_if``).
 
 A check cannot see the future (a disk may fill during a run): the writers in
-:mod:`cifarlab.rundir` turn such late failures into the same kind of line and leave no
+:mod:`cifarlab.atomic` turn such late failures into the same kind of line and leave no
 partial file.
 
 Symbolic links. A link the user names is followed, as every Unix tool does: ``runs ->
@@ -43,7 +43,7 @@ from cifarlab.errors import PathError
 
 # Below this many free bytes not even one figure (24-57 KB) fits: refuse before any work.
 # It is no promise that the run's outputs fit (a checkpoint is MBs); a disk that fills later
-# is caught by the atomic writers in cifarlab.rundir, which leave no partial file.
+# is caught by the atomic writers in cifarlab.atomic, which leave no partial file.
 MIN_FREE_BYTES = 64 * 1024
 
 # Check with the effective ids, as open() does (os.access defaults to the real ids).

@@ -24,7 +24,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import write_atomic
+from cifarlab.atomic import write_atomic
 
 DPI = 100
 FORMATS = ("png", "svg")
@@ -56,6 +56,6 @@ def render(fig: Any, fmt: str = "png") -> bytes:
 
 
 def save(fig: Any, path: str | Path, **kwargs: Any) -> Path:
-    """``fig`` as a PNG file at ``path``, written atomically (cifarlab.rundir.write_atomic:
+    """``fig`` as a PNG file at ``path``, written atomically (cifarlab.atomic.write_atomic:
     an I/O failure raises one line and leaves no partial file); ``kwargs`` go to it."""
     return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI), **kwargs)

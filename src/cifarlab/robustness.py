@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cifarlab.atomic import write_json
 from cifarlab.data.batches import to_uint8_tensor
 from cifarlab.data.cifar10c import DEFAULT_SEED, NAMES, VERSION, corrupted_test_images, test_set_id
 from cifarlab.data.corruptions import CATEGORIES, SEVERITIES
@@ -30,7 +31,7 @@ from cifarlab.errors import CifarlabError
 from cifarlab.evaluate import load_for_evaluation, predict_logits
 from cifarlab.figures import plot_corruptions
 from cifarlab.paths import output_dir
-from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON, write_json
+from cifarlab.rundir import EvaluationDir
 from cifarlab.stored import field, mapping, number
 
 FORMAT = 1  # of corruptions.json
@@ -206,10 +207,10 @@ def evaluate_corruptions(
     if log is not None:
         log(result)
     if out_dir is not None:
-        out_dir = output_dir(out_dir, "evaluation folder", create=True)
+        out = EvaluationDir(output_dir(out_dir, "evaluation folder", create=True))
         label = Path(checkpoint).name if Path(checkpoint).is_dir() else Path(checkpoint).parent.name
-        plot_corruptions({label: result}, out_dir / CORRUPTIONS_FIGURE, title=label)
-        write_json(out_dir / CORRUPTIONS_JSON, result)
+        plot_corruptions({label: result}, out.corruptions_figure_path, title=label)
+        write_json(out.corruptions_path, result)
     return result
 
 

@@ -1,7 +1,8 @@
-"""The run directory: its file names, the one atomic writer, the run lock, and its reader.
+"""The run directory, this module's one concern: its layout, lock, checkpoints and reader.
 
-Everything that writes or reads a file of a run goes through here (STYLE.md: one owner per
-concern). A run directory holds::
+:class:`RunDir` is the only code that names a path inside a run directory; every other
+module asks it for one (``run.metrics_path``, ``run.evaluation_dir(tta)``, ...), and each
+evaluation folder inside it is an :class:`EvaluationDir`. A run directory holds::
 
     recipe.toml            the resolved recipe (written at the start and at the end)
     checkpoint.pt          the last complete checkpoint (+ checkpoint.prev.pt, checkpoint.json)
@@ -15,36 +16,37 @@ concern). A run directory holds::
                            validation split for the checkpoint beside it (used by predict, export)
     .lock                  held (flock) while a process trains here; removed when it ends
 
-Writes are atomic: a temp file ``.NAME.tmp-PID`` in the same directory, fsynced, then
-renamed over NAME. rename(2) replaces whatever is at NAME, a symlink included, without
-following it, so a planted link never redirects a write; any failure removes the temp file
-and raises one line naming the file. Checkpoints are complete (model, optimizer, step, RNG
-states, history, recipe, ...) and loaded with ``torch.load(weights_only=True)`` after their
-zip CRCs are verified, so a damaged or hostile file is refused before torch reads it. A
-checkpoint's ``"model"`` is the state dict the run is evaluated with, which evaluate, predict
-and export load: the weights' moving average when the recipe sets ``train.ema``, whose
-checkpoints also hold the optimizer's own weights as ``"train_model"`` (train/ema.py).
+Every file is written through :mod:`cifarlab.atomic` (temp file, fsync, rename). Checkpoints
+are complete (model, optimizer, step, RNG states, history, recipe, ...) and loaded with
+``torch.load(weights_only=True)`` after their zip CRCs are verified, so a damaged or hostile
+file is refused before torch reads it. A checkpoint's ``"model"`` is the state dict the run
+is evaluated with, which evaluate, predict and export load: the weights' moving average when
+the recipe sets ``train.ema``, whose checkpoints also hold the optimizer's own weights as
+``"train_model"`` (train/ema.py).
 """
 
 from __future__ import annotations
 
-import csv
 import errno
 import fcntl
-import io
-import json
 import os
 import pickle
-import re
 import sys
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from cifarlab.atomic import (
+    is_temp_file,
+    read_json,
+    reason,
+    remove_stale_temp_files,
+    temp_path,
+    write_atomic,
+    write_json,
+)
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
-from cifarlab.stored import StoredValueError, field, json_text, mapping
+from cifarlab.stored import field, mapping
 from cifarlab.version import __version__
 
 if sys.version_info >= (3, 11):
@@ -83,135 +85,6 @@ FORMAT = "cifarlab-checkpoint"
 # 30): its recipe may predate the optimiser policy's move to [optim]; cifarlab.recipe.migrate
 # brings it to version 2. A newer version than this is refused (load_checkpoint).
 FORMAT_VERSION = 2
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def temp_path(path: Path) -> Path:
-    """The temp file a write of ``path`` goes through: ``.NAME.tmp-PID`` beside it."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def _exclusive(path: str, flags: int) -> int:
-    # O_EXCL | O_NOFOLLOW: the temp file is new and ours, never an existing file or a link.
-    return os.open(path, flags | os.O_EXCL | os.O_NOFOLLOW, 0o666)
-
-
-def write_atomic(
-    path: str | Path,
-    content: bytes | str | Callable[[IO[bytes]], Any],
-    *,
-    error: type[CifarlabError] = OutputError,
-    hint: str = "free disk space, or choose another output path",
-    before_replace: Callable[[], None] | None = None,
-) -> Path:
-    """Write ``content`` (bytes, text, or a function that writes to a binary file) to ``path``.
-
-    Temp file in the same directory, fsync, ``before_replace()`` (the checkpoint rotation),
-    rename, fsync of the directory. Any failure, an interrupt included, removes the temp file
-    and leaves ``path`` as it was; an I/O failure raises ``error`` with one line naming
-    ``path``, the reason and ``hint``.
-    """
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
-        tmp.unlink(missing_ok=True)  # a leftover of a dead process that had our pid
-        with open(tmp, "wb", opener=_exclusive) as f:
-            if callable(content):
-                content(f)
-            else:
-                f.write(content.encode("utf-8") if isinstance(content, str) else content)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
-        # torch.save and matplotlib wrap the writer's OSError (ENOSPC, EIO) in other errors.
-        os_error = os_error_in(exc)
-        if os_error is None:
-            raise  # not an I/O failure: a bug, keep the traceback
-        raise error(f"{path}: could not write ({reason(os_error)}); {hint}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-    return path
-
-
-def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
-    return write_atomic(path, text, **kwargs)
-
-
-def write_json(path: str | Path, obj: Any, **kwargs: Any) -> Path:
-    """``obj`` as strict JSON (cifarlab.stored.json_text): a NaN or an infinity in it is
-    refused with one line, ``path`` untouched, rather than written as the invalid ``NaN``."""
-    try:
-        text = json_text(obj)
-    except StoredValueError as exc:
-        error = kwargs.get("error", OutputError)
-        raise error(f"{path}: not written: {exc}") from None
-    return write_atomic(path, text + "\n", **kwargs)
-
-
-def write_csv(path: str | Path, header: list[str], rows: list[list[Any]], **kwargs: Any) -> Path:
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
-    return write_atomic(path, buf.getvalue(), **kwargs)
-
-
-def save_figure(fig: Any, path: str | Path, **kwargs: Any) -> Path:
-    """A matplotlib figure as PNG, atomically (savefig itself writes in place)."""
-    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100), **kwargs)
-
-
-def reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def os_error_in(exc: BaseException) -> OSError | None:
-    """The OSError behind ``exc`` (itself, or in its cause/context chain), or None."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, OSError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (best effort: some file systems refuse)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# The temp files of write_atomic: ".NAME.tmp-PID".
-_TEMP_FILE = re.compile(r"^\..+\.tmp-\d+$")
-
-
-def remove_stale_temp_files(run_dir: str | Path) -> list[Path]:
-    """Delete the temp files a killed run left in ``run_dir``; return them.
-
-    Only call this while holding the run's lock: then no live process owns them. They
-    are never the only copy of anything (a temp file is renamed only once complete).
-    """
-    removed = []
-    for entry in Path(run_dir).iterdir():
-        if _TEMP_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
-            entry.unlink(missing_ok=True)
-            removed.append(entry)
-    return removed
 
 
 # --------------------------------------------------------------------------- the run lock
@@ -303,17 +176,10 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
         "versions": versions(),
         **payload,
     }
-    step = payload.get("step")
-
-    def write(f: IO[bytes]) -> None:
-        torch.save(payload, f)
-        _test_pause("write", step)
 
     def rotate() -> None:
-        _test_pause("rotate", step)
         if path.exists() and _looks_complete(path):
             _keep_previous(path, run_dir / PREVIOUS)
-        _test_pause("replace", step)
 
     kept = (
         "the previous checkpoint is kept"
@@ -322,12 +188,11 @@ def save_checkpoint(run_dir: str | Path, payload: dict[str, Any], summary: dict[
     )
     write_atomic(
         path,
-        write,
+        lambda f: torch.save(payload, f),
         error=CheckpointError,
         hint=f"{kept}. Free disk space or choose another --out",
         before_replace=rotate,
     )
-    _test_pause("summary", step)
     write_json(
         run_dir / SUMMARY,
         {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **summary},
@@ -396,24 +261,6 @@ def _keep_previous(path: Path, previous: Path) -> None:
         link.unlink(missing_ok=True)
 
 
-# Tests only (tests/reliability): "PHASE@STEP" makes save_checkpoint announce on stderr
-# that it reached PHASE ("write", "rotate", "replace", "summary") of the checkpoint for
-# STEP, then sleep, so a test can SIGKILL the process at exactly that point.
-TEST_PAUSE_ENV = "CIFARLAB_TEST_CHECKPOINT_PAUSE"
-
-
-def _test_pause(phase: str, step: Any) -> None:
-    spec = os.environ.get(TEST_PAUSE_ENV)
-    if not spec:
-        return
-    want_phase, _, want_step = spec.partition("@")
-    if want_phase == phase and want_step == str(step):
-        print(
-            f"cifarlab-test: paused at checkpoint {phase} step {step}", file=sys.stderr, flush=True
-        )
-        time.sleep(120)
-
-
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a cifarlab checkpoint safely; a run directory means its checkpoint.pt.
 
@@ -426,7 +273,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
 
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT
+        path = RunDir(path).checkpoint_path
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
@@ -546,7 +393,8 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None
 
 
 class RunDir:
-    """A run directory as its readers see it: evaluate, predict, export, studies, report.
+    """A run directory: the paths of its files, and its reader (evaluate, predict, export,
+    studies, report).
 
     Missing files read as None; a file that exists but cannot be read raises ``error`` with
     one line naming it.
@@ -556,33 +404,158 @@ class RunDir:
         self.path = Path(path)
         self.error = error
 
-    def __truediv__(self, name: str) -> Path:
+    @classmethod
+    def of_checkpoint(
+        cls, checkpoint: str | Path, error: type[CifarlabError] = OutputError
+    ) -> RunDir:
+        """The run a checkpoint argument names: itself when a folder, else the checkpoint's
+        folder (whose temperature.json, evaluation/ and export/ belong to it)."""
+        checkpoint = Path(checkpoint)
+        return cls(checkpoint if checkpoint.is_dir() else checkpoint.parent, error)
+
+    # ----------------------------------------------------------------------- its files
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / RECIPE
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def previous_path(self) -> Path:
+        """checkpoint.prev.pt: the checkpoint before the last."""
+        return self.path / PREVIOUS
+
+    @property
+    def best_path(self) -> Path:
+        """checkpoint.best.pt (``train.keep_best``)."""
+        return self.path / BEST
+
+    @property
+    def summary_path(self) -> Path:
+        """checkpoint.json: the last checkpoint's step and numbers, readable without torch."""
+        return self.path / SUMMARY
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY_JSON
+
+    @property
+    def history_csv_path(self) -> Path:
+        return self.path / HISTORY_CSV
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def figure_path(self, name: str) -> Path:
+        """One of the run's figures by name (:data:`RUN_FIGURES`)."""
+        if name not in RUN_FIGURES:
+            raise ValueError(f"{name!r} is not a figure of a run ({', '.join(RUN_FIGURES)})")
         return self.path / name
+
+    @property
+    def loss_figure_path(self) -> Path:
+        return self.figure_path(LOSS_FIGURE)
+
+    @property
+    def accuracy_figure_path(self) -> Path:
+        return self.figure_path(ACCURACY_FIGURE)
+
+    @property
+    def confusion_figure_path(self) -> Path:
+        return self.figure_path(CONFUSION_FIGURE)
+
+    @property
+    def temperature_path(self) -> Path:
+        """temperature.json: ``cifarlab evaluate --calibrate``'s, for the checkpoint beside it."""
+        return self.path / TEMPERATURE
+
+    @property
+    def train_log_path(self) -> Path:
+        """train.log: a run's output when a study or a search trains it in the background."""
+        return self.path / TRAIN_LOG
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK
+
+    def evaluation_dir(self, tta: str, step: int | None = None) -> Path:
+        """Where ``cifarlab evaluate --tta TTA`` writes: beside the training's files. ``step``:
+        the evaluation of a checkpoint other than the latest (checkpoint.prev.pt), in a folder
+        of its own, so it never replaces the latest's (which the report reads)."""
+        if step is None:
+            return self.path / EVALUATION_DIR / tta
+        return self.path / EVALUATION_DIR / f"{OLDER_STEP_PREFIX}{step}" / tta
+
+    def evaluation(self, tta: str, step: int | None = None) -> EvaluationDir:
+        """:meth:`evaluation_dir` as an :class:`EvaluationDir`, read with this run's error."""
+        return EvaluationDir(self.evaluation_dir(tta, step), self.error)
+
+    def evaluations(self) -> dict[str, EvaluationDir]:
+        """The latest checkpoint's evaluation folders (``evaluation/<tta>/``) by TTA, "none"
+        first, then by name; older checkpoints' ``step-<N>`` folders are not among them."""
+        folder = self.path / EVALUATION_DIR
+        if not folder.is_dir():
+            return {}
+        ttas = sorted(
+            (p.name for p in folder.iterdir() if p.is_dir()),
+            key=lambda t: (t != "none", t),
+        )
+        return {t: self.evaluation(t) for t in ttas if not t.startswith(OLDER_STEP_PREFIX)}
+
+    def export_dir(self, step: int | None = None) -> Path:
+        """Where ``cifarlab export`` writes by default; ``step``: the export of a checkpoint
+        other than the latest, in a folder of its own, never over the latest's."""
+        if step is None:
+            return self.path / EXPORT_DIR
+        return self.path / EXPORT_DIR / f"{OLDER_STEP_PREFIX}{step}"
+
+    # ----------------------------------------------------------------------- what it holds
 
     def is_run(self) -> bool:
         """Holds a run's files (finished or not)."""
-        return any((self.path / n).is_file() for n in (METRICS, HISTORY_JSON, CHECKPOINT, PREVIOUS))
+        markers = (self.metrics_path, self.history_path, self.checkpoint_path, self.previous_path)
+        return any(p.is_file() for p in markers)
+
+    def holds_only_run_files(self) -> bool:
+        """Holds a run, or nothing but what a run writes (:data:`RUN_ENTRIES`, and the temp
+        files of cifarlab.atomic a killed run left): a folder ``cifarlab train`` may use."""
+        return self.is_run() or all(
+            e in RUN_ENTRIES or is_temp_file(e) for e in os.listdir(self.path)
+        )
 
     def is_finished(self) -> bool:
-        return (self.path / METRICS).is_file()
+        return self.metrics_path.is_file()
+
+    @staticmethod
+    def is_transient(name: str) -> bool:
+        """Whether the entry ``name`` of a run directory is no part of the run's record: its
+        lock, and temp files of cifarlab.atomic (left out when a run is copied)."""
+        return name == LOCK or is_temp_file(name)
 
     def has_checkpoint(self) -> bool:
-        return any((self.path / n).exists() for n in (CHECKPOINT, PREVIOUS))
+        return self.checkpoint_path.exists() or self.previous_path.exists()
 
-    def read_json(self, name: str) -> Any:
-        return read_json(self.path / name, self.error)
+    # ----------------------------------------------------------------------- reading
 
     def metrics(self) -> dict[str, Any] | None:
         """metrics.json, its numbers checked (:func:`check_metrics`); None before the end."""
-        metrics = self.read_json(METRICS)
-        return None if metrics is None else check_metrics(metrics, self.path / METRICS)
+        metrics = read_json(self.metrics_path, self.error)
+        return None if metrics is None else check_metrics(metrics, self.metrics_path)
 
     def history(self) -> dict[str, list[Any]] | None:
-        return self.read_json(HISTORY_JSON)
+        return read_json(self.history_path, self.error)
 
     def recipe(self) -> dict[str, Any] | None:
         """The resolved recipe as a dict (recipe.toml), or None before the first write."""
-        path = self.path / RECIPE
+        path = self.recipe_path
         try:
             return tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -593,20 +566,66 @@ class RunDir:
     def latest_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
         return latest_checkpoint(self.path)
 
-    def evaluation_dir(self, tta: str, step: int | None = None) -> Path:
-        """Where ``cifarlab evaluate --tta TTA`` writes: beside the training's files. ``step``:
-        the evaluation of a checkpoint other than the latest (checkpoint.prev.pt), in a folder
-        of its own, so it never replaces the latest's (which the report reads)."""
-        if step is None:
-            return self.path / EVALUATION_DIR / tta
-        return self.path / EVALUATION_DIR / f"{OLDER_STEP_PREFIX}{step}" / tta
 
-    def export_dir(self, step: int | None = None) -> Path:
-        """Where ``cifarlab export`` writes by default; ``step``: the export of a checkpoint
-        other than the latest, in a folder of its own, never over the latest's."""
-        if step is None:
-            return self.path / EXPORT_DIR
-        return self.path / EXPORT_DIR / f"{OLDER_STEP_PREFIX}{step}"
+# The names a run (training, evaluate, export, a study's or a search's worker) puts directly
+# in its directory.
+RUN_ENTRIES = frozenset(
+    {
+        RECIPE,
+        CHECKPOINT,
+        PREVIOUS,
+        BEST,
+        SUMMARY,
+        HISTORY_JSON,
+        HISTORY_CSV,
+        METRICS,
+        *RUN_FIGURES,
+        TEMPERATURE,
+        EVALUATION_DIR,
+        EXPORT_DIR,
+        TENSORBOARD_DIR,
+        TRAIN_LOG,
+        LOCK,
+    }
+)
+
+
+class EvaluationDir:
+    """A folder of ``cifarlab evaluate``'s outputs: a run's ``evaluation/<tta>/``
+    (:meth:`RunDir.evaluation`), or any ``--out``. Missing files read as None."""
+
+    def __init__(self, path: str | Path, error: type[CifarlabError] = OutputError) -> None:
+        self.path = Path(path)
+        self.error = error
+
+    @property
+    def evaluation_path(self) -> Path:
+        return self.path / EVALUATION
+
+    @property
+    def confusion_figure_path(self) -> Path:
+        return self.path / CONFUSION_FIGURE
+
+    @property
+    def reliability_figure_path(self) -> Path:
+        return self.path / RELIABILITY_FIGURE
+
+    @property
+    def corruptions_path(self) -> Path:
+        """corruptions.json (``--corruptions``)."""
+        return self.path / CORRUPTIONS_JSON
+
+    @property
+    def corruptions_figure_path(self) -> Path:
+        return self.path / CORRUPTIONS_FIGURE
+
+    def evaluation(self) -> Any:
+        """evaluation.json as read (checked by its owner, cifarlab.evaluate), or None."""
+        return read_json(self.evaluation_path, self.error)
+
+    def corruptions(self) -> Any:
+        """corruptions.json as read (checked by its owner, cifarlab.robustness), or None."""
+        return read_json(self.corruptions_path, self.error)
 
 
 def older_checkpoint_step(ckpt: Path) -> int | None:
@@ -631,13 +650,3 @@ def check_metrics(metrics: Any, path: Path) -> dict[str, Any]:
         field(metrics, key, path, low=0.0, high=2.0)
     field(metrics, "test_count", path, low=0, integer=True)
     return metrics
-
-
-def read_json(path: Path, error: type[CifarlabError] = OutputError) -> Any:
-    """A JSON file, None when missing; a damaged one raises ``error`` naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise error(f"{path}: cannot read ({exc}); fix or remove the file") from None

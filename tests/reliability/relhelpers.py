@@ -61,6 +61,8 @@ from typing import Any
 
 import torch
 
+import checkpoint_pause
+
 
 @dataclass(frozen=True)
 class Category:
@@ -430,14 +432,23 @@ def warm_imports() -> None:
     _WARM = True
 
 
-def start_cli(argv: list[str], log: Path, env: dict[str, str] | None = None, fork: bool = True):
+def start_cli(
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    fork: bool = True,
+    pause: str | None = None,
+):
     """Run ``cifarlab ARGV`` in a child process, its output going to ``log``.
 
     ``fork=True`` forks this process (torch already imported: saves seconds per run) and
     calls the same ``main()`` as ``python -m cifarlab``; ``fork=False`` starts a fresh
-    interpreter.
+    interpreter. ``pause``: hold the child at a moment of a checkpoint write
+    ("PHASE@STEP", tests/checkpoint_pause.py).
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if pause is not None and not fork:
+        env.update(checkpoint_pause.environment(pause))
     if fork:
         warm_imports()
     if not fork:
@@ -462,6 +473,8 @@ def start_cli(argv: list[str], log: Path, env: dict[str, str] | None = None, for
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             os.environ.clear()
             os.environ.update(env)
+            if pause is not None:
+                checkpoint_pause.install(pause)
             from cifarlab.cli.main import main
 
             code = main(argv)

@@ -23,11 +23,12 @@ from relhelpers import (
     train_argv,
 )
 
-from cifarlab.rundir import TEST_PAUSE_ENV, load_checkpoint
+from cifarlab.rundir import load_checkpoint
 
 # The moments inside save_checkpoint where the process is held and killed: after
 # torch.save wrote the temp file (unflushed), before checkpoint.prev.pt is updated,
-# before the temp file is renamed over checkpoint.pt, before checkpoint.json.
+# before the temp file is renamed over checkpoint.pt, before checkpoint.json
+# (tests/checkpoint_pause.py holds it there).
 PHASES = ("write", "rotate", "replace", "summary")
 SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
 
@@ -77,8 +78,8 @@ def test_sigkill_at_ten_moments_then_resume_is_bit_identical(tmp_path, reference
         name += "" if spec["fork"] else " (fresh interpreter)"
         with ledger.case("kill", name) as case:
             if "phase" in spec:
-                env = {TEST_PAUSE_ENV: f"{spec['phase']}@{spec['step']}"}
-                child = start_cli(train_argv(run), log, env=env, fork=spec["fork"])
+                pause = f"{spec['phase']}@{spec['step']}"
+                child = start_cli(train_argv(run), log, fork=spec["fork"], pause=pause)
                 child.wait_for_output(f"paused at checkpoint {spec['phase']} step {spec['step']}")
             else:
                 child = start_cli(train_argv(run), log, fork=spec["fork"])

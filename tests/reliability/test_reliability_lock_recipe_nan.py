@@ -31,7 +31,7 @@ from relhelpers import (
 from cifarlab.cli.main import main
 from cifarlab.errors import RecipeError, TrainingError
 from cifarlab.recipe import load_recipe
-from cifarlab.rundir import TEST_PAUSE_ENV, load_checkpoint
+from cifarlab.rundir import load_checkpoint
 from cifarlab.train.loop import train
 
 SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
@@ -42,9 +42,7 @@ SEED = int(os.environ.get("CIFARLAB_RELIABILITY_SEED", "8"))
 def test_second_run_into_a_busy_directory_is_refused(tmp_path, reference_run, ledger, capsys):
     run = tmp_path / "run"
     hold = 2 * CHECKPOINT_EVERY
-    first = start_cli(
-        train_argv(run), tmp_path / "first.log", env={TEST_PAUSE_ENV: f"rotate@{hold}"}
-    )
+    first = start_cli(train_argv(run), tmp_path / "first.log", pause=f"rotate@{hold}")
     first.wait_for_output(f"paused at checkpoint rotate step {hold}")
     pid = str(first.pid)
     attempts = [
@@ -88,10 +86,10 @@ def test_second_run_into_a_busy_directory_is_refused(tmp_path, reference_run, le
 
 def test_two_runs_started_together_one_wins(tmp_path, ledger):
     run = tmp_path / "run"
-    env = {TEST_PAUSE_ENV: f"rotate@{CHECKPOINT_EVERY * 2}"}
+    pause = f"rotate@{CHECKPOINT_EVERY * 2}"
     with ledger.case("lock", "two runs started at the same moment into a new directory") as case:
-        a = start_cli(train_argv(run), tmp_path / "a.log", env=env)
-        b = start_cli(train_argv(run), tmp_path / "b.log", env=env)
+        a = start_cli(train_argv(run), tmp_path / "a.log", pause=pause)
+        b = start_cli(train_argv(run), tmp_path / "b.log", pause=pause)
         deadline = time.time() + 240
         while True:
             outs = [a.output(), b.output()]

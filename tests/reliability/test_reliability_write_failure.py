@@ -24,7 +24,7 @@ from relhelpers import (
     train_argv,
 )
 
-import cifarlab.rundir as ckpt_module
+import cifarlab.atomic as writer_module
 from cifarlab.cli.main import main
 from cifarlab.rundir import load_checkpoint
 
@@ -109,12 +109,13 @@ class Fault:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
             return real_replace(src, dst, *args, **kwargs)
 
-        # checkpoint.py's own open() and torch.save / os.* as it calls them.
-        monkeypatch.setattr(ckpt_module, "open", counting_open, raising=False)
+        # The atomic writer's own open() (cifarlab.atomic, which writes every checkpoint),
+        # and torch.save / os.* as it and the checkpoint rotation call them.
+        monkeypatch.setattr(writer_module, "open", counting_open, raising=False)
         monkeypatch.setattr(torch, "save", failing_save)
-        monkeypatch.setattr(ckpt_module.os, "fsync", failing_fsync)
-        monkeypatch.setattr(ckpt_module.os, "link", failing_link)
-        monkeypatch.setattr(ckpt_module.os, "replace", failing_replace)
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        monkeypatch.setattr(os, "link", failing_link)
+        monkeypatch.setattr(os, "replace", failing_replace)
 
     def fires(self, kind: str) -> bool:
         return self.kind == kind and self.count == self.at

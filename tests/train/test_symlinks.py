@@ -2,7 +2,7 @@
 
 Someone who can write into a run directory (a shared scratch folder, a copied-in run) could
 plant ``RUN/confusion.png -> ~/.bashrc``. Every write of a run goes through
-``rundir.write_atomic``: a temp file beside the target, renamed over the link, so the link is
+``cifarlab.atomic.write_atomic``: a temp file beside the target, renamed over the link, so the link is
 replaced and its target is untouched.
 """
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from cifarlab.rundir import TEST_PAUSE_ENV
+import checkpoint_pause
 
 # The starting recipe's --set: 1,600 training images / 32 = 50 steps in one epoch, evaluated
 # at steps 25 and 50 (positions 500 and 1000 per mille); one thread (deterministic on the CPU).
@@ -38,14 +38,14 @@ def quiet(line: str) -> None:
 
 def start_until_paused(argv: list[str], pause: str) -> tuple[subprocess.Popen, list[str]]:
     """Start ``argv`` with the checkpoint pause ``pause`` ("phase@step", see
-    cifarlab.rundir.TEST_PAUSE_ENV) and read its output until it says it paused (or 300 s
+    tests/checkpoint_pause.py) and read its output until it says it paused (or 300 s
     pass): the process, alive and held there, and the lines it printed."""
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, TEST_PAUSE_ENV: pause},
+        env={**os.environ, **checkpoint_pause.environment(pause)},
     )
     lines = []
     deadline = time.monotonic() + 300

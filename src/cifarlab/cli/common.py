@@ -37,29 +37,9 @@ def check_run_out(out: str | Path, what: str = "--out") -> Path:
 
 def _run_folder(folder: Path) -> bool:
     """Holds a run, or nothing but what a run writes (one killed before its first checkpoint)."""
-    from cifarlab import rundir
+    from cifarlab.rundir import RunDir
 
-    names = {
-        rundir.RECIPE,
-        rundir.CHECKPOINT,
-        rundir.PREVIOUS,
-        rundir.BEST,
-        rundir.SUMMARY,
-        rundir.HISTORY_JSON,
-        rundir.HISTORY_CSV,
-        rundir.METRICS,
-        *rundir.RUN_FIGURES,
-        rundir.EVALUATION_DIR,
-        rundir.TENSORBOARD_DIR,
-        rundir.TRAIN_LOG,
-        rundir.LOCK,
-        rundir.EXPORT_DIR,
-    }
-    entries = os.listdir(folder)
-    # ".NAME.tmp-PID": a temp file of rundir.write_atomic that a killed run left behind.
-    return rundir.RunDir(folder).is_run() or all(
-        e in names or (e.startswith(".") and ".tmp-" in e) for e in entries
-    )
+    return RunDir(folder).holds_only_run_files()
 
 
 def check_study_out(out: str | Path, what: str = "--out") -> Path:

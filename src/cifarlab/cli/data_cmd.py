@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         train_n, test_n = info["train"]["per_class"][name], info["test"]["per_class"][name]
         print(f"  {name:<{width}}  {train_n:>7,}  {test_n:>7,}")
     if args.figures:
-        # A disk that fills now is one line too (rundir.write_atomic), with no partial figure.
+        # A disk that fills now is one line too (cifarlab.atomic.write_atomic), with no partial figure.
         written = write_figures(data, args.out)
         print("figures:")
         for path in written:

@@ -81,7 +81,7 @@ def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:
     corruptions.json and corruptions.png to ``out``."""
 
     from cifarlab import robustness
-    from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON
+    from cifarlab.rundir import EvaluationDir
 
     if args.corruptions is None:
         if args.severities is not None or args.corruption_seed is not None:
@@ -114,11 +114,14 @@ def _corruptions(args: argparse.Namespace, ckpt, out) -> dict | None:
         if not args.json:
             print(robustness.table_row(name, accuracy), flush=True)
 
+    folder = EvaluationDir(out)
+
     def summary(result: dict) -> None:
         if not args.json:
             print("\n".join(robustness.table_footer(result)))
             print(
-                f"corruption table: {out / CORRUPTIONS_JSON}, chart: {out / CORRUPTIONS_FIGURE}\n"
+                f"corruption table: {folder.corruptions_path}, "
+                f"chart: {folder.corruptions_figure_path}\n"
             )
 
     return robustness.evaluate_corruptions(
@@ -147,31 +150,25 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
     from cifarlab.calibration import CalibrationError
     from cifarlab.evaluate import evaluate
-    from cifarlab.rundir import (
-        CHECKPOINT,
-        CONFUSION_FIGURE,
-        RELIABILITY_FIGURE,
-        RunDir,
-        older_checkpoint_step,
-    )
+    from cifarlab.rundir import EvaluationDir, RunDir, older_checkpoint_step
     from cifarlab.stored import json_text
 
     ckpt = paths.input_path(args.checkpoint, "checkpoint")
-    run_dir = ckpt if ckpt.is_dir() else ckpt.parent
+    run = RunDir.of_checkpoint(ckpt)
     step = older_checkpoint_step(ckpt)
     if step is not None and args.calibrate:
         raise CalibrationError(
             f"{ckpt}: --calibrate stores the temperature beside the run's latest checkpoint "
-            f"({run_dir / CHECKPOINT}), whose temperature this older one must not replace; "
-            f"calibrate {run_dir}, or copy this checkpoint into a run of its own"
+            f"({run.checkpoint_path}), whose temperature this older one must not replace; "
+            f"calibrate {run.path}, or copy this checkpoint into a run of its own"
         )
     if args.out:
         out = check_output_dir(args.out, "--out", reads=[ckpt])
     else:  # beside the training's files, and nowhere else; an older checkpoint in its own
         out = paths.output_dir(
-            RunDir(run_dir).evaluation_dir(args.tta, step=step),
+            run.evaluation_dir(args.tta, step=step),
             "the default --out",
-            within=run_dir,
+            within=run.path,
         )
     check_data_dir(args.data_dir)
     corruptions = _corruptions(args, ckpt, out)  # first: it prints its own table
@@ -204,8 +201,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"temperature: {t['value']:.4g}, fitted on {on} -> {t['file']}")
             print(f"after temperature scaling: {_calibration(result['calibrated'])}")
-        print(f"confusion matrix: {out / CONFUSION_FIGURE}")
-        print(f"reliability diagram: {out / RELIABILITY_FIGURE}", flush=True)
+        print(f"confusion matrix: {EvaluationDir(out).confusion_figure_path}")
+        print(f"reliability diagram: {EvaluationDir(out).reliability_figure_path}", flush=True)
 
     evaluate(
         ckpt,

@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = check_output_dir(args.out, "--out", reads=[ckpt])
     else:  # beside the checkpoint, and nowhere else; an older checkpoint's in its own folder
-        run_dir = ckpt if ckpt.is_dir() else ckpt.parent
+        run = RunDir.of_checkpoint(ckpt)
         out = paths.output_dir(
-            RunDir(run_dir).export_dir(older_checkpoint_step(ckpt)),
+            run.export_dir(older_checkpoint_step(ckpt)),
             "the default --out",
-            within=run_dir,
+            within=run.path,
         )
     written = export_model(ckpt, out, formats=args.formats or ["onnx"], note=_note)
     for fmt, path in written.items():

@@ -15,7 +15,7 @@ rebuilt: the cache can make loading faster, never make it fail.
 Single derived arrays (the corrupted test sets of :mod:`cifarlab.data.cifar10c`) use
 :func:`save_array` / :func:`load_array`: one ``.npy`` and a ``.json`` beside it holding what
 the array is (its key) and its checksum, each written through
-:func:`cifarlab.rundir.write_atomic`, under the same rule.
+:func:`cifarlab.atomic.write_atomic`, under the same rule.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cifarlab.atomic import write_atomic, write_json
 from cifarlab.data.checksums import SUMS_FILE
 from cifarlab.data.readers import CIFAR10, IMAGE_SHAPE, NUM_CLASSES, REQUIRED_FILES
 from cifarlab.errors import CifarlabError
-from cifarlab.rundir import write_atomic, write_json
 
 # Bump when the readers' output, what they accept, or the entry layout changes. 2: the
 # python layout's md5 sums are verified; entries made before were not, so they are rebuilt.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from numbers import Real
-from pathlib import Path
 from typing import Any
 
 from cifarlab.calibration import N_BINS
@@ -23,8 +22,8 @@ from cifarlab.figures import draw_reliability
 from cifarlab.plotting import render
 from cifarlab.report import ReportError
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Section, Table
-from cifarlab.report.inputs import RunInput, StudyInput
-from cifarlab.rundir import EVALUATION, EVALUATION_DIR, RELIABILITY_FIGURE, RunDir
+from cifarlab.report.inputs import RunInput, StudyInput, read_png
+from cifarlab.rundir import RunDir
 from cifarlab.studies.stats import mean, sample_std
 from cifarlab.studies.summary import difference_cell
 
@@ -36,8 +35,6 @@ DEFINITIONS = (
     "minimises NLL of logits / T on the run's validation split (cifarlab evaluate "
     "--calibrate); it never changes the predicted class. All numbers on the test set."
 )
-EVALUATION_JSON = Path(EVALUATION_DIR, "none", EVALUATION)
-EVALUATION_FIGURE = Path(EVALUATION_DIR, "none", RELIABILITY_FIGURE)
 
 
 def _number(value: Any) -> float | None:
@@ -74,9 +71,10 @@ def run_calibration(run: RunInput) -> dict[str, Any] | None:
     """The run's calibration numbers: {"source", "ece", "nll", "brier", "val_ece",
     "temperature", "ece_after", "nll_after", "brier_after", "bins", "bins_after", "figure"};
     None when it has none."""
-    evaluation = RunDir(run.path, error=ReportError).read_json(str(EVALUATION_JSON))
+    folder = RunDir(run.path, error=ReportError).evaluation("none")
+    evaluation = folder.evaluation()
     if evaluation is not None:  # every number checked: one line naming a bad one, exit 2
-        evaluation = check_evaluation(evaluation, run.path / EVALUATION_JSON)
+        evaluation = check_evaluation(evaluation, folder.evaluation_path)
     m = run.metrics or {}
     out: dict[str, Any] = {"val_ece": _number(m.get("val_ece"))}
     if isinstance(evaluation, dict) and _number(evaluation.get("ece")) is not None:
@@ -100,7 +98,7 @@ def run_calibration(run: RunInput) -> dict[str, Any] | None:
             nll_after=_number(after.get("nll")),
             brier_after=_number(after.get("brier")),
             bins_after=_bins(after.get("reliability")),
-            figure=run.figure(str(EVALUATION_FIGURE)),
+            figure=read_png(folder.reliability_figure_path),
         )
         return out
     if _number(m.get("test_ece")) is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from numbers import Real
-from pathlib import Path
 from typing import Any
 
 from cifarlab.evaluate import check_evaluation
@@ -23,9 +22,9 @@ from cifarlab.figures import draw_corruptions
 from cifarlab.plotting import render
 from cifarlab.report import ReportError
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Row, Section, Table
-from cifarlab.report.inputs import RunInput, StudyInput
+from cifarlab.report.inputs import RunInput, StudyInput, read_png
 from cifarlab.robustness import check_corruptions
-from cifarlab.rundir import CORRUPTIONS_FIGURE, CORRUPTIONS_JSON, EVALUATION, EVALUATION_DIR, RunDir
+from cifarlab.rundir import CORRUPTIONS_JSON, RunDir
 from cifarlab.studies.stats import mean, sample_std
 from cifarlab.studies.summary import difference_cell
 
@@ -90,28 +89,21 @@ def _checked(raw: Any) -> dict[str, Any] | None:
 def run_corruptions(run: RunInput) -> list[tuple[str, dict[str, Any] | None]]:
     """(tta, checked result or None when malformed) for each RUN/evaluation/<tta>/ that holds
     a corruptions.json, "none" first."""
-    folder = run.path / EVALUATION_DIR
-    if not folder.is_dir():
-        return []
-    reader = RunDir(run.path, error=ReportError)
-    ttas = sorted(
-        (p.name for p in folder.iterdir() if (p / CORRUPTIONS_JSON).is_file()),
-        key=lambda t: (t != "none", t),
-    )
     out = []
-    for t in ttas:
-        rel = Path(EVALUATION_DIR, t, CORRUPTIONS_JSON)
-        out.append((t, _checked(check_corruptions(reader.read_json(str(rel)), run.path / rel))))
+    for tta, folder in RunDir(run.path, error=ReportError).evaluations().items():
+        if folder.corruptions_path.is_file():
+            raw = check_corruptions(folder.corruptions(), folder.corruptions_path)
+            out.append((tta, _checked(raw)))
     return out
 
 
 def _ece(run: RunInput, tta: str, step: Any = None) -> float | None:
     """ECE beside the corruption numbers (evaluation.json of the same folder, when it is of
     the same checkpoint ``step``), else the run's own (metrics.json)."""
-    rel = Path(EVALUATION_DIR, tta, EVALUATION)
-    evaluation = RunDir(run.path, error=ReportError).read_json(str(rel))
+    folder = RunDir(run.path, error=ReportError).evaluation(tta)
+    evaluation = folder.evaluation()
     if evaluation is not None:
-        evaluation = check_evaluation(evaluation, run.path / rel)
+        evaluation = check_evaluation(evaluation, folder.evaluation_path)
         # Another checkpoint's evaluation (an older cifarlab wrote an older step's there) is
         # not shown beside these corruption numbers.
         if evaluation.get("step") == step and evaluation.get("ece") is not None:
@@ -150,7 +142,7 @@ def _detail(
         numeric=[False] + [True] * (len(levels) + 1),
     )
     caption = "Accuracy per corruption (left) and against severity (right)"
-    png = run.figure(str(Path(EVALUATION_DIR, tta, CORRUPTIONS_FIGURE)))
+    png = read_png(RunDir(run.path).evaluation(tta).corruptions_figure_path)
     figure = (
         Figure(png, names(f"{run.label}-{tta}-corruptions"), caption)
         if png

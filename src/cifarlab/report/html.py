@@ -13,9 +13,9 @@ import base64
 import html
 from pathlib import Path
 
+from cifarlab.atomic import write_text
 from cifarlab.report import WRITE_HINT, ReportError
 from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
-from cifarlab.rundir import write_text
 
 CSS = """
 :root { --ink: #1d2330; --muted: #5b6474; --line: #d9dde4; --accent: #2a5db0; --bg: #f6f7f9; }

@@ -20,7 +20,7 @@ from typing import Any
 from cifarlab.data import CIFAR10, load_cifar10
 from cifarlab.errors import CifarlabError
 from cifarlab.report import ReportError
-from cifarlab.rundir import HISTORY_JSON, METRICS, RunDir
+from cifarlab.rundir import RunDir
 from cifarlab.studies.spec import STUDY_JSON, StudySpec, read_study
 from cifarlab.studies.summary import summarize
 from cifarlab.tune.results import is_tune_dir
@@ -54,12 +54,7 @@ class RunInput:
 
     def figure(self, name: str) -> bytes | None:
         """One of the run's PNGs (rundir.RUN_FIGURES) as bytes; None when missing or empty."""
-        path = RunDir(self.path) / name
-        try:
-            png = path.read_bytes() if path.is_file() else b""
-        except OSError as exc:
-            raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        return png or None
+        return read_png(RunDir(self.path).figure_path(name))
 
 
 @dataclass
@@ -92,6 +87,15 @@ class StudyInput:
         return {s.name: s.reference for s in self.spec.steps if s.reference is not None}
 
 
+def read_png(path: Path) -> bytes | None:
+    """A PNG a run directory holds, as bytes; None when missing or empty."""
+    try:
+        png = path.read_bytes() if path.is_file() else b""
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return png or None
+
+
 def is_run_dir(path: Path) -> bool:
     return RunDir(path).is_run()
 
@@ -103,8 +107,8 @@ def is_study_dir(path: Path) -> bool:
 def read_run_input(path: str | Path, label: str | None = None) -> RunInput:
     """A run directory's metrics, history and resolved recipe (those that exist)."""
     run = RunDir(path, error=ReportError)
-    metrics = _mapping(run.metrics(), run / METRICS)
-    history = _mapping(run.history(), run / HISTORY_JSON)
+    metrics = _mapping(run.metrics(), run.metrics_path)
+    history = _mapping(run.history(), run.history_path)
     recipe = run.recipe()
     if (history is None or recipe is None) and run.has_checkpoint():
         latest = run.latest_checkpoint()  # an unfinished run: its checkpoint holds both
@@ -114,7 +118,7 @@ def read_run_input(path: str | Path, label: str | None = None) -> RunInput:
             recipe = recipe if recipe is not None else payload.get("recipe")
     accuracy = (metrics or {}).get("test_accuracy")
     if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, Real)):
-        raise ReportError(f"{run / METRICS}: test_accuracy is {accuracy!r}, not a number")
+        raise ReportError(f"{run.metrics_path}: test_accuracy is {accuracy!r}, not a number")
     return RunInput(
         path=run.path,
         label=label or run.path.name,

@@ -25,9 +25,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
+from cifarlab.atomic import temp_path, write_atomic, write_text
 from cifarlab.report import WRITE_HINT, ReportError
 from cifarlab.report.document import Document, Figure, Heading, Paragraph, Row, Table
-from cifarlab.rundir import temp_path, write_atomic, write_text
 
 # In every <stem>_files/ the writer makes: what lets a later report replace the folder.
 MARKER = ".cifarlab-report"

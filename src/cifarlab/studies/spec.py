@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cifarlab.atomic import write_json
 from cifarlab.errors import RecipeError
 from cifarlab.recipe import load_recipe
-from cifarlab.rundir import RunDir, write_json
+from cifarlab.rundir import RunDir
 from cifarlab.studies import StudyError
 from cifarlab.studies.ladder import Ladder, StudyStep, cumulative_steps, leave_one_out_steps
 

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import METRICS, check_metrics, write_json, write_text
+from cifarlab.atomic import write_json, write_text
+from cifarlab.rundir import METRICS, check_metrics
 from cifarlab.studies import StudyError
 from cifarlab.studies.figures import plot_study
 from cifarlab.studies.spec import StudySpec, read_study

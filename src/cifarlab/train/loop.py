@@ -41,7 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cifarlab import rundir
+from cifarlab import atomic, rundir
 from cifarlab.data.augment import augment_batch, mix_batch, resize_batch, resolution_at
 from cifarlab.data.batches import (
     alternating_flips,
@@ -480,24 +480,25 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
     line = f"Test -> accuracy: {test['accuracy'] * 100:.2f}%"
     if "test_accuracy_tta" in metrics:
         line += f" ({metrics['tta']} TTA: {metrics['test_accuracy_tta'] * 100:.2f}%)"
-    rundir.write_json(run / rundir.HISTORY_JSON, history, error=TrainingError)
+    atomic.write_json(run.history_path, history, error=TrainingError)
     keys = list(history)
     rows = [list(r) for r in zip(*(history[k] for k in keys), strict=True)]
-    rundir.write_csv(run / rundir.HISTORY_CSV, keys, rows, error=TrainingError)
-    rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
+    atomic.write_csv(run.history_csv_path, keys, rows, error=TrainingError)
+    atomic.write_text(run.recipe_path, recipe.to_toml(), error=TrainingError)
     changed = [  # where a resume changed the recipe, e.g. extended the run
         (c["at_step"], f"step {c['at_step']}: {c['field']} {c['from']!r} -> {c['to']!r}")
         for c in ctx.recipe_changes
     ]
     plot_curves(
         history,
-        run.path,
+        run.loss_figure_path,
+        run.accuracy_figure_path,
         title=recipe.name + (" (quick check)" if ctx.quick_check else ""),
         marks=changed,
     )
-    plot_confusion(test["confusion"], data.classes, run / rundir.CONFUSION_FIGURE)
+    plot_confusion(test["confusion"], data.classes, run.confusion_figure_path)
     metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
-    rundir.write_json(run / rundir.METRICS, metrics, error=TrainingError)  # last: "finished"
+    atomic.write_json(run.metrics_path, metrics, error=TrainingError)  # last: "finished"
     ctx.log(f"{line} | train time {_hms(train_time)} | run: {run.path}")
     return metrics
 
@@ -633,7 +634,7 @@ def check_new_length(
     if payload.get("quick_check"):
         raise TrainingError(
             f"{run.path}: a quick check (--quick-check) is not trained on; start a real run "
-            f"with --recipe {run.path / rundir.RECIPE}"
+            f"with --recipe {run.recipe_path}"
         )
     n_train = payload.get("data", {}).get("n_train")
     if not isinstance(n_train, int) or n_train < 1:
@@ -663,12 +664,12 @@ def check_recipe_file(run: rundir.RunDir, stored: dict[str, Any]) -> None:
     try:
         edited = recipe_from_dict(on_disk, stored=True).to_dict()
     except CifarlabError as exc:
-        raise TrainingError(f"{run / rundir.RECIPE}: edited and no longer valid ({exc})") from None
+        raise TrainingError(f"{run.recipe_path}: edited and no longer valid ({exc})") from None
     diff = _differences(recipe_from_dict(stored, stored=True).to_dict(), edited)
     if diff:
         field, old, new = diff[0]
         raise TrainingError(
-            f"{run / rundir.RECIPE}: edited since the run started ({field}: {old!r} -> {new!r}); "
+            f"{run.recipe_path}: edited since the run started ({field}: {old!r} -> {new!r}); "
             f"the checkpoint trains the original. Restore the file, or resume with "
             f"--set {field}=... --allow-change {field}"
         )
@@ -749,7 +750,7 @@ def _train_locked(
                     f"recipe change at step {payload['step']}: {c['field']} {c['from']!r} -> {c['to']!r}"
                 )
             if world.is_main:  # recorded in the checkpoint and metrics.json as well
-                rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
+                atomic.write_text(run.recipe_path, recipe.to_toml(), error=TrainingError)
         else:
             recipe = recipe_from_dict(payload["recipe"], stored=True)
     else:
@@ -761,7 +762,7 @@ def _train_locked(
     if stored is not None and world.is_main:
         warn_schedule_change(stored, ctx, payload)
     if payload is None and world.is_main:  # the resolved recipe, there from the first step on
-        rundir.write_text(run / rundir.RECIPE, recipe.to_toml(), error=TrainingError)
+        atomic.write_text(run.recipe_path, recipe.to_toml(), error=TrainingError)
     try:
         log(
             f"model: {recipe.model.name} ({count_parameters(state.model):,} parameters) | "
@@ -939,7 +940,7 @@ def build(
         log=log,
         emit=bar.write if bar is not None else log,
         bar=bar,
-        tb=_tensorboard_writer(run.path) if tensorboard else None,
+        tb=_tensorboard_writer(run.tensorboard_dir) if tensorboard else None,
         recipe_changes=tuple((payload or {}).get("recipe_changes", [])),
         quick_check=quick_check,
     )
@@ -971,15 +972,16 @@ def check_resolutions(model, recipe: Recipe, channels: int, device, mem_format) 
         model.train(was_training)
 
 
-def _tensorboard_writer(out_dir: Path):
-    """A SummaryWriter in out_dir/tensorboard (needs the `tensorboard` package)."""
+def _tensorboard_writer(log_dir: Path):
+    """A SummaryWriter into ``log_dir``, the run's tensorboard/ (needs the `tensorboard`
+    package)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise TrainingError(
             "--tensorboard needs the tensorboard package: pip install 'cifarlab[extras]'"
         ) from None
-    return SummaryWriter(log_dir=str(out_dir / rundir.TENSORBOARD_DIR))
+    return SummaryWriter(log_dir=str(log_dir))
 
 
 def _progress_bar(total: int, start: int, progress: bool | None):

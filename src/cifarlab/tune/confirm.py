@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cifarlab.atomic import write_json, write_text
 from cifarlab.recipe import load_recipe
-from cifarlab.rundir import write_json, write_text
 from cifarlab.studies.runner import run_study
 from cifarlab.studies.spec import seed_study
 from cifarlab.studies.stats import describe, welch_difference

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifarlab.rundir import read_json
+from cifarlab.atomic import read_json
 from cifarlab.tune import TuneError
 
 TUNE_JSON = "tune.json"  # what the search is

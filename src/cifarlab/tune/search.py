@@ -65,10 +65,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cifarlab.atomic import read_json, write_json, write_text
 from cifarlab.data.tensors import load_data_for
 from cifarlab.errors import CifarlabError, TrainingError
 from cifarlab.recipe import MAX_TEXT, dumps_toml, load_recipe
-from cifarlab.rundir import RunDir, RunLock, read_json, write_json, write_text
+from cifarlab.rundir import RunDir, RunLock
 from cifarlab.runtime import resolve_device
 from cifarlab.studies.runner import cpu_count, die_with_parent
 from cifarlab.train.loop import train
