@@ -92,7 +92,9 @@ def test_a_disk_that_fills_while_figures_are_written_leaves_no_partial_figure(ro
     assert outcome.code == 2 and len(lines) == 1, outcome.err[-3000:]
     assert lines[0].startswith("cifarlab: error: full/figs/") and "could not write" in lines[0]
     written = {
-        Path(k).name: size for k, (_, size, *_) in outcome.after.items() if k.startswith("full/figs/")
+        Path(k).name: size
+        for k, (_, size, *_) in outcome.after.items()
+        if k.startswith("full/figs/")
     }
     assert written, "the check should have let the first figures through"
     assert all(complete.get(n) == size for n, size in written.items()), (written, complete)
