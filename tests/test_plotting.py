@@ -55,7 +55,8 @@ def test_drawing_leaves_pyplot_and_the_callers_backend_alone(tmp_path):
     matplotlib.use("svg")
     from cifarlab.figures import plot_confusion, plot_curves
     from cifarlab.studies.figures import plot_accuracies_strip
-    plot_curves({{"step": [0, 1], "train_loss": [2.0, 1.0], "val_acc": [0.1, 0.2]}}, {str(tmp_path)!r})
+    plot_curves({{"step": [0, 1], "train_loss": [2.0, 1.0], "val_acc": [0.1, 0.2]}},
+               {str(tmp_path / "loss.png")!r}, {str(tmp_path / "accuracy.png")!r})
     plot_confusion([[3, 1], [0, 4]], ["cat", "dog"], {str(tmp_path / "c.png")!r})
     summary = {{"name": "s", "rows": [{{"step": "a", "values": [70.0, 71.0]}}]}}
     plot_accuracies_strip(summary, {str(tmp_path / "s.png")!r})
