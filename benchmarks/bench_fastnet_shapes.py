@@ -1,7 +1,7 @@
 """fastnet's training speed per shape on this CPU (issue 15): widths x batch x training size.
 
 Each configuration is a real ``train_step`` of the ``fast94`` recipe with the shape's overrides
-(``train.loop.build`` on the full data: augmentation, the progressive-resize path, Muon and all),
+(``train.context.build`` on the full data: augmentation, the progressive-resize path, Muon and all),
 timed over about --images training images after two warm-up steps; then one eval-mode forward
 pass at 32 px in batches of 1000. Configurations run one after the other in one process, so
 compare them within one run, on an idle machine, and write the load beside the figures.

@@ -1,6 +1,6 @@
 """Per-step cost of the training loop, interleaved in one process (ratios, not seconds).
 
-Two comparisons, each on the full data with a recipe's real state (``train.loop.build``):
+Two comparisons, each on the full data with a recipe's real state (``train.context.build``):
 
 - ``--compare host-reads``: today's ``train_step`` (running sums and the non-finite check on
   the device, no host read) against an old-style step that reads the loss (``.item()``) and
@@ -26,9 +26,10 @@ from cifarlab import rundir
 from cifarlab.data.augment import augment_batch
 from cifarlab.data.batches import normalize, step_generator, to_float
 from cifarlab.recipe import load_recipe
-from cifarlab.train import loop
+from cifarlab.train import context, loop
 from cifarlab.train.distributed import SINGLE
 from cifarlab.train.optim import lr_at, set_lr
+from cifarlab.train.start import FRESH, StartPlan
 
 
 def host_read_step(state, ctx) -> None:
@@ -56,10 +57,11 @@ def host_read_step(state, ctx) -> None:
 
 
 def build(recipe_name: str, data_dir: str, overrides: list[str], tmp: Path):
-    recipe = load_recipe(recipe_name, overrides)
-    ctx, state = loop.build(
-        recipe, rundir.RunDir(tmp), None, data_dir, None, False, lambda s: None, False, SINGLE
+    plan = StartPlan(FRESH, recipe=load_recipe(recipe_name, overrides))
+    call = context.TrainCall(
+        run=rundir.RunDir(tmp), world=SINGLE, data_dir=data_dir, progress=False, log=lambda s: None
     )
+    ctx, state = context.build(plan, call)
     state.step_model.train()
     return ctx, state
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from cifarlab.cli.main import build_parser
 from cifarlab.cli.train_cmd import _child_argv
 from cifarlab.errors import RecipeError, TrainingError
-from cifarlab.train.distributed import World, check_batch, rank_share, torchrun_args
+from cifarlab.train.distributed import World, rank_share, torchrun_args
 
 
 @pytest.mark.parametrize("n,size", [(32, 2), (17, 2), (8, 3), (2, 4), (1000, 7)])
@@ -38,12 +38,12 @@ def test_uneven_last_batch_weighting_gives_the_global_mean_gradient():
 
 def test_batch_sizes_that_do_not_split_are_refused():
     two = World(size=2, active=True)
-    assert check_batch(32, 1600, two) == 16
-    assert check_batch(33, 1600, World()) == 33
+    assert two.check_batch(32, 1600) == 16
+    assert World().check_batch(33, 1600) == 33
     with pytest.raises(RecipeError, match="train.batch_size: the global batch 33"):
-        check_batch(33, 1600, two)
+        two.check_batch(33, 1600)
     with pytest.raises(RecipeError, match="last batch would hold 1 images"):
-        check_batch(32, 1601, two)
+        two.check_batch(32, 1601)
 
 
 def test_launcher_arguments():

@@ -386,13 +386,13 @@ def test_bounds_a_run_could_not_mean_are_one_clear_error(
     name, argv, expected, tmp_path, ledger, capsys, monkeypatch
 ):
     if "sync_bn" in name:  # refused inside train(), from the device, before the data is read
-        from cifarlab.train import loop
+        from cifarlab.train import context
 
         def no_data(*args, **kwargs):
             raise AssertionError("the data was read: sync_bn was accepted off CUDA")
 
         monkeypatch.undo()
-        monkeypatch.setattr(loop, "load_data_for", no_data, raising=False)
+        monkeypatch.setattr(context, "load_data_for", no_data)
     with ledger.case(ADDED, name, guard=[tmp_path]) as case:
         out = tmp_path / "run"
         msg = _error_line(["train", *argv, "--data-dir", "sample", "--out", str(out)], capsys)

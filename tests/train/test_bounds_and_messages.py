@@ -50,7 +50,7 @@ def test_sync_bn_is_refused_off_cuda_before_the_data_is_read(tmp_path, capsys, m
     def no_data(*args, **kwargs):
         raise AssertionError("the data was read before the refusal")
 
-    monkeypatch.setattr("cifarlab.train.loop.load_data_for", no_data)
+    monkeypatch.setattr("cifarlab.train.context.load_data_for", no_data)
     out = tmp_path / "run"
     argv = ["train", "--set", "system.sync_bn=true", "--device", "cpu", "--out", str(out)]
     err = one_error_line(capsys, [*argv, "--data-dir", "sample"])

@@ -183,9 +183,9 @@ def _train(args: argparse.Namespace, rank: int) -> int:
             quick_check=args.quick_check,
         )
         return 0
-    recipe = load_recipe(
-        args.recipe or RECIPE_DEFAULT, overrides
-    )  # fail fast on a bad recipe, before any data I/O
+    # The one resolution of the recipe (it names the run directory): train() trains this
+    # Recipe as it is. Before any data I/O, so a bad recipe fails fast.
+    recipe = load_recipe(args.recipe or RECIPE_DEFAULT, overrides)
     out = Path(args.out) if args.out else _default_out(recipe, args.quick_check)
     if not args.quick_check:  # a quick check's first line is its own, naming the folder
         print(f"run directory: {out}")

@@ -8,9 +8,9 @@ batch. This module holds what differs between the two cases:
 
 * ``session()``: joins the process group when torchrun started us (env vars
   RANK, WORLD_SIZE, MASTER_ADDR, ...) with a bounded timeout, leaves it after;
-* ``World``: who we are (rank, world size, local rank) and the helpers the loop
-  calls (``rank_share``, ``all_reduce_sums``, ``rank0_decides``, ...), each a
-  no-op in a single process;
+* ``World``: who we are (rank, world size, local rank) and the calls the loop
+  makes on it (``decide``, ``share``, ``reduce_sums``, ``wrap``, ...), each the
+  identity in a single process;
 * ``launch()``: ``cifarlab train --nproc N`` re-starts the command under
   torchrun's own launcher (torch.distributed.run) and turns a failed worker
   into one line that says how to resume.
@@ -41,7 +41,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class World:
-    """This process's place in the job; ``World()`` is the single-process case."""
+    """This process's place in the job; ``World()`` is the single-process case.
+
+    Its methods are the loop's interface: the few points where a data-parallel run differs
+    from one process. Outside a process group (``World()``) each is the identity, so one
+    process runs the same code."""
 
     rank: int = 0
     size: int = 1
@@ -54,24 +58,102 @@ class World:
         """Rank 0: the only rank that prints, writes history and checkpoints."""
         return self.rank == 0
 
-    # The loop's interface: the few points where a data-parallel run differs from one
-    # process. With ``World()`` each is the identity, so one process is the same code.
+    @property
+    def _collective(self) -> bool:
+        """Whether there are other ranks to talk to (a group of one needs no collective)."""
+        return self.active and self.size > 1
 
     def decide(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on rank 0, its result (or its CifarlabError) on every rank."""
-        return rank0_decides(fn, self)
+        """``fn()`` on rank 0 only, its result (or its CifarlabError) on every rank.
+
+        Directory checks, the run lock, reading a checkpoint and resolving the recipe happen
+        once, where the run directory is (rank 0's machine); the other ranks never wait on a
+        rank that has failed. Errors re-raised on other ranks carry ``reported_by_rank0 =
+        True`` so they print once.
+        """
+        if not self.active:
+            return fn()
+        import torch.distributed as dist
+
+        box: list[Any] = [None]
+        if self.is_main:
+            try:
+                box[0] = (fn(), None)
+            except CifarlabError as exc:
+                box[0] = (None, exc)
+        dist.broadcast_object_list(box, src=0)
+        value, error = box[0]
+        if error is not None:
+            if not self.is_main:
+                error.reported_by_rank0 = True
+            raise error
+        return value
 
     def place(self, device: torch.device) -> torch.device:
-        """The device this rank trains on."""
-        return device_for(device, self)
+        """The device this rank trains on: its own GPU under torchrun; the CPU as asked."""
+        if not self.active:
+            return device
+        if device.type == "cuda":
+            dev = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(dev)
+            return dev
+        if device.type != "cpu":
+            raise RecipeError(
+                f"system.device: distributed runs support cpu (gloo) and cuda (NCCL), not "
+                f"{device.type}; use --device cpu"
+            )
+        return device
 
     def check_data(self, fingerprint: str, source: str, batch: int, n_train: int) -> None:
         """Every rank holds the same data, and the global batch divides over the ranks."""
-        check_same(fingerprint, f"data ({source})", self)
-        check_batch(batch, n_train, self)
+        self.check_same(fingerprint, f"data ({source})")
+        self.check_batch(batch, n_train)
+
+    def check_same(self, value: str, what: str) -> None:
+        """Every rank must hold the same ``value`` (e.g. its data's fingerprint)."""
+        if not self._collective:
+            return
+        import torch.distributed as dist
+
+        values: list[Any] = [None] * self.size
+        dist.all_gather_object(values, value)
+        for rank, other in enumerate(values):
+            if other != values[0]:
+                raise TrainingError(
+                    f"rank {rank}: its {what} differs from rank 0's; give every node the same "
+                    f"data (--data-dir)"
+                )
+
+    def check_batch(self, batch: int, n_train: int) -> int:
+        """The per-rank batch (global / world size); refuses what cannot be split evenly."""
+        if self.size == 1:
+            return batch
+        if batch % self.size:
+            raise RecipeError(
+                f"train.batch_size: the global batch {batch} does not divide over {self.size} "
+                f"processes; choose a multiple of {self.size}"
+            )
+        last = n_train % batch
+        if last and last < self.size:
+            raise RecipeError(
+                f"train.batch_size: each epoch's last batch would hold {last} images, fewer than "
+                f"the {self.size} processes; choose another batch size"
+            )
+        return batch // self.size
 
     def wrap(self, model: torch.nn.Module, device: torch.device, sync_bn: bool) -> torch.nn.Module:
-        return wrap_model(model, device, self, sync_bn)
+        """DistributedDataParallel around ``model`` (SyncBatchNorm first when asked); the model
+        itself in a single process. DDP starts every rank from rank 0's weights and buffers."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        if sync_bn and self.size > 1:
+            check_sync_bn(sync_bn, device)  # the loop refused it before any data was read
+            # Converts in place below the top module; the top module itself is no BatchNorm here.
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
 
     def share(self, idx: torch.Tensor) -> tuple[torch.Tensor, float]:
         """This rank's contiguous share of a global batch of indices, and the weight of its
@@ -83,19 +165,63 @@ class World:
     def reduce_running(
         self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """The running train statistics summed into rank 0 (the others restart from zero)."""
-        return all_reduce_running(loss_sum, correct, seen, self)
+        """The running train statistics summed into rank 0; the other ranks get zeros.
+
+        Rank 0 then holds the job's totals, which is what its history and checkpoint record.
+        The sums stay tensors on the training device; ``seen`` is read back (a checkpoint point).
+        """
+        if not self.active:
+            return loss_sum, correct, seen
+        import torch.distributed as dist
+
+        packed = torch.stack(
+            [
+                loss_sum.double(),
+                correct.double(),
+                torch.full_like(loss_sum, seen, dtype=torch.float64),
+            ]
+        )
+        dist.all_reduce(packed)
+        if not self.is_main:
+            packed.zero_()
+        return packed[0].clone(), packed[1].round().long(), int(packed[2])
 
     def first_nonfinite(self, bad_step: torch.Tensor, bad_loss: torch.Tensor) -> tuple[int, float]:
         """The first step (1-based, 0 = none) whose loss was not finite on any rank, and that
         loss; two host reads (checkpoint points only)."""
-        return first_nonfinite(bad_step, bad_loss, self)
+        step = int(bad_step)
+        if not self._collective:
+            return step, float(bad_loss)
+        import torch.distributed as dist
+
+        # MIN over the ranks that saw one: "none" (0) counts as later than every step.
+        never = torch.iinfo(torch.int64).max
+        mine = torch.tensor([step or never], dtype=torch.int64, device=bad_step.device)
+        dist.all_reduce(mine, op=dist.ReduceOp.MIN)
+        first = int(mine[0])
+        if first == never:
+            return 0, 0.0
+        return first, float(bad_loss) if first == step else float("nan")
 
     def reduce_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return all_reduce_sums(sums, self)
+        """Additive statistics (evaluate_sums) summed over all ranks; every rank gets the total."""
+        if not self.active:
+            return sums
+        import torch.distributed as dist
+
+        for value in sums.values():
+            dist.all_reduce(value)
+        return sums
 
     def sync_buffers(self, model: torch.nn.Module) -> None:
-        sync_buffers(model, self)
+        """Copy rank 0's buffers (batch-norm running statistics) to every rank before
+        evaluating, so every rank evaluates the model rank 0 checkpoints."""
+        if not self._collective:
+            return
+        import torch.distributed as dist
+
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
 
 
 SINGLE = World()  # a plain, single process
@@ -176,24 +302,6 @@ def _current_world() -> World:
 # --------------------------------------------------------------------------- per-rank arithmetic
 
 
-def check_batch(batch: int, n_train: int, world: World) -> int:
-    """The per-rank batch (global / world size); refuses what cannot be split evenly."""
-    if world.size == 1:
-        return batch
-    if batch % world.size:
-        raise RecipeError(
-            f"train.batch_size: the global batch {batch} does not divide over {world.size} "
-            f"processes; choose a multiple of {world.size}"
-        )
-    last = n_train % batch
-    if last and last < world.size:
-        raise RecipeError(
-            f"train.batch_size: each epoch's last batch would hold {last} images, fewer than "
-            f"the {world.size} processes; choose another batch size"
-        )
-    return batch // world.size
-
-
 def rank_share(n: int, rank: int, size: int) -> tuple[int, int]:
     """[start, stop) of rank's contiguous share of n items: equal shares, the first
     ``n % size`` ranks one item more (torch.tensor_split's rule)."""
@@ -211,144 +319,7 @@ def threads_per_rank(local_size: int) -> int:
     return max(cpus // max(local_size, 1), 1)
 
 
-def device_for(device: torch.device, world: World) -> torch.device:
-    """The device this rank trains on: its own GPU under torchrun; the CPU as asked."""
-    if not world.active:
-        return device
-    if device.type == "cuda":
-        dev = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(dev)
-        return dev
-    if device.type != "cpu":
-        raise RecipeError(
-            f"system.device: distributed runs support cpu (gloo) and cuda (NCCL), not "
-            f"{device.type}; use --device cpu"
-        )
-    return device
-
-
-# --------------------------------------------------------------------------- collectives
-
-
-def rank0_decides(fn: Callable[[], T], world: World) -> T:
-    """Run ``fn`` on rank 0 only and hand its result, or its CifarlabError, to every rank.
-
-    Directory checks, the run lock and reading a checkpoint happen once, where the run
-    directory is (rank 0's machine); the other ranks never wait on a rank that has failed.
-    Errors re-raised on other ranks carry ``reported_by_rank0 = True`` so they print once.
-    """
-    if not world.active:
-        return fn()
-    import torch.distributed as dist
-
-    box: list[Any] = [None]
-    if world.is_main:
-        try:
-            box[0] = (fn(), None)
-        except CifarlabError as exc:
-            box[0] = (None, exc)
-    dist.broadcast_object_list(box, src=0)
-    value, error = box[0]
-    if error is not None:
-        if not world.is_main:
-            error.reported_by_rank0 = True
-        raise error
-    return value
-
-
-def check_same(value: str, what: str, world: World) -> None:
-    """Every rank must hold the same ``value`` (e.g. its data's fingerprint)."""
-    if not world.active or world.size == 1:
-        return
-    import torch.distributed as dist
-
-    values: list[Any] = [None] * world.size
-    dist.all_gather_object(values, value)
-    for rank, other in enumerate(values):
-        if other != values[0]:
-            raise TrainingError(
-                f"rank {rank}: its {what} differs from rank 0's; give every node the same data "
-                f"(--data-dir)"
-            )
-
-
-def all_reduce_sums(sums: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tensor]:
-    """Sum additive statistics (evaluate_sums) over all ranks; every rank gets the total."""
-    if not world.active:
-        return sums
-    import torch.distributed as dist
-
-    for value in sums.values():
-        dist.all_reduce(value)
-    return sums
-
-
-def all_reduce_running(
-    loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, world: World
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Sum the running train statistics into rank 0; the other ranks get zeros.
-
-    Rank 0 then holds the job's totals, which is what its history and checkpoint record.
-    The sums stay tensors on the training device; ``seen`` is read back (a checkpoint point).
-    """
-    if not world.active:
-        return loss_sum, correct, seen
-    import torch.distributed as dist
-
-    packed = torch.stack(
-        [loss_sum.double(), correct.double(), torch.full_like(loss_sum, seen, dtype=torch.float64)]
-    )
-    dist.all_reduce(packed)
-    if not world.is_main:
-        packed.zero_()
-    return packed[0].clone(), packed[1].round().long(), int(packed[2])
-
-
-def first_nonfinite(
-    bad_step: torch.Tensor, bad_loss: torch.Tensor, world: World
-) -> tuple[int, float]:
-    """(step, loss) of the earliest non-finite loss over all ranks; (0, 0.0) when none."""
-    step = int(bad_step)
-    if not world.active or world.size == 1:
-        return step, float(bad_loss)
-    import torch.distributed as dist
-
-    # MIN over the ranks that saw one: "none" (0) counts as later than every step.
-    never = torch.iinfo(torch.int64).max
-    mine = torch.tensor([step or never], dtype=torch.int64, device=bad_step.device)
-    dist.all_reduce(mine, op=dist.ReduceOp.MIN)
-    first = int(mine[0])
-    if first == never:
-        return 0, 0.0
-    return first, float(bad_loss) if first == step else float("nan")
-
-
-def sync_buffers(model: torch.nn.Module, world: World) -> None:
-    """Copy rank 0's buffers (batch-norm running statistics) to every rank before evaluating,
-    so every rank evaluates the model rank 0 checkpoints."""
-    if not world.active or world.size == 1:
-        return
-    import torch.distributed as dist
-
-    for buf in model.buffers():
-        dist.broadcast(buf, src=0)
-
-
-def wrap_model(
-    model: torch.nn.Module, device: torch.device, world: World, sync_bn: bool
-) -> torch.nn.Module:
-    """DistributedDataParallel around ``model`` (SyncBatchNorm first when asked); the model
-    itself in a single process. DDP starts every rank from rank 0's weights and buffers."""
-    if not world.active:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    if sync_bn and world.size > 1:
-        check_sync_bn(sync_bn, device)  # the loop refused it before any data was read
-        # Converts in place below the top module; the top module itself is no BatchNorm here.
-        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+# --------------------------------------------------------------------------- failures
 
 
 def is_collective_failure(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ copied when they are not (``num_batches_tracked``, flags); ``torch.optim.swa_uti
 Validation at evaluation points, the final test and the saved model use the EMA weights: a
 checkpoint's ``"model"`` holds them (so ``cifarlab evaluate``, ``predict`` and ``export`` use
 them unchanged) and ``"train_model"`` the optimizer's own weights, from which a resume
-continues (cifarlab.train.loop.save / build). The update reads nothing back from the device.
+continues (cifarlab.train.points.save / cifarlab.train.context.build). The update reads nothing back from the device.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The explicit state of a training run, and the global RNG state it carries.
 
-``TrainState`` is everything that changes as a run trains (STYLE.md: explicit state, plain
+``TrainState`` is everything that changes as a run trains (explicit state, plain
 functions): the model and optimizer (and the weights' moving average when the recipe keeps
 one), the step, the history of evaluation points, the running
 train loss/accuracy since the last point, the first non-finite loss seen, and the timers.
