@@ -187,12 +187,6 @@ def test_a_v1_run_resumes_in_todays_format(v1_run, sample_data):
     assert load_checkpoint(v1_run / "checkpoint.pt")["step"] == 24
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecipeError,
-    reason="train/loop.decide_start checks the new length on load_recipe(payload['recipe']), "
-    "the stored recipe before its migration; to be fixed where the loop is rewritten",
-)
 def test_a_v1_run_resumes_with_an_allowed_change(v1_run, sample_data):
     metrics = _resume(v1_run, sample_data, **{"train.epochs": 3})
     assert metrics["steps"] == 24

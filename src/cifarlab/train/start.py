@@ -22,7 +22,7 @@ from typing import Any
 
 from cifarlab import rundir
 from cifarlab.errors import CifarlabError, TrainingError, warn
-from cifarlab.recipe import Recipe, load_recipe, recipe_from_dict, run_steps
+from cifarlab.recipe import Recipe, differences, load_recipe, recipe_from_dict, run_steps
 from cifarlab.train.optim import lr_at
 
 if sys.version_info >= (3, 11):
@@ -82,7 +82,7 @@ def decide_start(
     done = finished and payload["step"] >= payload.get("total_steps", -1)
     if done and not overrides:  # nothing could change it: its recipe is not even read
         return StartPlan(FINISHED, metrics=run.metrics())
-    stored = recipe_from_dict(payload["recipe"], stored=True)
+    stored = recipe_from_dict(payload["recipe"], stored=True, version=payload.get("format_version"))
     if not done:
         check_recipe_file(run, stored)
     trained, changes = recipe_changes(stored, overrides, allow_change, run.path)
@@ -160,9 +160,9 @@ def check_recipe_file(run: rundir.RunDir, stored: Recipe) -> None:
         edited = recipe_from_dict(on_disk, stored=True).to_dict()
     except CifarlabError as exc:
         raise TrainingError(f"{run.recipe_path}: edited and no longer valid ({exc})") from None
-    diff = _differences(stored.to_dict(), edited)
+    diff = differences(stored, edited)
     if diff:
-        field, old, new = diff[0]
+        field, (old, new) = next(iter(diff.items()))
         raise TrainingError(
             f"{run.recipe_path}: edited since the run started ({field}: {old!r} -> {new!r}); "
             f"the checkpoint trains the original. Restore the file, or resume with "
@@ -178,27 +178,17 @@ def recipe_changes(
     if not overrides:
         return stored, []
     after = load_recipe(stored, overrides)  # load_recipe copies before it overrides
-    diff = _differences(stored.to_dict(), after.to_dict())
-    refused = [field for field, _, _ in diff if field not in allow_change]
+    diff = differences(stored, after)
+    refused = [field for field in diff if field not in allow_change]
     if refused:
         raise TrainingError(
             f"{where}: --resume continues the run with its own recipe; it would change "
             f"{', '.join(refused)}. To change a field on purpose: --allow-change {refused[0]} "
             f"(recorded in the run), or start a new run"
         )
-    return (after if diff else stored), [{"field": f, "from": a, "to": b} for f, a, b in diff]
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple]:
-    """(dotted field, value in a, value in b) for every leaf that differs."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict) and key != "options":
-            out += _differences(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append((f"{prefix}{key}", va, vb))
-    return out
+    return (after if diff else stored), [
+        {"field": f, "from": a, "to": b} for f, (a, b) in diff.items()
+    ]
 
 
 def warn_schedule_change(plan: StartPlan, total: int, where: Path) -> None:
