@@ -53,8 +53,8 @@ from cifarlab.data.batches import (
 )
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError, TrainingError, warn
-from cifarlab.evaluate import evaluate_sums, finalize, predict_logits_and_plain
 from cifarlab.figures import plot_confusion, plot_curves
+from cifarlab.inference import evaluate_sums, finalize, predict_logits_and_plain
 from cifarlab.models import count_parameters, create_model
 from cifarlab.recipe import (
     Recipe,
