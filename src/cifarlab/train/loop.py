@@ -51,7 +51,7 @@ from cifarlab.data.batches import (
     step_generator,
     to_float,
 )
-from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
+from cifarlab.data.tensors import TrainTensors, load_data_for
 from cifarlab.errors import CheckpointError, CifarlabError, TrainingError, warn
 from cifarlab.figures import plot_confusion, plot_curves
 from cifarlab.inference import evaluate_sums, finalize, predict_logits_and_plain
@@ -77,6 +77,7 @@ from cifarlab.train import distributed
 from cifarlab.train.ema import create_ema, update_ema
 from cifarlab.train.optim import build_optimizer, lr_at, set_lr
 from cifarlab.train.state import HISTORY_KEYS, TrainState, rng_state, set_rng_state, unwrap
+from cifarlab.trained import run_tensors
 
 __all__ = ["HISTORY_KEYS", "train", "train_step", "train_segment"]
 
@@ -838,14 +839,7 @@ def build(
     if data is None:
         run_data = payload.get("data") if payload else None
         data = load_data_for(recipe.data.source, data_dir, log, run_data=run_data)
-    tensors = prepare_tensors(
-        data,
-        val_fraction=recipe.data.val_fraction,
-        split_seed=recipe.data.split_seed,
-        mean=recipe.data.mean,
-        std=recipe.data.std,
-        device=device,
-    )
+    tensors = run_tensors(recipe, data, device)
     recorded = (payload or {}).get("data", {}).get("fingerprint")
     if recorded not in (None, tensors.fingerprint):
         raise CheckpointError(
