@@ -22,7 +22,8 @@ from cifarlab.calibration import fit_temperature
 from cifarlab.cli.main import main
 from cifarlab.data.batches import to_uint8_tensor
 from cifarlab.data.split import split_train_val
-from cifarlab.evaluate import evaluate, predict_logits
+from cifarlab.evaluate import evaluate
+from cifarlab.inference import predict_logits
 from cifarlab.predict import load_trained_model, predict_arrays
 from cifarlab.rundir import load_checkpoint
 from cifarlab.train.loop import train

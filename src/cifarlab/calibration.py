@@ -19,7 +19,7 @@ are valid logits, since softmax(log p) = p):
 - **Reliability diagram**: per bin, its count, accuracy and mean confidence.
 
 Every statistic is built from additive sums (:func:`calibration_sums`), so data-parallel
-ranks can all-reduce them as they do accuracy (cifarlab.evaluate.evaluate_sums).
+ranks can all-reduce them as they do accuracy (cifarlab.inference.evaluate_sums).
 
 **Temperature scaling** (Guo et al. 2017, sec. 4.2): one scalar T > 0 divides every logit;
 the argmax, and so the accuracy, is unchanged, while the probabilities become softer (T > 1)

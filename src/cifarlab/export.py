@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.atomic import write_atomic, write_json
+from cifarlab.calibration import TemperatureScaled
 from cifarlab.errors import CifarlabError
 from cifarlab.paths import output_dir
+from cifarlab.trained import build_model, load_trained_model
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 FILENAMES = {
@@ -98,9 +100,6 @@ def export_model(
     ``note(line, used)``, when given, is told which temperature is used (``used``), or why a
     stored one is not.
     """
-    from cifarlab.calibration import TemperatureScaled
-    from cifarlab.predict import load_trained_model
-
     for fmt in formats:
         if fmt not in FORMATS:
             raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -269,14 +268,14 @@ def load_safetensors_model(path: str | Path):
     a ``temperature`` in the metadata, the model divides its logits by it, as ONNX does."""
     from safetensors.torch import load_file
 
-    from cifarlab.calibration import TemperatureScaled
-    from cifarlab.models import create_model
-
     meta = read_metadata(path)
-    model = create_model(
-        meta["model"], num_classes=len(meta["classes"]), **meta.get("model_options", {})
+    model = build_model(
+        meta["model"],
+        meta.get("model_options", {}),
+        len(meta["classes"]),
+        load_file(str(path)),
+        source=path,
     )
-    model.load_state_dict(load_file(str(path)))
     if meta.get("temperature") is not None:
         model = TemperatureScaled(model, float(meta["temperature"]))
     return model.eval(), meta

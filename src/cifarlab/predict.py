@@ -29,13 +29,18 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import torch
 
+from cifarlab.calibration import apply_temperature
+from cifarlab.data.batches import to_uint8_tensor
 from cifarlab.errors import CifarlabError
+
+# The trained-model reader's (cifarlab.trained); ``cifarlab.predict`` names it as documented.
+from cifarlab.trained import TrainedModel, load_trained_model  # noqa: F401
 
 # Accepted picture names, for named files and folder searches alike. .jfif: what Chrome on
 # Windows long saved JPEGs as.
@@ -68,71 +73,6 @@ _FILE_KINDS = (
 
 class ImageReadError(CifarlabError):
     """One input picture could not be read or is unusable (the others still run)."""
-
-
-@dataclass
-class TrainedModel:
-    """A model in eval mode with what it needs to preprocess and name its outputs."""
-
-    model: Any  # torch.nn.Module
-    classes: list[str]
-    mean: list[float]
-    std: list[float]
-    model_name: str
-    model_options: dict[str, Any]
-    recipe: dict[str, Any]
-    checkpoint: str
-    step: int
-    device: Any = None  # torch.device
-    temperature: float | None = None  # divides the logits (cifarlab.calibration), or None
-    temperature_note: str | None = None  # one line: the temperature used, or why one was not
-
-
-def load_trained_model(
-    checkpoint: str | Path, device: str = "cpu", *, calibrated: bool = True
-) -> TrainedModel:
-    """Load a checkpoint (file or run directory) safely and rebuild its model in eval mode;
-    with ``calibrated``, take the temperature stored beside it for its step (module docstring)."""
-    from cifarlab.calibration import temperature_for
-    from cifarlab.models import create_model
-    from cifarlab.recipe import recipe_from_dict
-    from cifarlab.rundir import load_checkpoint
-    from cifarlab.runtime import resolve_device
-
-    payload = load_checkpoint(checkpoint)
-    recipe = recipe_from_dict(payload["recipe"], stored=True)
-    classes = list(payload.get("classes") or [])
-    if not classes:
-        from cifarlab.data.readers import NUM_CLASSES
-
-        classes = [f"class {i}" for i in range(NUM_CLASSES)]
-    norm = payload.get("normalization") or {"mean": recipe.data.mean, "std": recipe.data.std}
-    dev = resolve_device(device)
-    model = create_model(recipe.model.name, num_classes=len(classes), **recipe.model.options)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CifarlabError(
-            f"{checkpoint}: the weights do not fit model {recipe.model.name!r} ({first[:160]})"
-        ) from None
-    model.to(dev).eval()
-    step = int(payload["step"])
-    temperature, note = temperature_for(checkpoint, step) if calibrated else (None, None)
-    return TrainedModel(
-        model=model,
-        classes=classes,
-        mean=[float(v) for v in norm["mean"]],
-        std=[float(v) for v in norm["std"]],
-        model_name=recipe.model.name,
-        model_options=dict(recipe.model.options),
-        recipe=recipe.to_dict(),
-        checkpoint=str(checkpoint),
-        step=step,
-        device=dev,
-        temperature=temperature,
-        temperature_note=note,
-    )
 
 
 def collect_images(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -330,18 +270,10 @@ def preprocess(img, white: float | None = None) -> np.ndarray:
 def predict_arrays(trained: TrainedModel, images: np.ndarray) -> np.ndarray:
     """Class probabilities (N, classes) for uint8 (N, 32, 32, 3) RGB images (with the
     model's temperature, when it has one)."""
-    import torch
-
-    from cifarlab.calibration import apply_temperature
-    from cifarlab.data.batches import to_uint8_tensor
-    from cifarlab.evaluate import predict_logits
-
     if len(images) == 0:
         return np.zeros((0, len(trained.classes)), dtype=np.float32)
     x = to_uint8_tensor(np.ascontiguousarray(images), trained.device)
-    mean = torch.tensor(trained.mean, device=trained.device)
-    std = torch.tensor(trained.std, device=trained.device)
-    logits = predict_logits(trained.model, x, mean, std, batch_size=256)
+    logits = trained.logits(x, batch_size=256)
     if trained.temperature is not None:
         logits = apply_temperature(logits, trained.temperature)
     return torch.softmax(logits, dim=1).cpu().numpy()

@@ -28,11 +28,11 @@ from cifarlab.data.batches import to_uint8_tensor
 from cifarlab.data.cifar10c import DEFAULT_SEED, NAMES, VERSION, corrupted_test_images, test_set_id
 from cifarlab.data.corruptions import CATEGORIES, SEVERITIES
 from cifarlab.errors import CifarlabError
-from cifarlab.evaluate import load_for_evaluation, predict_logits
 from cifarlab.figures import plot_corruptions
 from cifarlab.paths import output_dir
 from cifarlab.rundir import EvaluationDir
 from cifarlab.stored import field, mapping, number
+from cifarlab.trained import evaluation_data, load_trained_model
 
 FORMAT = 1  # of corruptions.json
 
@@ -128,9 +128,9 @@ def evaluate_corruptions(
     corruptions: Iterable[str] = NAMES,
     severities: Iterable[int] = SEVERITIES,
     seed: int = DEFAULT_SEED,
+    tta: str = "none",
     data=None,
     data_dir: str | None = None,
-    tta: str = "none",
     device: str = "auto",
     out_dir: str | Path | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
@@ -141,7 +141,8 @@ def evaluate_corruptions(
     """Accuracy of a checkpoint on each corruption x severity of CIFAR-10-C made from its test
     set, and its clean accuracy (the same pass, same ``tta``), summarised (:func:`summarize`).
 
-    Data and device as :func:`cifarlab.evaluate.evaluate`. ``on_row(name, {severity: acc})``
+    Checkpoint, data and device as :func:`cifarlab.evaluate.evaluate` reads them
+    (cifarlab.trained). ``on_row(name, {severity: acc})``
     sees each corruption as it is done, ``progress`` a line whenever a cell is generated
     rather than read from the cache (or a ``cifarlab: warning:`` line about the cache),
     ``on_data(source)`` the data's name once it is loaded, before any cell, ``log`` the result before anything is written. With
@@ -157,22 +158,20 @@ def evaluate_corruptions(
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RobustnessError(f"corruption seed {seed!r}: must be an integer, 0 or more")
-    ev = load_for_evaluation(checkpoint, data=data, data_dir=data_dir, device=device)
+    trained = load_trained_model(checkpoint, device=device, calibrated=False)
+    data, _ = evaluation_data(trained, data=data, data_dir=data_dir)
     if on_data is not None:
-        on_data(ev.data.source)
-    test_images, test_labels = ev.data.test_images, ev.data.test_labels
+        on_data(data.source)
+    test_images, test_labels = data.test_images, data.test_labels
     if len(test_labels) == 0:
-        raise RobustnessError(f"{ev.data.source}: no test images to corrupt")
+        raise RobustnessError(f"{data.source}: no test images to corrupt")
     labels = torch.from_numpy(test_labels)
 
     def accuracy(images: np.ndarray) -> float:
-        logits = predict_logits(
-            ev.model,
-            to_uint8_tensor(images, ev.device),
-            ev.mean,
-            ev.std,
+        logits = trained.logits(
+            to_uint8_tensor(images, trained.device),
             tta=tta,
-            batch_size=ev.recipe.eval.batch_size,
+            batch_size=trained.recipe.eval.batch_size,
         )
         return float((logits.argmax(dim=1).cpu() == labels).double().mean())
 
@@ -201,8 +200,8 @@ def evaluate_corruptions(
         "accuracy": {n: {str(s): a for s, a in row.items()} for n, row in table.items()},
         **summarize(table, clean),
         "checkpoint": str(checkpoint),
-        "step": ev.payload["step"],
-        "data": ev.data.source,
+        "step": trained.step,
+        "data": data.source,
     }
     if log is not None:
         log(result)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab.data.batches import normalize, to_float, to_uint8_tensor
-from cifarlab.evaluate import predict_logits, predict_logits_and_plain, tta_views
+from cifarlab.inference import predict_logits, predict_logits_and_plain, tta_views
 from cifarlab.models import count_parameters, create_model
 from cifarlab.recipe import load_recipe
 from cifarlab.train.optim import MuonSGD, build_optimizer, param_groups, zeropower_newton_schulz

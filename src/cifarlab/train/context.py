@@ -21,7 +21,7 @@ import torch
 
 from cifarlab import rundir
 from cifarlab.data.batches import derive_seed, normalize, to_float
-from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
+from cifarlab.data.tensors import TrainTensors, load_data_for
 from cifarlab.errors import CheckpointError, RecipeError, TrainingError
 from cifarlab.models import create_model
 from cifarlab.recipe import Recipe, check_run_length, run_steps
@@ -36,6 +36,7 @@ from cifarlab.train.ema import create_ema
 from cifarlab.train.optim import build_optimizer
 from cifarlab.train.start import StartPlan
 from cifarlab.train.state import TrainState, set_rng_state, unwrap
+from cifarlab.trained import run_tensors
 
 # A quick check (``train(quick_check=True)``, ``cifarlab train --quick-check``): every phase of a
 # run for a few steps: this many optimizer steps, evaluation points after half and all of them
@@ -108,14 +109,7 @@ def build(plan: StartPlan, call: TrainCall) -> tuple[RunContext, TrainState]:
     if data is None:
         run_data = payload.get("data") if payload else None
         data = load_data_for(recipe.data.source, call.data_dir, call.log, run_data=run_data)
-    tensors = prepare_tensors(
-        data,
-        val_fraction=recipe.data.val_fraction,
-        split_seed=recipe.data.split_seed,
-        mean=recipe.data.mean,
-        std=recipe.data.std,
-        device=device,
-    )
+    tensors = run_tensors(recipe, data, device)
     recorded = (payload or {}).get("data", {}).get("fingerprint")
     if recorded not in (None, tensors.fingerprint):
         raise CheckpointError(

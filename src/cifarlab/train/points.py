@@ -17,10 +17,8 @@ import torch
 
 from cifarlab import atomic, rundir
 from cifarlab.errors import TrainingError
-
-# Inference helpers shared with `cifarlab evaluate`.
-from cifarlab.evaluate import evaluate_sums, finalize, predict_logits_and_plain
 from cifarlab.figures import plot_confusion, plot_curves
+from cifarlab.inference import evaluate_sums, finalize, predict_logits_and_plain
 from cifarlab.models import count_parameters
 from cifarlab.runtime import precision_name, provenance
 from cifarlab.train import distributed
