@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.atomic import write_atomic, write_json
-from cifarlab.calibration import TemperatureScaled
 from cifarlab.errors import CifarlabError
 from cifarlab.paths import output_dir
-from cifarlab.trained import build_model, load_trained_model
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 FILENAMES = {
@@ -100,6 +98,11 @@ def export_model(
     ``note(line, used)``, when given, is told which temperature is used (``used``), or why a
     stored one is not.
     """
+    # Imported here, like torch below: `cifarlab export --help` reads FORMATS from this module
+    # and must not load torch.
+    from cifarlab.calibration import TemperatureScaled
+    from cifarlab.trained import load_trained_model
+
     for fmt in formats:
         if fmt not in FORMATS:
             raise ExportError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -267,6 +270,11 @@ def load_safetensors_model(path: str | Path):
     """Rebuild the model from a safetensors export alone: (model in eval mode, metadata); with
     a ``temperature`` in the metadata, the model divides its logits by it, as ONNX does."""
     from safetensors.torch import load_file
+
+    # Imported here, like torch below: `cifarlab export --help` reads FORMATS from this module
+    # and must not load torch.
+    from cifarlab.calibration import TemperatureScaled
+    from cifarlab.trained import build_model
 
     meta = read_metadata(path)
     model = build_model(

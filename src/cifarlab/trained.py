@@ -32,7 +32,7 @@ from cifarlab.errors import CheckpointError, CifarlabError
 from cifarlab.inference import predict_logits
 from cifarlab.models import create_model
 from cifarlab.recipe import Recipe, recipe_from_dict
-from cifarlab.rundir import CHECKPOINT, load_checkpoint
+from cifarlab.rundir import RunDir, load_checkpoint
 from cifarlab.runtime import resolve_device
 
 
@@ -73,7 +73,7 @@ class TrainedModel:
 def checkpoint_file(checkpoint: str | Path) -> Path:
     """The checkpoint file ``checkpoint`` names: a run directory means its checkpoint.pt."""
     path = Path(checkpoint)
-    return path / CHECKPOINT if path.is_dir() else path
+    return RunDir(path).checkpoint_path if path.is_dir() else path
 
 
 def load_trained_model(
