@@ -70,7 +70,7 @@ from cifarlab.errors import CifarlabError, TrainingError
 from cifarlab.recipe import MAX_TEXT, dumps_toml, load_recipe
 from cifarlab.rundir import RunDir, RunLock, read_json, write_json, write_text
 from cifarlab.runtime import resolve_device
-from cifarlab.studies.runner import cpu_count, die_with_parent
+from cifarlab.jobs.pool import cpu_count, die_with_parent
 from cifarlab.train.loop import train
 from cifarlab.tune import TuneError
 from cifarlab.tune.results import (
