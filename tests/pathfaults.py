@@ -93,6 +93,8 @@ def warm_imports() -> None:
     import cifarlab.data.explore
     import cifarlab.evaluate
     import cifarlab.export
+    import cifarlab.jobs.pool
+    import cifarlab.jobs.training
     import cifarlab.predict
     import cifarlab.report.sections
     import cifarlab.rundir

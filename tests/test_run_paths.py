@@ -26,7 +26,7 @@ SRC = Path(cifarlab.__file__).resolve().parent
 OWNER = SRC / "rundir.py"
 # The studies and tune packages still build the paths of their runs by hand; they move to
 # RunDir's methods with the owner of study and search directories (issue 30, point 4).
-NOT_YET = ("studies/", "tune/")
+NOT_YET = ()
 
 
 def _layout_names() -> tuple[set[str], set[str]]:

@@ -35,14 +35,14 @@ PREFIX = "cifarlab: error: "
 @pytest.fixture(autouse=True)
 def _never_train(monkeypatch):
     """A command that should be refused and is not fails at once instead of training."""
-    from cifarlab.studies import runner
+    from cifarlab.jobs import training
     from cifarlab.train import loop
 
     def accepted(*args, **kwargs):
         raise AssertionError("the output was accepted: training started")
 
     monkeypatch.setattr(loop, "train", accepted)
-    monkeypatch.setattr(runner, "train", accepted, raising=False)
+    monkeypatch.setattr(training, "train", accepted)
 
 
 def copy_run(src: Path, dest: Path) -> Path:

@@ -212,7 +212,7 @@ def test_shards_merged_equal_the_whole_study(tmp_path, reference, study, ladder_
     meta = json.loads((tmp_path / "odd/study.json").read_text())
     meta["overrides"]["train.epochs"] = 0.4
     (tmp_path / "odd/study.json").write_text(json.dumps(meta))
-    with pytest.raises(StudyError, match="overrides differs"):
+    with pytest.raises(StudyError, match=r"overrides\.train\.epochs differs"):
         merge_studies([tmp_path / "shard0", tmp_path / "odd"], tmp_path / "m2", log=lambda s: None)
 
 

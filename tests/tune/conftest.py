@@ -26,7 +26,7 @@ def space_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spec(space_file):
-    from cifarlab.tune.search import make_spec
+    from cifarlab.tune.spec import make_spec
 
     def make(**kwargs):
         return make_spec("seed-baseline", str(space_file), dict(TINY), pruner="none", **kwargs)

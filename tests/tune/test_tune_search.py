@@ -16,7 +16,8 @@ from tunehelpers import TINY, cli, quiet, start_until_paused, tiny_set
 from cifarlab.recipe import load_recipe
 from cifarlab.rundir import RunDir, load_checkpoint
 from cifarlab.tune.results import read_tune_dir
-from cifarlab.tune.search import make_spec, run_tune
+from cifarlab.tune.search import run_tune
+from cifarlab.tune.spec import make_spec
 
 
 def summary(out: Path) -> dict:
@@ -181,11 +182,11 @@ def test_a_trial_killed_before_its_first_checkpoint_is_recorded_as_killed(tmp_pa
 def test_timeout_starts_no_trial_after_it_and_lets_the_running_one_finish(
     tmp_path, tiny_spec, monkeypatch
 ):
-    import cifarlab.tune.search as search
+    import cifarlab.tune.worker as worker
 
     # A clock that passes the 60 s timeout as soon as trial 0 has started.
     clock = [1000.0]
-    monkeypatch.setattr(search, "_now", lambda: clock[0])
+    monkeypatch.setattr(worker, "_now", lambda: clock[0])
     lines: list[str] = []
 
     def log(line: str) -> None:

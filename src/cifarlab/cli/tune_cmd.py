@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.recipe import parse_overrides
     from cifarlab.tune import TuneError
     from cifarlab.tune.results import TUNE_JSON
-    from cifarlab.tune.search import make_spec, run_tune
+    from cifarlab.tune.search import run_tune
+    from cifarlab.tune.spec import make_spec
 
     spec = make_spec(
         args.recipe,

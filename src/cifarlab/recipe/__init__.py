@@ -23,7 +23,7 @@ This module re-exports the public names; import them from ``cifarlab.recipe``.
 
 from cifarlab.errors import RecipeError
 from cifarlab.recipe.building import recipe_from_dict
-from cifarlab.recipe.compare import differences
+from cifarlab.recipe.compare import differences, first_difference
 from cifarlab.recipe.loading import builtin_recipes, load_recipe
 from cifarlab.recipe.migrate import MOVED_MODEL_OPTIONS, migrate_stored
 from cifarlab.recipe.overrides import parse_overrides, parse_value
@@ -90,6 +90,7 @@ __all__ = [
     "builtin_recipes",
     "check_run_length",
     "differences",
+    "first_difference",
     "dumps_toml",
     "load_recipe",
     "migrate_stored",

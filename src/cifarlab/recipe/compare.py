@@ -40,3 +40,11 @@ def _collect(old: Any, new: Any, name: str, out: dict[str, tuple[Any, Any]]) -> 
             _collect(old.get(key), new.get(key), f"{name}.{key}" if name else str(key), out)
     elif old != new:
         out[name] = (old, new)
+
+
+def first_difference(old: Any, new: Any) -> str | None:
+    """The first field of :func:`differences` (``"everything"`` when the two are not tables
+    at all), or None when ``old`` and ``new`` are equal: what a refusal names."""
+    for name in differences(old, new):
+        return name or "everything"
+    return None

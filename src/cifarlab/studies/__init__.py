@@ -2,8 +2,10 @@
 
 - :mod:`cifarlab.studies.ladder`: ladders as data (an ordered list of named recipe changes,
   TOML), turned into the steps of a cumulative or leave-one-out study;
-- :mod:`cifarlab.studies.runner`: a study definition (``study.json``), its runs (one
-  ``cifarlab train`` run directory per step and seed), parallel and resumable execution,
+- :mod:`cifarlab.studies.spec`: a study's definition (``study.json``) and the runs it plans;
+- :mod:`cifarlab.studies.studydir`: the owner of study directories (every path inside one);
+- :mod:`cifarlab.studies.runner`: its runs (one ``cifarlab train`` run directory per step and
+  seed) through the job runner (:mod:`cifarlab.jobs`): parallel and resumable execution,
   shards and merging;
 - :mod:`cifarlab.studies.summary`: the summary table (JSON, CSV, Markdown);
 - :mod:`cifarlab.studies.stats`: mean, std, Student-t and Welch intervals (no scipy);

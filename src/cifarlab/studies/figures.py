@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.plotting import figure, save
-from cifarlab.rundir import HISTORY_JSON
+from cifarlab.rundir import RunDir
 from cifarlab.studies.spec import StudySpec
+from cifarlab.studies.studydir import ACCURACIES_STRIP, ACCURACY_BY_STEP, CURVES_GRID, StudyDir
 
 
 def plot_study(
@@ -24,11 +25,11 @@ def plot_study(
     results: dict[str, dict[int, dict[str, Any]]],
 ) -> list[Path]:
     """accuracy_by_step.png, curves_grid.png and accuracies_strip.png in ``study_dir``."""
-    study_dir = Path(study_dir)
+    where = StudyDir(study_dir)
     return [
-        plot_accuracy_by_step(summary, study_dir / "accuracy_by_step.png"),
-        plot_curves_grid(study_dir, study, results, study_dir / "curves_grid.png"),
-        plot_accuracies_strip(summary, study_dir / "accuracies_strip.png"),
+        plot_accuracy_by_step(summary, where.file(ACCURACY_BY_STEP)),
+        plot_curves_grid(study_dir, study, results, where.file(CURVES_GRID)),
+        plot_accuracies_strip(summary, where.file(ACCURACIES_STRIP)),
     ]
 
 
@@ -86,7 +87,7 @@ def plot_curves_grid(
 ) -> Path:
     """One panel per run (rows: steps, columns: seeds; a one-step study wraps its seeds),
     each with train and validation accuracy against the step, titled with the test accuracy."""
-    study_dir = Path(study_dir)
+    where = StudyDir(study_dir)
     cells = [(step.name, seed) for step in study.steps for seed in study.seeds]
     if len(study.steps) == 1:
         ncols = min(len(study.seeds), 5)
@@ -99,7 +100,7 @@ def plot_curves_grid(
     for ax in axes.flat[len(cells) :]:
         ax.axis("off")
     for ax, (step, seed) in zip(axes.flat, cells, strict=False):
-        hist_path = study_dir / "runs" / step / f"seed{seed}" / HISTORY_JSON
+        hist_path = RunDir(where.run(step, seed)).history_path
         metrics = results.get(step, {}).get(seed)
         if metrics is None or not hist_path.is_file():
             ax.text(0.5, 0.5, "not finished", ha="center", va="center", transform=ax.transAxes)

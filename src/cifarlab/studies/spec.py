@@ -16,15 +16,16 @@ from typing import Any
 
 from cifarlab.atomic import write_json
 from cifarlab.errors import RecipeError
-from cifarlab.recipe import load_recipe
+from cifarlab.jobs.directory import start_dir
+from cifarlab.recipe import first_difference, load_recipe
 from cifarlab.rundir import RunDir
 from cifarlab.studies import StudyError
 from cifarlab.studies.ladder import Ladder, StudyStep, cumulative_steps, leave_one_out_steps
+from cifarlab.studies.studydir import STUDY_JSON as STUDY_JSON  # the report reads it here
+from cifarlab.studies.studydir import StudyDir, run_rel
 
 FORMAT = "cifarlab-study"
 FORMAT_VERSION = 1
-STUDY_JSON = "study.json"
-STUDY_LOG = "study.log"
 KINDS = ("ablation", "seeds")
 MODES = ("cumulative", "leave-one-out", "seeds")
 
@@ -39,7 +40,7 @@ class PlannedRun:
 
     @property
     def rel(self) -> Path:
-        return Path("runs") / self.step / f"seed{self.seed}"
+        return run_rel(self.step, self.seed)
 
 
 @dataclass
@@ -203,7 +204,7 @@ def shard_runs(runs: list[PlannedRun], shard: tuple[int, int] | None) -> list[Pl
 
 def read_study(study_dir: str | Path) -> StudySpec:
     """The study defined by ``study_dir/study.json``."""
-    path = Path(study_dir) / STUDY_JSON
+    path = StudyDir(study_dir).file(STUDY_JSON)
     if not path.is_file():
         raise StudyError(
             f"{path}: not found; {study_dir} is not a study directory "
@@ -221,30 +222,18 @@ def read_study(study_dir: str | Path) -> StudySpec:
 def init_study_dir(study: StudySpec, study_dir: str | Path) -> None:
     """Write study.json, or check that the one there describes the same study."""
 
-    study_dir = Path(study_dir)
-    path = study_dir / STUDY_JSON
-    if path.is_file():
-        existing = read_study(study_dir).to_json()
-        field_name = first_difference(existing, study.to_json())
-        if field_name is not None:
-            raise StudyError(
-                f"{path}: holds another study ({field_name} differs); rerun with its exact "
-                f"options to resume it, or choose another --out"
-            )
-        return
-    study_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, study.to_json())
-
-
-def first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            if key == "steps" and isinstance(a.get(key), list) and isinstance(b.get(key), list):
-                for sa, sb in zip(a[key], b[key], strict=False):
-                    if sa != sb:
-                        return f"step {sa.get('name')!r}"
-            return key
-    return None
+    path = StudyDir(study_dir).file(STUDY_JSON)
+    wanted = study.to_json()
+    with start_dir(
+        path,
+        wanted,
+        what="study",
+        error=StudyError,
+        read=lambda p: read_study(p.parent).to_json(),
+        differ=first_difference,
+        write=lambda: write_json(path, wanted),
+    ):
+        pass
 
 
 def is_finished(run_dir: Path) -> bool:

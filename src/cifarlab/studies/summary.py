@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.atomic import write_json, write_text
-from cifarlab.rundir import METRICS, check_metrics
+from cifarlab.rundir import RunDir, check_metrics
 from cifarlab.studies import StudyError
 from cifarlab.studies.figures import plot_study
 from cifarlab.studies.spec import StudySpec, read_study
 from cifarlab.studies.stats import describe, welch_difference
+from cifarlab.studies.studydir import SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD, StudyDir
 
 SUMMARY_FORMAT = "cifarlab-study-summary"
 LEVEL = 0.95
@@ -32,10 +33,10 @@ LEVEL = 0.95
 
 def collect(study_dir: str | Path, study: StudySpec) -> dict[str, dict[int, dict[str, Any]]]:
     """step -> seed -> that run's metrics.json, for the finished runs only."""
-    study_dir = Path(study_dir)
+    where = StudyDir(study_dir)
     out: dict[str, dict[int, dict[str, Any]]] = {s.name: {} for s in study.steps}
     for run in study.runs():
-        path = study_dir / run.rel / METRICS
+        path = RunDir(where.run(run.step, run.seed)).metrics_path
         if not path.is_file():
             continue
         try:
@@ -126,13 +127,14 @@ def summarize_study(
     summary = summarize(study, results)
     if len(summary["data"]) > 1:
         log(f"warning: the runs of {study_dir} used different data: {summary['data']}")
-    write_json(study_dir / "summary.json", summary)
-    write_text(study_dir / "summary.csv", to_csv(summary))
-    write_text(study_dir / "summary.md", to_markdown(summary))
+    where = StudyDir(study_dir)
+    write_json(where.file(SUMMARY_JSON), summary)
+    write_text(where.file(SUMMARY_CSV), to_csv(summary))
+    write_text(where.file(SUMMARY_MD), to_markdown(summary))
     if figures:
         plot_study(study_dir, study, summary, results)
     done = sum(r["n"] for r in summary["rows"])
-    log(f"summary: {study_dir / 'summary.md'} ({done} of {done + len(summary['missing'])} runs)")
+    log(f"summary: {where.file(SUMMARY_MD)} ({done} of {done + len(summary['missing'])} runs)")
     return summary
 
 

@@ -24,9 +24,9 @@ from cifarlab.studies.runner import run_study
 from cifarlab.studies.spec import seed_study
 from cifarlab.studies.stats import describe, welch_difference
 from cifarlab.tune import TuneError
-from cifarlab.tune.results import CONFIRM_DIR, CONFIRM_FORMAT, CONFIRM_JSON, CONFIRM_MD
-from cifarlab.tune.search import TuneSpec, write_start_recipe
+from cifarlab.tune.results import CONFIRM_DIR, CONFIRM_FORMAT, CONFIRM_JSON, CONFIRM_MD, TuneDir
 from cifarlab.tune.space import start_values
+from cifarlab.tune.spec import TuneSpec, write_start_recipe
 
 SEED0 = 1000
 LEVEL = 0.95
@@ -83,10 +83,11 @@ def confirm(
     }
     values = {}
     for name, study in studies.items():
-        log(f"confirmation: {name}, seeds {seeds[0]}..{seeds[-1]} -> {out / CONFIRM_DIR / name}")
+        where = TuneDir(out).confirm_dir(name)
+        log(f"confirmation: {name}, seeds {seeds[0]}..{seeds[-1]} -> {where}")
         done = run_study(
             study,
-            out / CONFIRM_DIR / name,
+            where,
             jobs=jobs,
             device=device,
             data_dir=data_dir,
@@ -144,8 +145,8 @@ def verdict(diff: float, ci: tuple[float, float] | None, k: int, number: int) ->
 
 
 def _write(out: Path, result: dict[str, Any], spec: TuneSpec) -> None:
-    write_json(out / CONFIRM_JSON, result)
-    write_text(out / CONFIRM_MD, to_markdown(result, spec))
+    write_json(TuneDir(out).file(CONFIRM_JSON), result)
+    write_text(TuneDir(out).file(CONFIRM_MD), to_markdown(result, spec))
 
 
 def to_markdown(result: dict[str, Any], spec: TuneSpec) -> str:

@@ -1,4 +1,5 @@
-"""A tune directory's file names and its reader (no Optuna needed: the report uses this).
+"""The owner of tune (search) directories: the only code that names a path inside one
+(:class:`TuneDir`), and their reader (no Optuna needed: the report uses this).
 
 ``cifarlab tune`` keeps the Optuna study in its storage (a database) and, after every trial,
 writes a snapshot of it into the directory, ``summary.json``: every trial (state, parameters,
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.atomic import read_json
+from cifarlab.jobs.directory import JobDir
 from cifarlab.tune import TuneError
 
 TUNE_JSON = "tune.json"  # what the search is
@@ -37,12 +39,46 @@ FORMAT_VERSION = 1
 STATES = ("complete", "pruned", "failed", "running", "waiting")
 
 
+FILES = (TUNE_JSON, SUMMARY_JSON, BEST_RECIPE, START_RECIPE, STUDY_DB, TUNE_LOG)
+FILES += (CONFIRM_JSON, CONFIRM_MD)
+
+
+class TuneDir(JobDir):
+    """A tune directory's paths (nothing is read or written here); the layout is in
+    :mod:`cifarlab.tune`'s docstring. Inside a trial's run, :class:`cifarlab.rundir.RunDir`
+    names the paths, but for the search's own record (:func:`trial_record`)."""
+
+    FILES = FILES
+    KIND = "tune directory"
+
+    def trials(self) -> Path:
+        """The folder of the trials' run directories."""
+        return self.path / TRIALS_DIR
+
+    def trial(self, number: int) -> Path:
+        """Trial ``number``'s run directory."""
+        return self.trials() / f"{number:04d}"
+
+    def worker_lock(self, worker: str) -> Path:
+        """The lock file a live worker process holds (``worker``: its id)."""
+        return self.path / WORKERS_DIR / f"{worker}.lock"
+
+    def confirm_dir(self, name: str) -> Path:
+        """The seed study of one side of the confirmation ("start", "trial-0007")."""
+        return self.path / CONFIRM_DIR / name
+
+
 def trial_dir(out: str | Path, number: int) -> Path:
-    return Path(out) / TRIALS_DIR / f"{number:04d}"
+    return TuneDir(out).trial(number)
+
+
+def trial_record(run_dir: str | Path) -> Path:
+    """A trial's trial.json, in its run directory."""
+    return Path(run_dir) / TRIAL_JSON
 
 
 def is_tune_dir(path: str | Path) -> bool:
-    return (Path(path) / TUNE_JSON).is_file()
+    return TuneDir(path).file(TUNE_JSON).is_file()
 
 
 @dataclass
@@ -62,18 +98,18 @@ class TuneResult:
 def read_tune_dir(path: str | Path, error: type[Exception] = TuneError) -> TuneResult:
     """tune.json, summary.json and confirm.json of a tune directory; a damaged file raises
     ``error`` with one line naming it."""
-    path = Path(path)
-    spec = read_json(path / TUNE_JSON, error)
+    where = TuneDir(path)
+    spec = read_json(where.file(TUNE_JSON), error)
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
-        raise error(f"{path / TUNE_JSON}: not a cifarlab tune definition (no '{FORMAT}' tag)")
-    summary = read_json(path / SUMMARY_JSON, error)
+        raise error(f"{where.file(TUNE_JSON)}: not a cifarlab tune definition (no '{FORMAT}' tag)")
+    summary = read_json(where.file(SUMMARY_JSON), error)
     if summary is not None and (
         not isinstance(summary, dict) or summary.get("format") != SUMMARY_FORMAT
     ):
-        raise error(f"{path / SUMMARY_JSON}: not a cifarlab tune summary")
-    confirm = read_json(path / CONFIRM_JSON, error)
+        raise error(f"{where.file(SUMMARY_JSON)}: not a cifarlab tune summary")
+    confirm = read_json(where.file(CONFIRM_JSON), error)
     if confirm is not None and (
         not isinstance(confirm, dict) or confirm.get("format") != CONFIRM_FORMAT
     ):
-        raise error(f"{path / CONFIRM_JSON}: not a cifarlab tune confirmation")
-    return TuneResult(path=path, spec=spec, summary=summary, confirm=confirm)
+        raise error(f"{where.file(CONFIRM_JSON)}: not a cifarlab tune confirmation")
+    return TuneResult(path=where.path, spec=spec, summary=summary, confirm=confirm)

@@ -12,7 +12,7 @@ An in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``) is refused:
 connection gets its own empty database, so the workers, the heartbeats and the summary would
 each see a different study.
 
-Only the URL is resolved here; opening the study is :func:`cifarlab.tune.search.open_study`.
+Only the URL is resolved here; opening the study is :func:`cifarlab.tune.study.open_study`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifarlab.tune import TuneError
-from cifarlab.tune.results import STUDY_DB
+from cifarlab.tune.results import STUDY_DB, TuneDir
 
 # For a URL that names no driver: the drivers tried, in order, after SQLAlchemy's default.
 FALLBACK_DRIVERS = {
@@ -52,7 +52,7 @@ def resolve_storage(out: Path, given: str | None) -> Storage:
     driver and SQLAlchemy's default is missing, rewritten to an installed one; else the
     default SQLite file in ``out``. Bad URLs raise TuneError with one line."""
     if not given:
-        url = f"sqlite:///{(Path(out) / STUDY_DB).resolve()}"
+        url = f"sqlite:///{TuneDir(out).file(STUDY_DB).resolve()}"
         return Storage(url=url, shown=STUDY_DB, given=False)
     try:
         from sqlalchemy.engine import make_url

@@ -1,0 +1,51 @@
+"""One training job of a study or search: a run trained (or resumed, or finished) in its
+run directory, its lines in the run's train.log, the data loaded once per process (a pool
+worker trains many runs on the same data)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cifarlab.data.tensors import load_data_for
+from cifarlab.recipe import load_recipe
+from cifarlab.rundir import RunDir
+from cifarlab.train.loop import train
+
+# Data loaded once per process, by where it comes from: a pool worker trains many runs on it.
+_DATA: dict[str, Any] = {}
+
+
+def train_job(
+    recipe: str | dict[str, Any],
+    run_dir: Path,
+    overrides: dict[str, Any],
+    data_dir: str | None,
+    *,
+    on_eval: Callable[[int, int, dict[str, list[Any]]], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or finish: ``resume="auto"``) one run of a study or search in
+    ``run_dir``; its metrics. Its lines go to the run's train.log (the data's too, when this
+    process loads it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(RunDir(run_dir).train_log_path, "a", encoding="utf-8") as logf:
+
+        def log(line: str) -> None:
+            logf.write(line + "\n")
+            logf.flush()
+
+        source = load_recipe(recipe, overrides).data.source
+        where = data_dir if data_dir is not None else source  # data_dir wins (load_data_for)
+        if where not in _DATA:
+            _DATA[where] = load_data_for(source, data_dir, log)
+        return train(
+            recipe,
+            out_dir=run_dir,
+            data=_DATA[where],
+            overrides=overrides,
+            resume="auto",
+            progress=False,
+            log=log,
+            on_eval=on_eval,
+        )
