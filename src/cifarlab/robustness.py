@@ -34,7 +34,7 @@ from cifarlab.rundir import EvaluationDir
 from cifarlab.stored import field, mapping, number
 from cifarlab.trained import evaluation_data, load_trained_model
 
-FORMAT = 1  # of corruptions.json
+FORMAT_VERSION = 1  # of corruptions.json (under its key "format")
 
 __all__ = [
     "CATEGORIES",
@@ -188,7 +188,7 @@ def evaluate_corruptions(
         if on_row is not None:
             on_row(name, table[name])
     result: dict[str, Any] = {
-        "format": FORMAT,
+        "format": FORMAT_VERSION,
         "corruptions": names,
         "severities": levels,
         "seed": seed,

@@ -144,7 +144,7 @@ def git_commit() -> str:
 
 
 def provenance(device: Any) -> dict[str, Any]:
-    """What produced a result: versions, git commit, device, threads, host (STYLE.md 8)."""
+    """What produced a result: versions, git commit, device, threads, host."""
     import numpy
     import torch
 

@@ -5,6 +5,7 @@ same flag, type, metavar and choices everywhere, only its help line and default 
 from __future__ import annotations
 
 import argparse
+import importlib
 import pkgutil
 import sys
 
@@ -85,7 +86,10 @@ def test_a_listed_command_module_that_is_missing_fails_naming_it(monkeypatch):
 def test_a_missing_dependency_of_a_command_module_is_its_own_error(monkeypatch, tmp_path):
     """Not reworded as a missing command: the line names the dependency that is not there."""
     (tmp_path / "needs_a_dependency_cmd.py").write_text("import no_such_dependency_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # Not monkeypatch.syspath_prepend: it calls into pkg_resources, which another test of
+    # the suite may have left half-imported.
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    importlib.invalidate_caches()
     monkeypatch.setattr(
         cli_main, "COMMAND_MODULES", [*cli_main.COMMAND_MODULES, "needs_a_dependency_cmd"]
     )

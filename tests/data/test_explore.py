@@ -1,14 +1,14 @@
-"""describe() and write_figures() on the sample."""
+"""overview() and write_figures() on the sample."""
 
 from __future__ import annotations
 
 from PIL import Image
 
-from cifarlab.data.explore import describe, write_figures
+from cifarlab.data.explore import overview, write_figures
 
 
 def test_describe_counts_per_split_and_class(sample_data):
-    info = describe(sample_data)
+    info = overview(sample_data)
     assert info["train"]["images"] == 2000 and info["test"]["images"] == 500
     assert info["train"]["per_class"] == dict.fromkeys(sample_data.classes, 200)
     assert info["test"]["per_class"] == dict.fromkeys(sample_data.classes, 50)

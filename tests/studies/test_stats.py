@@ -8,8 +8,8 @@ import pytest
 
 from cifarlab.studies.stats import (
     betainc,
-    describe,
     sample_std,
+    summary_stats,
     t_cdf,
     t_quantile,
     welch_difference,
@@ -65,24 +65,24 @@ def test_betainc_known_values():
 
 
 def test_describe_hand_computed():
-    d = describe([1.0, 2.0, 3.0])
+    d = summary_stats([1.0, 2.0, 3.0])
     assert (d.n, d.mean, d.std, d.min, d.max) == (3, 2.0, 1.0, 1.0, 3.0)
     half = 4.302653 / math.sqrt(3)  # t_{0.975,2} * s / sqrt(n)
     assert d.ci[0] == pytest.approx(2 - half, abs=1e-6)
     assert d.ci[1] == pytest.approx(2 + half, abs=1e-6)
     # ten values: t_{0.975,9} = 2.262157
     vals = [77.1, 77.5, 76.9, 77.8, 77.3, 77.0, 77.6, 77.2, 77.4, 77.2]
-    d10 = describe(vals)
+    d10 = summary_stats(vals)
     s = math.sqrt(sum((v - 77.3) ** 2 for v in vals) / 9)
     assert d10.mean == pytest.approx(77.3) and d10.std == pytest.approx(s)
     assert d10.ci[1] - d10.mean == pytest.approx(2.262157 * s / math.sqrt(10), abs=1e-6)
 
 
 def test_one_value_has_no_spread():
-    d = describe([71.77])
+    d = summary_stats([71.77])
     assert d.n == 1 and d.mean == 71.77 and d.std is None and d.ci is None
     assert sample_std([5.0]) is None
-    assert describe([]).mean is None
+    assert summary_stats([]).mean is None
 
 
 def test_welch_difference_hand_computed():

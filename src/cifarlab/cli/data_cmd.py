@@ -57,7 +57,7 @@ def _locate(data_dir: str | None) -> int:
 def run(args: argparse.Namespace) -> int:
     # Imported here so `cifarlab --help` does not pay for numpy.
     from cifarlab.data import load_cifar10
-    from cifarlab.data.explore import describe, write_figures
+    from cifarlab.data.explore import overview, write_figures
 
     check_data_dir(args.data_dir)
     if args.locate:
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.figures:
         check_output_dir(args.out, "--out")  # before the data is read: fail in a second
     data = load_cifar10(args.data_dir)
-    info = describe(data)
+    info = overview(data)
     print(f"source: {info['source']}")
     for split in ("train", "test"):
         s = info[split]

@@ -1,4 +1,4 @@
-"""Augmentations as pure functions over a whole batch (STYLE.md 5; airbench's style).
+"""Augmentations as pure functions over a whole batch (airbench's style).
 
 Every function takes a float batch ``x`` of shape (N, C, H, W) with values in
 [0, 1] and an explicit ``torch.Generator``, and returns a new batch; nothing

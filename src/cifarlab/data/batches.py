@@ -1,7 +1,7 @@
 """Batches without per-image Python work: the dataset is one uint8 tensor.
 
 A batch is indexed out of the resident uint8 tensor, converted to float once,
-augmented as a whole and normalised (STYLE.md: airbench's device-resident data).
+augmented as a whole and normalised (airbench's device-resident data).
 """
 
 from __future__ import annotations

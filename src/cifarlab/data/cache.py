@@ -39,7 +39,7 @@ from cifarlab.errors import CifarlabError
 
 # Bump when the readers' output, what they accept, or the entry layout changes. 2: the
 # python layout's md5 sums are verified; entries made before were not, so they are rebuilt.
-FORMAT = 2
+FORMAT_VERSION = 2
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 CACHE_NOTE = " (decoded arrays cached in "  # appended to the source of data loaded from an entry
 
@@ -96,7 +96,7 @@ def source_key(form: str, path: Path) -> str | None:
             )
     except (OSError, ValueError):
         return None
-    blob = json.dumps({"format": FORMAT, "form": form, "root": str(root), "files": stats})
+    blob = json.dumps({"format": FORMAT_VERSION, "form": form, "root": str(root), "files": stats})
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -112,7 +112,7 @@ def load_entry(key: str) -> CIFAR10 | None:
         return None
     try:
         meta = json.loads((entry / "meta.json").read_text())
-        if meta.get("format") != FORMAT:
+        if meta.get("format") != FORMAT_VERSION:
             raise ValueError("old format")
         arrays = {name: np.load(entry / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
         for name in ARRAYS:
@@ -151,7 +151,7 @@ def save_entry(key: str, data: CIFAR10, path: Path) -> Path | None:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(data, name), allow_pickle=False)
         meta = {
-            "format": FORMAT,
+            "format": FORMAT_VERSION,
             "classes": list(data.classes),
             "source": data.source,
             "path": str(Path(path).resolve()),

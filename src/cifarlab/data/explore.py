@@ -18,7 +18,7 @@ def _split(data: CIFAR10, split: str) -> tuple[np.ndarray, np.ndarray]:
     return getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
 
 
-def describe(data: CIFAR10) -> dict[str, Any]:
+def overview(data: CIFAR10) -> dict[str, Any]:
     """Counts per split and per class, image shape and dtype, and the source line."""
     out: dict[str, Any] = {
         "source": data.source,

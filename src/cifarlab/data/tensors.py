@@ -4,7 +4,7 @@
 ``data.source``; ``auto`` falls back to the bundled sample, saying so), and a run that was
 trained on the bundled sample is always reopened on the sample, with no search and no
 network. ``prepare_tensors`` splits the training set (stratified, seeded) and moves every
-split to the device once, as uint8 (STYLE.md: airbench's device-resident data).
+split to the device once, as uint8 (airbench's device-resident data).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class TrainTensors:
     is_sample: bool
     fingerprint: str
 
-    def describe(self) -> dict[str, Any]:
+    def data_record(self) -> dict[str, Any]:
         """What a checkpoint and metrics.json record about the data (``spec`` reopens it)."""
         return {
             "source": self.source,

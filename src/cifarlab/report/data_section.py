@@ -40,7 +40,7 @@ def data_section(featured: list[RunInput], data_dir: str | None, names: Names) -
         blocks.append(split_table)
         blocks.append(Paragraph(f"Example images and class histograms left out: {why}.", note=True))
         return Section("data", "Data", blocks)
-    desc = explore.describe(data)
+    desc = explore.overview(data)
     per_class = [
         [c, number(desc["train"]["per_class"][c]), number(desc["test"]["per_class"][c])]
         for c in desc["classes"]

@@ -1,4 +1,4 @@
-"""Studies: ablation ladders and seed studies, reported as distributions (STYLE.md 7).
+"""Studies: ablation ladders and seed studies, reported as distributions.
 
 - :mod:`cifarlab.studies.ladder`: ladders as data (an ordered list of named recipe changes,
   TOML), turned into the steps of a cumulative or leave-one-out study;

@@ -1,4 +1,4 @@
-"""Ablation ladders: an ordered list of named recipe changes, stored as TOML (STYLE.md 3).
+"""Ablation ladders: an ordered list of named recipe changes, stored as TOML.
 
 A ladder file::
 

@@ -116,7 +116,7 @@ def sample_std(values: Sequence[float]) -> float | None:
 
 
 @dataclass(frozen=True)
-class Describe:
+class SummaryStats:
     """Summary of one sample; std and ci are None when n < 2."""
 
     n: int
@@ -127,18 +127,18 @@ class Describe:
     max: float | None
 
 
-def describe(values: Sequence[float], level: float = 0.95) -> Describe:
+def summary_stats(values: Sequence[float], level: float = 0.95) -> SummaryStats:
     """n, mean, sample std, the t interval for the mean at ``level``, min and max."""
     n = len(values)
     if n == 0:
-        return Describe(0, None, None, None, None, None)
+        return SummaryStats(0, None, None, None, None, None)
     m = mean(values)
     s = sample_std(values)
     ci = None
     if s is not None:
         half = t_quantile(0.5 + level / 2.0, n - 1) * s / math.sqrt(n)
         ci = (m - half, m + half)
-    return Describe(n, m, s, ci, min(values), max(values))
+    return SummaryStats(n, m, s, ci, min(values), max(values))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from cifarlab.rundir import RunDir, check_metrics
 from cifarlab.studies import StudyError
 from cifarlab.studies.figures import plot_study
 from cifarlab.studies.spec import StudySpec, read_study
-from cifarlab.studies.stats import describe, welch_difference
+from cifarlab.studies.stats import summary_stats, welch_difference
 from cifarlab.studies.studydir import SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD, StudyDir
 
 SUMMARY_FORMAT = "cifarlab-study-summary"
@@ -58,7 +58,7 @@ def summarize(study: StudySpec, results: dict[str, dict[int, dict[str, Any]]]) -
         seeds = [s for s in study.seeds if s in done]
         vals = [float(done[s]["test_accuracy"]) * 100.0 for s in seeds]
         values[step.name] = vals
-        d = describe(vals, LEVEL)
+        d = summary_stats(vals, LEVEL)
         ref = (
             step.diff_ref if step.diff_ref is not None else (study.steps[k - 1].name if k else None)
         )

@@ -157,7 +157,7 @@ def checkpoint_payload(state: TrainState, ctx: RunContext) -> tuple[dict, dict]:
             "recipe": recipe.to_dict(),
             "classes": ctx.data.classes,
             "normalization": {"mean": recipe.data.mean, "std": recipe.data.std},
-            "data": ctx.data.describe(),
+            "data": ctx.data.data_record(),
             "train_time_s": state.train_time,
             "recipe_changes": list(ctx.recipe_changes),
             **({"quick_check": True} if ctx.quick_check else {}),
@@ -243,7 +243,7 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         per_class_accuracy=test["per_class_accuracy"],
         confusion=test["confusion"],
         classes=data.classes,
-        data=data.describe(),
+        data=data.data_record(),
         provenance=provenance(ctx.device),
     )
     if ctx.recipe_changes:

@@ -22,7 +22,7 @@ from cifarlab.atomic import write_json, write_text
 from cifarlab.recipe import load_recipe
 from cifarlab.studies.runner import run_study
 from cifarlab.studies.spec import seed_study
-from cifarlab.studies.stats import describe, welch_difference
+from cifarlab.studies.stats import summary_stats, welch_difference
 from cifarlab.tune import TuneError
 from cifarlab.tune.results import CONFIRM_DIR, CONFIRM_FORMAT, CONFIRM_JSON, CONFIRM_MD, TuneDir
 from cifarlab.tune.space import start_values
@@ -114,7 +114,7 @@ def confirm(
 
 
 def _side(name: str, values: list[float], seeds: list[int], where: str) -> dict[str, Any]:
-    d = describe(values, LEVEL)
+    d = summary_stats(values, LEVEL)
     return {
         "name": name,
         "dir": where,

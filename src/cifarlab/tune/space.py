@@ -1,4 +1,4 @@
-"""Search spaces: which recipe fields a search varies, and over what (STYLE.md 3: data, not code).
+"""Search spaces: which recipe fields a search varies, and over what: data, not code.
 
 A space is a TOML file; built-in ones ship in ``cifarlab/spaces/<name>.toml``, beside the
 recipes. Each entry is a recipe field, dotted as ``--set`` takes it, with one distribution::
@@ -57,7 +57,7 @@ class Param:
         """The entry as written in the file: ``{"log_uniform": [low, high]}``."""
         return {self.kind: list(self.choices) if self.kind == "choice" else [self.low, self.high]}
 
-    def describe(self) -> str:
+    def distribution(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(_show(c) for c in self.choices)
         kind = {"log_uniform": "log-uniform", "uniform": "uniform", "int": "integers"}[self.kind]

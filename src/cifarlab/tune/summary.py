@@ -45,7 +45,7 @@ def write_summary(
             {
                 "field": p.field,
                 "distribution": p.to_json(),
-                "describe": p.describe(),
+                "describe": p.distribution(),
                 "start": start.get(p.field),
             }
             for p in spec.space.params
