@@ -1,5 +1,8 @@
 """Augmentations as pure functions over a whole batch (airbench's style).
 
+One concern, the augmentations a recipe names, and so one file longer than most (the
+rule in docs/ARCHITECTURE.md).
+
 Every function takes a float batch ``x`` of shape (N, C, H, W) with values in
 [0, 1] and an explicit ``torch.Generator``, and returns a new batch; nothing
 is done per image in Python. Random factors are drawn per image. Colour

@@ -1,5 +1,8 @@
 """The 15 corruptions of CIFAR-10-C as pure functions over a whole batch.
 
+One concern, the 15 corruptions, and so one file longer than most (the rule in
+docs/ARCHITECTURE.md).
+
 Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions and
 Perturbations", ICLR 2019. Every constant per severity below is the CIFAR-10 one from the
 authors' generation script, ``ImageNet-C/create_c/make_cifar_c.py`` in
