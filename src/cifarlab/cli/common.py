@@ -45,10 +45,10 @@ def _run_folder(folder: Path) -> bool:
 def check_study_out(out: str | Path, what: str = "--out") -> Path:
     """A study directory to write: a new or empty folder, or one holding a study.json."""
     from cifarlab import paths
-    from cifarlab.studies.studydir import STUDY_JSON
+    from cifarlab.studies.studydir import StudyDir
 
     return paths.output_dir(
-        out, what, reuse_if=lambda d: (d / STUDY_JSON).is_file(), managed=managed_folder
+        out, what, reuse_if=lambda d: StudyDir(d).is_study(), managed=managed_folder
     )
 
 
@@ -78,10 +78,10 @@ def check_output_dir(
 def managed_folder(folder: Path) -> str | None:
     """What kind of cifarlab directory ``folder`` is (one a command owns), or None."""
     from cifarlab.rundir import RunDir
-    from cifarlab.studies.studydir import STUDY_JSON
+    from cifarlab.studies.studydir import StudyDir
     from cifarlab.tune.results import is_tune_dir
 
-    if (folder / STUDY_JSON).is_file():
+    if StudyDir(folder).is_study():
         return "a study directory"
     if is_tune_dir(folder):
         return "a search directory (cifarlab tune)"

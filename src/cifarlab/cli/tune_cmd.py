@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab import paths
     from cifarlab.recipe import parse_overrides
     from cifarlab.tune import TuneError
-    from cifarlab.tune.results import TUNE_JSON
+    from cifarlab.tune.results import is_tune_dir
     from cifarlab.tune.search import run_tune
     from cifarlab.tune.spec import make_spec
 
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     out = paths.output_dir(
         args.out or Path("tune-out") / spec.study,
         "--out",
-        reuse_if=lambda d: (d / TUNE_JSON).is_file(),
+        reuse_if=is_tune_dir,
         managed=managed_folder,  # not inside a run, study or another search
     )
     check_data_dir(args.data_dir)

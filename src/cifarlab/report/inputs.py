@@ -22,6 +22,7 @@ from cifarlab.errors import CifarlabError
 from cifarlab.report import ReportError
 from cifarlab.rundir import RunDir
 from cifarlab.studies.spec import STUDY_JSON, StudySpec, read_study
+from cifarlab.studies.studydir import StudyDir
 from cifarlab.studies.summary import summarize
 from cifarlab.tune.results import is_tune_dir
 
@@ -101,7 +102,7 @@ def is_run_dir(path: Path) -> bool:
 
 
 def is_study_dir(path: Path) -> bool:
-    return (Path(path) / STUDY_JSON).is_file()
+    return StudyDir(path).is_study()
 
 
 def read_run_input(path: str | Path, label: str | None = None) -> RunInput:

@@ -22,6 +22,7 @@ from cifarlab.tune.results import (
     CONFIRM_JSON,
     STATES,
     SUMMARY_JSON,
+    TuneDir,
     TuneResult,
     is_tune_dir,
     read_tune_dir,
@@ -37,9 +38,9 @@ def tune_sections(paths: list[str | Path], names) -> list[Section]:
     tunes = [read_tune_dir(p, ReportError) for p in found]
     for tune in tunes:
         if tune.summary is not None:
-            check_summary(tune.summary, tune.path / SUMMARY_JSON)
+            check_summary(tune.summary, TuneDir(tune.path).file(SUMMARY_JSON))
         if tune.confirm is not None:
-            check_confirm(tune.confirm, tune.path / CONFIRM_JSON)
+            check_confirm(tune.confirm, TuneDir(tune.path).file(CONFIRM_JSON))
     return [tune_section(tune, names, len(found) > 1) for tune in tunes]
 
 
