@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from cifarlab.calibration import stored_temperature
-from cifarlab.data.readers import CIFAR10, NUM_CLASSES
+from cifarlab.data.readers import LabelledImages, NUM_CLASSES
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError
 from cifarlab.inference import predict_logits
@@ -205,15 +205,19 @@ def _normalization(path: Path, norm: Any, recipe: Recipe) -> tuple[list[float], 
 
 
 def evaluation_data(
-    trained: TrainedModel, *, data: CIFAR10 | None = None, data_dir: str | None = None
-) -> tuple[CIFAR10, list[str]]:
+    trained: TrainedModel, *, data: LabelledImages | None = None, data_dir: str | None = None
+) -> tuple[LabelledImages, list[str]]:
     """The data set ``trained`` is evaluated on, and its class names: ``data``, else
     ``data_dir``, else what the run recorded (a run trained on the bundled sample is reopened
     on it, without searching or touching the network), else the recipe's rule (``auto``
     falls back to the sample). Data with another class count than the model is refused."""
     if data is None:
         data = load_data_for(
-            trained.recipe.data.source, data_dir, log=lambda line: None, run_data=trained.run_data
+            trained.recipe.data.source,
+            data_dir,
+            log=lambda line: None,
+            run_data=trained.run_data,
+            spec=trained.recipe.data.dataset_spec(),
         )
     if len(data.classes) != len(trained.classes):
         raise CheckpointError(
@@ -223,7 +227,7 @@ def evaluation_data(
     return data, (trained.classes if trained.named_classes else list(data.classes))
 
 
-def run_tensors(recipe: Recipe, data: CIFAR10, device: torch.device) -> TrainTensors:
+def run_tensors(recipe: Recipe, data: LabelledImages, device: torch.device) -> TrainTensors:
     """``data`` as the run with ``recipe`` holds it: its split (data.val_fraction,
     data.split_seed), its normalisation, resident on ``device``."""
     return prepare_tensors(
@@ -233,4 +237,5 @@ def run_tensors(recipe: Recipe, data: CIFAR10, device: torch.device) -> TrainTen
         mean=recipe.data.mean,
         std=recipe.data.std,
         device=device,
+        normalize=recipe.data.normalize,
     )

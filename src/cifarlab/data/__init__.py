@@ -13,11 +13,12 @@ from __future__ import annotations
 from cifarlab.data.cache import cache_dir
 from cifarlab.data.download import OFFICIAL_MD5, OFFICIAL_URL, download_cifar10
 from cifarlab.data.locate import load_cifar10, sample_dir
-from cifarlab.data.readers import CIFAR10
+from cifarlab.data.readers import CIFAR10, LabelledImages
 from cifarlab.data.split import split_train_val
 
 __all__ = [
     "CIFAR10",
+    "LabelledImages",
     "OFFICIAL_MD5",
     "OFFICIAL_URL",
     "cache_dir",

@@ -28,13 +28,15 @@ import shutil
 import tempfile
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cifarlab.atomic import write_atomic, write_json
 from cifarlab.data.checksums import SUMS_FILE
-from cifarlab.data.readers import CIFAR10, IMAGE_SHAPE, NUM_CLASSES, REQUIRED_FILES
+from cifarlab.data.readers import REQUIRED_FILES, LabelledImages
 from cifarlab.errors import CifarlabError
 
 # Bump when the readers' output, what they accept, or the entry layout changes. 2: the
@@ -66,6 +68,16 @@ def arrays_dir() -> Path:
     return cache_dir() / "arrays"
 
 
+def tree_files(path: Path, splits: tuple[str, ...] = ("train", "test")) -> list[Path]:
+    """Every visible file under ``path/<split>/`` for each split, in a fixed order."""
+    files = []
+    for split in splits:
+        for dirpath, dirnames, filenames in os.walk(path / split):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return files
+
+
 def _source_files(form: str, path: Path) -> list[Path]:
     if form == "python":
         sums = path / SUMS_FILE  # a user's own sums are part of what the reader checked
@@ -73,30 +85,37 @@ def _source_files(form: str, path: Path) -> list[Path]:
         return [*(path / f for f in REQUIRED_FILES), *extra]
     if form == "tarball":
         return [path]
-    files = []  # image folders: every visible file under train/ and test/
-    for split in ("train", "test"):
-        for dirpath, dirnames, filenames in os.walk(path / split):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
-    return files
+    return tree_files(path)  # image folders: every visible file under train/ and test/
 
 
-def source_key(form: str, path: Path) -> str | None:
+def source_key(
+    form: str,
+    path: Path,
+    *,
+    files: Callable[[Path], list[Path]] | None = None,
+    options: dict[str, Any] | None = None,
+) -> str | None:
     """The cache key of a source, or None when its files cannot be listed.
 
-    None leaves the reader to report the problem (e.g. a missing batch file).
+    None leaves the reader to report the problem (e.g. a missing batch file). CIFAR-10's
+    forms ("python", "tarball", "images") know their files; another dataset's reader passes
+    ``files`` (the source's resolved root -> the files it reads) and, where how it reads
+    them depends on settings (an image folder's resolution, its split), ``options``.
     """
     try:
         root = Path(path).resolve()
         stats = []
-        for f in _source_files(form, root):
+        for f in (files or (lambda r: _source_files(form, r)))(root):
             st = f.stat()
             stats.append(
                 [str(f.relative_to(root)) if f != root else f.name, st.st_size, st.st_mtime_ns]
             )
     except (OSError, ValueError):
         return None
-    blob = json.dumps({"format": FORMAT_VERSION, "form": form, "root": str(root), "files": stats})
+    key: dict[str, Any] = {"format": FORMAT_VERSION, "form": form, "root": str(root), "files": stats}
+    if options is not None:  # absent for CIFAR-10, whose keys stay as they were
+        key["options"] = options
+    blob = json.dumps(key, sort_keys=options is not None)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -105,7 +124,7 @@ def _checksum(a: np.ndarray) -> int:
     return zlib.adler32(memoryview(np.ascontiguousarray(a)).cast("B"))
 
 
-def load_entry(key: str) -> CIFAR10 | None:
+def load_entry(key: str) -> LabelledImages | None:
     """The cached arrays for ``key``; None when absent. A damaged entry is deleted."""
     entry = arrays_dir() / key
     if not entry.is_dir():
@@ -118,17 +137,20 @@ def load_entry(key: str) -> CIFAR10 | None:
         for name in ARRAYS:
             if _checksum(arrays[name]) != meta["checksums"][name]:
                 raise ValueError(f"{name} checksum")
+        n_classes = len(meta["classes"])
         for split in ("train", "test"):
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-            if images.shape != (meta[f"n_{split}"], *IMAGE_SHAPE) or len(labels) != len(images):
+            side = meta.get("side", 32)
+            if images.shape != (meta[f"n_{split}"], side, side, 3) or len(labels) != len(images):
                 raise ValueError(f"{split} shape")
-            if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+            if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
                 raise ValueError(f"{split} labels")
-        data = CIFAR10(
+        data = LabelledImages(
             **arrays,
             classes=tuple(meta["classes"]),
             source=f"{meta['source']}{CACHE_NOTE}{entry})",
             from_cache=True,
+            dataset=meta.get("dataset", "cifar10"),
         )
     except Exception:  # any damage at all means: delete and rebuild
         shutil.rmtree(entry, ignore_errors=True)
@@ -136,7 +158,7 @@ def load_entry(key: str) -> CIFAR10 | None:
     return data
 
 
-def save_entry(key: str, data: CIFAR10, path: Path) -> Path | None:
+def save_entry(key: str, data: LabelledImages, path: Path) -> Path | None:
     """Write ``data`` as the entry ``key`` for the source at ``path``; None if that failed.
 
     Older entries for the same source path (an earlier mtime) are removed, so
@@ -152,7 +174,9 @@ def save_entry(key: str, data: CIFAR10, path: Path) -> Path | None:
             np.save(tmp / f"{name}.npy", getattr(data, name), allow_pickle=False)
         meta = {
             "format": FORMAT_VERSION,
+            "dataset": data.dataset,
             "classes": list(data.classes),
+            "side": int(data.train_images.shape[1]),
             "source": data.source,
             "path": str(Path(path).resolve()),
             "n_train": len(data.train_labels),

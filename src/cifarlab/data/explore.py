@@ -7,18 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from cifarlab.data.readers import CIFAR10
+from cifarlab.data.readers import LabelledImages
 from cifarlab.paths import output_dir
 from cifarlab.plotting import figure, save
 
 SPLITS = ("train", "test")
 
 
-def _split(data: CIFAR10, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _split(data: LabelledImages, split: str) -> tuple[np.ndarray, np.ndarray]:
     return getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
 
 
-def overview(data: CIFAR10) -> dict[str, Any]:
+def overview(data: LabelledImages) -> dict[str, Any]:
     """Counts per split and per class, image shape and dtype, and the source line."""
     out: dict[str, Any] = {
         "source": data.source,
@@ -37,7 +37,7 @@ def overview(data: CIFAR10) -> dict[str, Any]:
     return out
 
 
-def draw_figures(data: CIFAR10) -> dict[str, Any]:
+def draw_figures(data: LabelledImages) -> dict[str, Any]:
     """For train and test, a 2×5 grid of one image per class (``<split>_examples``) and a
     per-class count histogram (``<split>_class_counts``): matplotlib figures by file stem,
     drawn in :mod:`cifarlab.plotting`'s style."""
@@ -66,7 +66,7 @@ def draw_figures(data: CIFAR10) -> dict[str, Any]:
     return out
 
 
-def write_figures(data: CIFAR10, out_dir: str | Path) -> list[Path]:
+def write_figures(data: LabelledImages, out_dir: str | Path) -> list[Path]:
     """:func:`draw_figures` as PNGs in ``out_dir``; return their paths.
 
     Each figure is written atomically: a failure (full disk, read-only) raises one line

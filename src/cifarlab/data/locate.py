@@ -22,7 +22,7 @@ from pathlib import Path
 from cifarlab.data import cache
 from cifarlab.data import download as _download
 from cifarlab.data.readers import (
-    CIFAR10,
+    LabelledImages,
     FOLDER_NAME,
     REQUIRED_FILES,
     TARBALL_NAME,
@@ -33,7 +33,7 @@ from cifarlab.data.readers import (
 from cifarlab.errors import DataError
 
 SAMPLE = "sample"
-_READERS: dict[str, Callable[[Path], CIFAR10]] = {
+_READERS: dict[str, Callable[[Path], LabelledImages]] = {
     "python": read_python_dir,
     "tarball": read_tarball,
     "images": read_image_folders,
@@ -101,7 +101,7 @@ def find_existing(data_dir: str | os.PathLike[str] | None = None) -> Path | None
     return None
 
 
-def load_sample() -> CIFAR10:
+def load_sample() -> LabelledImages:
     """The bundled sample (official python layout), never cached: it reads in milliseconds."""
     data = read_python_dir(sample_dir())
     return replace(
@@ -109,16 +109,16 @@ def load_sample() -> CIFAR10:
     )
 
 
-def _counts(data: CIFAR10) -> str:
+def _counts(data: LabelledImages) -> str:
     return f"{len(data.train_labels):,} train / {len(data.test_labels):,} test"
 
 
-def _fallback(why: str) -> CIFAR10:
+def _fallback(why: str) -> LabelledImages:
     data = load_sample()
     return replace(data, source=f"bundled sample ({_counts(data)}): {why}")
 
 
-def read_form(form: str, path: Path, *, use_cache: bool = True) -> CIFAR10:
+def read_form(form: str, path: Path, *, use_cache: bool = True) -> LabelledImages:
     """Read one form at ``path``, through the decoded-array cache unless ``use_cache`` is off."""
     key = cache.source_key(form, path) if use_cache else None
     if key is not None:
@@ -138,7 +138,7 @@ def load_cifar10(
     use_cache: bool = True,
     fallback_to_sample: bool = False,
     progress: bool = True,
-) -> CIFAR10:
+) -> LabelledImages:
     """Load CIFAR-10 as numpy arrays (see the module docstring for where it looks).
 
     ``data_dir`` may hold a form (cifar-10-batches-py/, cifar-10-python.tar.gz,

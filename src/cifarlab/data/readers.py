@@ -1,4 +1,5 @@
-"""Readers for the three on-disk forms of CIFAR-10, all returning the same arrays.
+"""Readers for the three on-disk forms of CIFAR-10, all returning the same arrays
+(:class:`LabelledImages`, the in-memory form of every dataset cifarlab reads).
 
 - the official python layout, a ``cifar-10-batches-py/`` folder of pickled batches
   (read with the restricted unpickler of :mod:`cifarlab.data.safe_pickle`, each file's
@@ -34,40 +35,50 @@ META_FILE = "batches.meta"
 REQUIRED_FILES = (*TRAIN_FILES, TEST_FILE, META_FILE)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-NUM_CLASSES = 10
-IMAGE_SHAPE = (32, 32, 3)
+NUM_CLASSES = 10  # CIFAR-10's; other datasets take theirs from their own files
+IMAGE_SHAPE = (32, 32, 3)  # CIFAR-10's and CIFAR-100's; an image folder's is the recipe's
 _ROW = 32 * 32 * 3  # one image in a batch: 1024 red, then 1024 green, then 1024 blue bytes
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, not a bool
-class CIFAR10:
-    """CIFAR-10 as numpy arrays: uint8 HWC images and int64 labels."""
+class LabelledImages:
+    """A dataset as numpy arrays: uint8 HWC square images and int64 labels, two splits.
 
-    train_images: np.ndarray  # uint8 (N, 32, 32, 3), C-contiguous
-    train_labels: np.ndarray  # int64 (N,), in 0..9
-    test_images: np.ndarray  # uint8 (M, 32, 32, 3)
+    CIFAR-10, CIFAR-100 (fine or coarse labels) and a user's image folders all read into
+    this; ``dataset`` says which (a name of ``cifarlab.data.datasets.DATASETS``).
+    """
+
+    train_images: np.ndarray  # uint8 (N, S, S, 3), C-contiguous; S = 32 for CIFAR
+    train_labels: np.ndarray  # int64 (N,), in 0..len(classes) - 1
+    test_images: np.ndarray  # uint8 (M, S, S, 3)
     test_labels: np.ndarray  # int64 (M,)
-    classes: tuple[str, ...]  # ('airplane', 'automobile', ..., 'truck')
+    classes: tuple[str, ...]  # ('airplane', 'automobile', ..., 'truck') for CIFAR-10
     source: str  # one human-readable line: which form, which path
-    is_sample: bool = False  # True for the bundled sample
+    is_sample: bool = False  # True for a bundled sample
     from_cache: bool = False  # True when the arrays came from the decoded-array cache
+    dataset: str = "cifar10"
 
     def __post_init__(self) -> None:
-        # Cheap structural checks (no pass over the pixels), so a CIFAR10 built by
+        # Cheap structural checks (no pass over the pixels), so a dataset built by
         # hand in a test or a script fails here rather than deep inside training.
+        side = self.train_images.shape[1] if self.train_images.ndim == 4 else 0
         for split in ("train", "test"):
             images = getattr(self, f"{split}_images")
             labels = getattr(self, f"{split}_labels")
-            if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+            if images.dtype != np.uint8 or images.shape[1:] != (side, side, 3) or side < 1:
                 raise ValueError(
-                    f"{split}_images must be uint8 (N, 32, 32, 3), got {images.dtype} {images.shape}"
+                    f"{split}_images must be uint8 (N, S, S, 3) with one S for both splits, "
+                    f"got {images.dtype} {images.shape}"
                 )
             if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
                 raise ValueError(
                     f"{split}_labels must be int64 ({len(images)},), got {labels.dtype} {labels.shape}"
                 )
-        if len(self.classes) != NUM_CLASSES:
-            raise ValueError(f"expected {NUM_CLASSES} class names, got {len(self.classes)}")
+        if len(self.classes) < 2:
+            raise ValueError(f"expected 2 or more class names, got {len(self.classes)}")
+
+
+CIFAR10 = LabelledImages  # the name from before cifarlab read other datasets
 
 
 # --- the python layout -------------------------------------------------------------------
@@ -170,7 +181,7 @@ def _to_hwc(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.
     return images, labels
 
 
-def read_python_dir(folder: Path) -> CIFAR10:
+def read_python_dir(folder: Path) -> LabelledImages:
     """Read a ``cifar-10-batches-py`` folder (data_batch_1..5, test_batch, batches.meta).
 
     Every file is parsed first (so a broken one is named with what is wrong with it),
@@ -203,7 +214,7 @@ def read_python_dir(folder: Path) -> CIFAR10:
     verify_copy(folder, sums)
     train_images, train_labels = _to_hwc(train)
     test_images, test_labels = _to_hwc(test)
-    return CIFAR10(
+    return LabelledImages(
         train_images,
         train_labels,
         test_images,
@@ -261,7 +272,7 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def read_tarball(path: Path) -> CIFAR10:
+def read_tarball(path: Path) -> LabelledImages:
     """Read ``cifar-10-python.tar.gz`` in place, member by member, without extracting it.
 
     We only read members by name into memory, so nothing is ever written; still, an
@@ -309,7 +320,7 @@ def read_tarball(path: Path) -> CIFAR10:
             raise DataError(f"{path}: member {FOLDER_NAME}/{fname} is missing; {redo}")
     train_images, train_labels = _to_hwc([found[f] for f in TRAIN_FILES])
     test_images, test_labels = _to_hwc([found[TEST_FILE]])
-    return CIFAR10(
+    return LabelledImages(
         train_images,
         train_labels,
         test_images,
@@ -409,7 +420,7 @@ def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.nda
     return images, labels
 
 
-def read_image_folders(root: Path) -> CIFAR10:
+def read_image_folders(root: Path) -> LabelledImages:
     """Read ``root/train/<class>/*`` and ``root/test/<class>/*`` (32×32 RGB images)."""
     root = Path(root)
     classes = _class_folders(root / "train")
@@ -420,7 +431,7 @@ def read_image_folders(root: Path) -> CIFAR10:
         )
     train_images, train_labels = _read_split(root / "train", classes)
     test_images, test_labels = _read_split(root / "test", classes)
-    return CIFAR10(
+    return LabelledImages(
         train_images,
         train_labels,
         test_images,

@@ -1,10 +1,11 @@
 """A run's data as device tensors, and which dataset a recipe or a finished run asks for.
 
 ``load_data_for`` applies the data rule (``--data-dir`` first, then the recipe's
-``data.source``; ``auto`` falls back to the bundled sample, saying so), and a run that was
-trained on the bundled sample is always reopened on the sample, with no search and no
-network. ``prepare_tensors`` splits the training set (stratified, seeded) and moves every
-split to the device once, as uint8 (airbench's device-resident data).
+``data.source``; ``auto`` falls back to the dataset's bundled sample, saying so), and a run
+that was trained on a bundled sample is always reopened on the sample, with no search and no
+network. ``prepare_tensors`` splits the training set (stratified, seeded), settles the
+normalisation (the recipe's, or the training split's own) and moves every split to the
+device once, as uint8 (airbench's device-resident data).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from cifarlab.data.batches import to_uint8_tensor
-from cifarlab.data.locate import SAMPLE, load_cifar10, load_sample
-from cifarlab.data.readers import CIFAR10
+from cifarlab.data.datasets import DatasetSpec, load_dataset
+from cifarlab.data.locate import SAMPLE
+from cifarlab.data.readers import LabelledImages
 from cifarlab.data.split import split_train_val
 
 
@@ -39,10 +41,15 @@ class TrainTensors:
     source: str
     is_sample: bool
     fingerprint: str
+    dataset: str = "cifar10"
+    # The normalisation as plain numbers, as the run records it: the recipe's values as
+    # written, or those computed from the training split (data.normalize = "train").
+    normalization: dict[str, list[float]] | None = None
 
     def data_record(self) -> dict[str, Any]:
         """What a checkpoint and metrics.json record about the data (``spec`` reopens it)."""
         return {
+            "dataset": self.dataset,
             "source": self.source,
             "spec": SAMPLE if self.is_sample else None,
             "fingerprint": self.fingerprint,
@@ -53,16 +60,25 @@ class TrainTensors:
 
 
 def prepare_tensors(
-    data: CIFAR10,
+    data: LabelledImages,
     *,
     val_fraction: float,
     split_seed: int,
     mean: list[float] | tuple[float, ...],
     std: list[float] | tuple[float, ...],
     device: torch.device,
+    normalize: str = "recipe",
 ) -> TrainTensors:
-    """Split the training set (stratified, seeded) and move everything to ``device`` once."""
+    """Split the training set (stratified, seeded) and move everything to ``device`` once.
+
+    ``normalize``: "recipe" uses ``mean`` and ``std``; "train" replaces them with the
+    per-channel statistics of the training split's pixels (:func:`channel_stats`).
+    """
     train_idx, val_idx = split_train_val(data.train_labels, val_fraction, split_seed)
+    if normalize == "train":
+        mean, std = channel_stats(data.train_images, train_idx)
+    elif normalize != "recipe":
+        raise ValueError(f"normalize must be 'recipe' or 'train', got {normalize!r}")
     digest = hashlib.sha1()
     for arr in (data.train_labels, data.test_labels, train_idx):
         digest.update(np.ascontiguousarray(arr).tobytes())
@@ -79,7 +95,27 @@ def prepare_tensors(
         source=data.source,
         is_sample=data.is_sample,
         fingerprint=digest.hexdigest()[:16],
+        dataset=data.dataset,
+        normalization={"mean": list(mean), "std": list(std)},
     )
+
+
+def channel_stats(
+    images: np.ndarray, index: np.ndarray, chunk: int = 4096
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) standard deviation of ``images[index]`` on the
+    [0, 1] scale, summed in float64 a chunk at a time (no float copy of the whole set)."""
+    total = np.zeros(3)
+    squares = np.zeros(3)
+    for start in range(0, len(index), chunk):
+        pixels = images[index[start : start + chunk]].reshape(-1, 3).astype(np.float64)
+        total += pixels.sum(axis=0)
+        squares += np.square(pixels).sum(axis=0)
+    n = max(len(index) * images.shape[1] * images.shape[2], 1)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+    std = np.where(std > 0, std, 255.0)  # a constant channel: leave its scale as it is
+    return [round(float(m) / 255, 6) for m in mean], [round(float(s) / 255, 6) for s in std]
 
 
 def load_data_for(
@@ -88,21 +124,24 @@ def load_data_for(
     log: Callable[[str], None],
     *,
     run_data: dict[str, Any] | None = None,
-) -> CIFAR10:
-    """The dataset a run asks for.
+    spec: DatasetSpec | None = None,
+) -> LabelledImages:
+    """The dataset a run asks for (``spec``: the recipe's ``data.dataset`` and its
+    settings; CIFAR-10 when None).
 
-    ``data_dir`` (the user's ``--data-dir``) wins; else a run that recorded training on the
+    ``data_dir`` (the user's ``--data-dir``) wins; else a run that recorded training on a
     bundled sample (``run_data["spec"] == "sample"``, from its checkpoint) reopens the sample
     without searching or downloading; else the recipe's ``data.source``, where ``auto`` falls
     back to the bundled sample, saying so.
     """
+    spec = spec or DatasetSpec()
     if data_dir is not None:
-        data = load_cifar10(data_dir)
+        data = load_dataset(spec, data_dir)
     elif run_data is not None and run_data.get("spec") == SAMPLE:
-        data = load_sample()
+        data = load_dataset(spec, SAMPLE)
     elif recipe_source == "auto":
-        data = load_cifar10(None, fallback_to_sample=True)
+        data = load_dataset(spec, None, fallback_to_sample=True)
     else:
-        data = load_cifar10(recipe_source)
+        data = load_dataset(spec, recipe_source)
     log(f"data: {data.source}")
     return data

@@ -14,7 +14,7 @@ from cifarlab.rundir import RunDir
 from cifarlab.train.loop import train
 
 # Data loaded once per process, by where it comes from: a pool worker trains many runs on it.
-_DATA: dict[str, Any] = {}
+_DATA: dict[tuple[Any, str], Any] = {}
 
 
 def train_job(
@@ -35,10 +35,12 @@ def train_job(
             logf.write(line + "\n")
             logf.flush()
 
-        source = load_recipe(recipe, overrides).data.source
-        where = data_dir if data_dir is not None else source  # data_dir wins (load_data_for)
+        data_cfg = load_recipe(recipe, overrides).data
+        spec = data_cfg.dataset_spec()
+        # data_dir wins (load_data_for); one copy per dataset and location in this process
+        where = (spec, data_dir if data_dir is not None else data_cfg.source)
         if where not in _DATA:
-            _DATA[where] = load_data_for(source, data_dir, log)
+            _DATA[where] = load_data_for(data_cfg.source, data_dir, log, spec=spec)
         return train(
             recipe,
             out_dir=run_dir,

@@ -13,6 +13,8 @@ SCHEDULES = ("constant", "step", "cosine", "linear")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TTA_MODES = ("none", "flip", "flip-translate")
+DATASETS = ("cifar10", "cifar100", "cifar100-coarse", "folder")  # cifarlab.data.datasets
+NORMALIZE = ("recipe", "train")  # data.normalize
 
 # train.max_steps' default, a typo's guard far from any real recipe. The longest built-in run, resnet18 (200 epochs of batch 128), takes 70,400 optimizer steps
 # on its 45,000-image split and at most 200 x 391 = 78,200 on all 50,000 images; the default
@@ -23,8 +25,10 @@ DEFAULT_MAX_STEPS = 1_000_000
 
 @dataclass
 class DataConfig:
+    # One of DATASETS: CIFAR-10, CIFAR-100 (fine or coarse labels), or a user's image folders.
+    dataset: str = "cifar10"
     source: str = (
-        "auto"  # "auto" (full CIFAR-10 when found, else the bundled sample), "sample", or a path
+        "auto"  # "auto" (the full dataset when found, else its bundled sample), "sample", or a path
     )
     val_fraction: float = 0.2  # share of the training set held out for validation (report: 80/20)
     split_seed: int = 42  # fixed across seeds, as the report's train_test_split(random_state=42)
@@ -34,6 +38,20 @@ class DataConfig:
     std: list[float] = field(
         default_factory=lambda: [0.5, 0.5, 0.5]
     )  # per channel, on the [0, 1] scale
+    # "recipe": normalise with data.mean and data.std as written (the report's 0.5/0.5);
+    # "train": with the per-channel mean and std of the training split (after the
+    # validation split is held out; never the test set), computed and recorded in the run.
+    normalize: str = "recipe"
+    image_size: int = 32  # folder datasets: pixels per side each image is brought to
+    # folder datasets with no test/ folder: share of each class held out as the test set
+    # (seeded by data.split_seed, before the validation split)
+    test_fraction: float = 0.2
+
+    def dataset_spec(self) -> Any:
+        """The dataset this section names, as the data layer takes it (less its location)."""
+        from cifarlab.data.datasets import DatasetSpec
+
+        return DatasetSpec(self.dataset, self.image_size, self.split_seed, self.test_fraction)
 
 
 @dataclass

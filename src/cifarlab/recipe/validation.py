@@ -9,7 +9,9 @@ from cifarlab.errors import RecipeError
 from cifarlab.recipe.checks import check, choice, short
 from cifarlab.recipe.migrate import MOVED_MODEL_OPTIONS
 from cifarlab.recipe.schema import (
+    DATASETS,
     DEVICES,
+    NORMALIZE,
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULES,
@@ -26,6 +28,7 @@ MAX_EPOCHS = 1_000_000
 # check_run_length repeats it on the real split once the data is loaded.
 CIFAR10_TRAIN_IMAGES = 50_000
 IMAGE_SIDE = 32  # pixels: every image is 32x32 (data/readers.IMAGE_SHAPE)
+MAX_IMAGE_SIZE = 512  # data.image_size: a folder dataset is held in memory, decoded
 MIN_RESOLUTION = 8  # train.resolutions; a size the model cannot take is refused when it is built
 # Free text is copied into recipe.toml, every checkpoint, metrics and reports. The longest
 # built-in description is 162 characters; a name also becomes directory names and plot
@@ -74,6 +77,23 @@ def validate(r: Recipe, new_run: bool = True) -> None:
     check(len(r.data.std) == 3, "data.std", f"needs 3 values (R, G, B), got {len(r.data.std)}")
     check(all(s > 0 for s in r.data.std), "data.std", f"must be positive, got {short(r.data.std)}")
     check(r.data.split_seed >= 0, "data.split_seed", f"must be >= 0, got {r.data.split_seed}")
+    choice(r.data.dataset, "data.dataset", DATASETS)
+    choice(r.data.normalize, "data.normalize", NORMALIZE)
+    check(
+        MIN_RESOLUTION <= r.data.image_size <= MAX_IMAGE_SIZE,
+        "data.image_size",
+        f"must be in [{MIN_RESOLUTION}, {MAX_IMAGE_SIZE}] pixels, got {r.data.image_size}",
+    )
+    check(
+        r.data.dataset == "folder" or r.data.image_size == IMAGE_SIDE,
+        "data.image_size",
+        f"CIFAR images are {IMAGE_SIDE}x{IMAGE_SIDE}; set it for data.dataset = \"folder\" only",
+    )
+    check(
+        0.0 < r.data.test_fraction < 1.0,
+        "data.test_fraction",
+        f"must be in (0, 1), got {r.data.test_fraction}",
+    )
     # A shift of the whole image side leaves no image in the crop, and reflect padding of
     # that much is an error in torch (at the first step, after the data has loaded).
     check(

@@ -17,7 +17,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from cifarlab.data import CIFAR10, load_cifar10
+from cifarlab.data import LabelledImages, load_cifar10
 from cifarlab.errors import CifarlabError
 from cifarlab.report import ReportError
 from cifarlab.rundir import RunDir
@@ -181,7 +181,7 @@ def read_inputs(paths: list[str | Path]) -> tuple[list[RunInput], list[StudyInpu
 
 def find_data(
     info: dict[str, Any], runs: list[RunInput], data_dir: str | None
-) -> tuple[CIFAR10 | None, str | None]:
+) -> tuple[LabelledImages | None, str | None]:
     """The dataset the runs used (``info``: a run's metrics["data"]), found without any
     download: (data, None), or (None, why not)."""
     source = str(info.get("source", ""))

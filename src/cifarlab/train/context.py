@@ -108,7 +108,13 @@ def build(plan: StartPlan, call: TrainCall) -> tuple[RunContext, TrainState]:
 
     if data is None:
         run_data = payload.get("data") if payload else None
-        data = load_data_for(recipe.data.source, call.data_dir, call.log, run_data=run_data)
+        data = load_data_for(
+            recipe.data.source,
+            call.data_dir,
+            call.log,
+            run_data=run_data,
+            spec=recipe.data.dataset_spec(),
+        )
     tensors = run_tensors(recipe, data, device)
     recorded = (payload or {}).get("data", {}).get("fingerprint")
     if recorded not in (None, tensors.fingerprint):

@@ -156,7 +156,7 @@ def checkpoint_payload(state: TrainState, ctx: RunContext) -> tuple[dict, dict]:
             "running": state.running(),
             "recipe": recipe.to_dict(),
             "classes": ctx.data.classes,
-            "normalization": {"mean": recipe.data.mean, "std": recipe.data.std},
+            "normalization": ctx.data.normalization,
             "data": ctx.data.data_record(),
             "train_time_s": state.train_time,
             "recipe_changes": list(ctx.recipe_changes),
