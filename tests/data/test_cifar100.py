@@ -107,7 +107,13 @@ def test_sample_files_are_python2_style_pickles_in_the_official_layout():
     globals_used = {arg for op, arg, _ in pickletools.genops(raw) if op.name == "GLOBAL"}
     assert globals_used == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
     batch = pickle.loads(raw, encoding="bytes")
-    assert sorted(batch) == [b"batch_label", b"coarse_labels", b"data", b"filenames", b"fine_labels"]
+    assert sorted(batch) == [
+        b"batch_label",
+        b"coarse_labels",
+        b"data",
+        b"filenames",
+        b"fine_labels",
+    ]
     assert batch[b"data"].shape == (1000, 3072) and batch[b"data"].dtype == np.uint8
     meta = pickle.loads((c100.sample_dir() / "meta").read_bytes(), encoding="bytes")
     assert len(meta[b"fine_label_names"]) == 100 and len(meta[b"coarse_label_names"]) == 20
@@ -218,7 +224,10 @@ def test_changed_byte_in_a_batch_file_is_refused_by_its_md5(tmp_path):
     assert msg.endswith(f"cd {folder} && md5sum meta train test > MD5SUMS")
     # The user vouches for the changed copy with an MD5SUMS: from then on it reads.
     (folder / "MD5SUMS").write_text(
-        "".join(f"{hashlib.md5((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in c100.REQUIRED_FILES)
+        "".join(
+            f"{hashlib.md5((folder / n).read_bytes()).hexdigest()}  {n}\n"
+            for n in c100.REQUIRED_FILES
+        )
     )
     assert c100.read_python_dir(folder).train_images.shape == (1000, 32, 32, 3)
 
@@ -263,10 +272,12 @@ def test_a_named_location_without_cifar100_is_an_error_or_the_sample(tmp_path, n
         c100.load_cifar100(empty)
     data = c100.load_cifar100(empty, fallback_to_sample=True)
     assert data.is_sample
-    assert data.source.startswith("bundled sample (1,000 train / 300 test): full CIFAR-100 not found")
+    assert data.source.startswith(
+        "bundled sample (1,000 train / 300 test): full CIFAR-100 not found"
+    )
     monkeypatch.setenv(c100.ENV, str(empty))
     with pytest.raises(DataError, match=r"empty \(from CIFARLAB_CIFAR100\)"):
-        c100.load_cifar100()
+        c100.load_cifar100(download=False)
     monkeypatch.setenv(c100.ENV, str(copy_sample100(tmp_path / "env")))
     assert c100.load_cifar100(use_cache=False).source.startswith("CIFAR-100 python batches in ")
 

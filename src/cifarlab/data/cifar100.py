@@ -106,10 +106,15 @@ def parse_meta(obj: Any, name: str) -> tuple[str, ...]:
     """The fine class names of an unpickled ``meta``; they and the coarse names must be
     CIFAR-100's own (:data:`FINE_CLASSES`, :data:`COARSE_CLASSES`)."""
     meta = str_keys(obj, name, KIND)
-    for key, expected in (("fine_label_names", FINE_CLASSES), ("coarse_label_names", COARSE_CLASSES)):
+    for key, expected in (
+        ("fine_label_names", FINE_CLASSES),
+        ("coarse_label_names", COARSE_CLASSES),
+    ):
         names = meta.get(key)
         if not isinstance(names, list | tuple):
-            raise DataError(f"{name}: no {key} list, not a {KIND} meta file; replace it with a clean copy")
+            raise DataError(
+                f"{name}: no {key} list, not a {KIND} meta file; replace it with a clean copy"
+            )
         got = tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names)
         if got != expected:
             raise DataError(
@@ -180,7 +185,9 @@ def read_python_dir(folder: Path) -> LabelledImages:
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+            raise DataError(
+                f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"
+            ) from None
         sums[fname] = md5_hex(raw)
         obj = _unpickle(raw, str(path))
         del raw
