@@ -9,6 +9,16 @@ exercises the same reader path as the real files. The same source and seed give
 byte-identical files.
 
     python scripts/make_sample.py [--source /work/shared/cifar10] [--out src/cifarlab/data/sample]
+
+``--dataset cifar100`` builds the bundled CIFAR-100 sample instead, from a full copy as
+image folders (``train/<fine class>/*.png`` + ``test/<fine class>/*.png``, 500 + 100 per
+class; anything else is refused): 10 train and 3 test images per fine class, chosen with
+the seed, written as ``cifar-100-python/{train,test,meta}`` in the official layout (dicts
+with fine_labels, coarse_labels, filenames, data; the coarse labels from
+``cifarlab.data.cifar100.FINE_TO_COARSE``). After rebuilding it, update ``SAMPLE_100`` in
+``cifarlab/data/checksums.py`` with the sums this prints.
+
+    python scripts/make_sample.py --dataset cifar100 --source DIR [--out src/cifarlab/data/sample100]
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifarlab.data import cifar100 as c100
+from cifarlab.data.checksums import md5_hex
 from cifarlab.data.readers import FOLDER_NAME, META_FILE, TEST_FILE, TRAIN_FILES, parse_meta
 from cifarlab.data.safe_pickle import safe_load
 
@@ -27,6 +39,9 @@ TRAIN_PER_CLASS = 200
 TEST_PER_CLASS = 50
 N_TRAIN_BATCHES = 5
 SEED = 20240601
+TRAIN_PER_CLASS_100 = 10
+TEST_PER_CLASS_100 = 3
+FULL_100 = {"train": 500, "test": 100}  # images per class in a full CIFAR-100
 
 _RECONSTRUCT = np.zeros(0).__reduce__()[0]
 
@@ -122,25 +137,101 @@ def make_sample(source: Path, out: Path, seed: int = SEED) -> Path:
     return dest
 
 
+def _png_split(source: Path, split: str) -> dict[str, list[str]]:
+    """Each fine class's sorted image names in ``source/split``; a full CIFAR-100 or SystemExit."""
+    root = source / split
+    if not root.is_dir():
+        raise SystemExit(f"{root}: missing; --source must hold train/<class>/ and test/<class>/")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if tuple(names) != c100.FINE_CLASSES:
+        raise SystemExit(f"{root}: class folders are not CIFAR-100's 100 fine classes")
+    files = {}
+    for cls in names:
+        files[cls] = sorted(p.name for p in (root / cls).iterdir() if p.suffix == ".png")
+        if len(files[cls]) != FULL_100[split]:
+            raise SystemExit(
+                f"{root / cls}: {len(files[cls])} PNGs, expected {FULL_100[split]} (a full copy)"
+            )
+    return files
+
+
+def _rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.size != (32, 32):
+            raise SystemExit(f"{path}: {im.size[0]}x{im.size[1]}, expected 32x32")
+        return np.asarray(im.convert("RGB"))
+
+
+def make_sample100(source: Path, out: Path, seed: int = SEED) -> Path:
+    """Write the CIFAR-100 sample's cifar-100-python folder under ``out``; return that folder."""
+    rng = np.random.default_rng(seed)
+    dest = out / c100.FOLDER_NAME
+    dest.mkdir(parents=True, exist_ok=True)
+    per_class = {"train": TRAIN_PER_CLASS_100, "test": TEST_PER_CLASS_100}
+    for split in ("train", "test"):
+        files = _png_split(source, split)
+        chosen = [
+            (label, name)
+            for label, cls in enumerate(c100.FINE_CLASSES)
+            for name in sorted(rng.choice(files[cls], per_class[split], replace=False))
+        ]
+        order = rng.permutation(len(chosen))  # classes mixed, as in the official files
+        chosen = [chosen[i] for i in order]
+        images = np.stack(
+            [_rgb(source / split / c100.FINE_CLASSES[lab] / name) for lab, name in chosen]
+        )
+        fine = [int(lab) for lab, _ in chosen]
+        batch = {
+            b"filenames": [name.encode() for _, name in chosen],
+            b"batch_label": f"{'training' if split == 'train' else 'testing'} batch 1 of 1".encode(),
+            b"fine_labels": fine,
+            b"coarse_labels": [int(c100.FINE_TO_COARSE[f]) for f in fine],
+            b"data": np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), -1)),
+        }
+        dump_py2(batch, dest / split)
+    dump_py2(
+        {
+            b"fine_label_names": [c.encode() for c in c100.FINE_CLASSES],
+            b"coarse_label_names": [c.encode() for c in c100.COARSE_CLASSES],
+        },
+        dest / c100.META_FILE,
+    )
+    return dest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=("cifar10", "cifar100"), default="cifar10")
     parser.add_argument(
         "--source",
         type=Path,
-        default=Path("/work/shared/cifar10"),
-        help="full CIFAR-10: cifar-10-batches-py/ or the folder holding it",
+        default=None,
+        help="cifar10: full CIFAR-10, cifar-10-batches-py/ or the folder holding it "
+        "(default /work/shared/cifar10); cifar100: a full CIFAR-100 as train/ + test/ PNG folders",
     )
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "src/cifarlab/data/sample",
-        help="folder to write cifar-10-batches-py/ into",
+        default=None,
+        help="folder to write cifar-10-batches-py/ (cifar-100-python/) into "
+        "(default src/cifarlab/data/sample, or sample100)",
     )
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
-    dest = make_sample(args.source, args.out, args.seed)
+    package = Path(__file__).resolve().parents[1] / "src/cifarlab/data"
+    if args.dataset == "cifar100":
+        if args.source is None:
+            parser.error("--dataset cifar100 needs --source (a full CIFAR-100 as PNG folders)")
+        dest = make_sample100(args.source, args.out or package / "sample100", args.seed)
+    else:
+        source = args.source or Path("/work/shared/cifar10")
+        dest = make_sample(source, args.out or package / "sample", args.seed)
     total = sum(f.stat().st_size for f in dest.iterdir())
     print(f"wrote {dest} ({total / 1e6:.2f} MB)")
+    for f in sorted(dest.iterdir()):
+        print(f"{md5_hex(f.read_bytes())}  {f.name}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The md5 sums of the CIFAR-10 batch files we know, and the check of a folder against them.
+"""The md5 sums of the CIFAR-10 and CIFAR-100 batch files we know, and the check of a folder
+against them.
 
 A batch pickle carries no checksum of its own: a changed pixel or label byte that keeps
 the pickle valid reads as different data. So, as torchvision's ``CIFAR10`` does, the
@@ -16,6 +17,10 @@ refused. The sums known here are:
 
 All seven files must match one copy: a folder mixing two copies' files (a training batch
 of the reordered copy beside the official ones) would hold some images twice.
+
+CIFAR-100's python layout (``cifar-100-python/``: ``train``, ``test``, ``meta``) is verified
+the same way against :data:`KNOWN_COPIES_100`: the official files (the sums torchvision's
+``CIFAR100`` checks), the bundled CIFAR-100 sample's, and a user's own ``MD5SUMS``.
 """
 
 from __future__ import annotations
@@ -79,6 +84,25 @@ SAMPLE = KnownCopy(
 )
 KNOWN_COPIES = (OFFICIAL, REORDERED, SAMPLE)
 
+OFFICIAL_100 = KnownCopy(
+    "the official CIFAR-100",
+    {
+        "meta": "7973b15100ade9c7d40fb424638fde48",
+        "train": "16019d7e3df5f24257cddd939b257f8d",
+        "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    },
+)
+SAMPLE_100 = KnownCopy(
+    "the bundled CIFAR-100 sample",
+    {
+        "meta": "8f7df174b924b65ff60a6a0fcc5b2fec",
+        "train": "d03e613b7068cf2bac73b284083c3326",
+        "test": "aaa5dd8a0c88a5f0ce4965c74eb276dc",
+    },
+)
+KNOWN_COPIES_100 = (OFFICIAL_100, SAMPLE_100)
+RECORD_HINT_100 = "md5sum meta train test > MD5SUMS"
+
 # md5sum's "HASH  NAME" / "HASH *NAME", md5 -r's "HASH NAME", and BSD md5's "MD5 (NAME) = HASH".
 _GNU_LINE = re.compile(r"([0-9a-fA-F]{32}) [ *]?(.+)")
 _BSD_LINE = re.compile(r"MD5 \((.+)\) = ([0-9a-fA-F]{32})")
@@ -130,15 +154,24 @@ def read_sums_file(folder: Path) -> KnownCopy | None:
     return KnownCopy(f"the sums in {path}", sums)
 
 
-def verify_copy(folder: Path, found: Mapping[str, str]) -> KnownCopy:
+def verify_copy(
+    folder: Path,
+    found: Mapping[str, str],
+    *,
+    known: tuple[KnownCopy, ...] = KNOWN_COPIES,
+    dataset: str = "CIFAR-10",
+    record_hint: str = RECORD_HINT,
+) -> KnownCopy:
     """The known copy whose sums all of ``found`` (file name -> md5) match, else DataError.
 
     The one-line error names the first file that differs from the copy the most files
     match: "damaged or changed" when the others match it, "unknown copy" when none does.
+    ``known``, ``dataset`` and ``record_hint`` default to CIFAR-10's; CIFAR-100 passes
+    :data:`KNOWN_COPIES_100`, "CIFAR-100" and :data:`RECORD_HINT_100`.
     """
     folder = Path(folder)
     own = read_sums_file(folder)
-    copies = (*KNOWN_COPIES, own) if own is not None else KNOWN_COPIES
+    copies = (*known, own) if own is not None else known
     best: tuple[KnownCopy, list[str]] | None = None
     for copy in copies:
         wrong = [name for name, digest in found.items() if copy.md5.get(name) != digest]
@@ -146,11 +179,11 @@ def verify_copy(folder: Path, found: Mapping[str, str]) -> KnownCopy:
             return copy
         if best is None or len(wrong) < len(best[1]):
             best = (copy, wrong)
-    assert best is not None  # KNOWN_COPIES is not empty
+    assert best is not None  # known is never empty
     copy, wrong = best
     name = wrong[0]
     path = folder / name
-    record = f"record your copy's sums: cd {folder} && {RECORD_HINT}"
+    record = f"record your copy's sums: cd {folder} && {record_hint}"
     if len(wrong) < len(found):
         expected = copy.md5.get(name)
         differs = f"not {expected}" if expected else "not listed"
@@ -160,7 +193,7 @@ def verify_copy(folder: Path, found: Mapping[str, str]) -> KnownCopy:
             f"it on purpose, {record}"
         )
     raise DataError(
-        f"{path}: md5 {found[name]} is no known CIFAR-10 file's, nor are the other files' "
+        f"{path}: md5 {found[name]} is no known {dataset} file's, nor are the other files' "
         f"(damaged, or a copy re-saved by someone); replace the folder with a clean copy, "
         f"or if you trust this one, {record}"
     )

@@ -1,4 +1,5 @@
-"""Download the official ``cifar-10-python.tar.gz``, verifying its md5 as it streams.
+"""Download an official archive (``cifar-10-python.tar.gz``, ``cifar-100-python.tar.gz``),
+verifying its md5 as it streams.
 
 The bytes go to a hidden temporary file beside the destination, which is renamed
 to its final name only after the md5 matched; on any failure the temporary file
@@ -17,6 +18,9 @@ from cifarlab.errors import DataError
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 TARBALL_NAME = "cifar-10-python.tar.gz"
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+CIFAR100_TARBALL_NAME = "cifar-100-python.tar.gz"
 _CHUNK = 1 << 20  # 1 MiB
 
 
@@ -33,10 +37,55 @@ def download_cifar10(
     progress: bool = True,
     timeout: float = 30.0,
 ) -> Path:
-    """Download ``url`` to ``dest_dir/cifar-10-python.tar.gz`` and return that path.
+    """Download ``url`` to ``dest_dir/cifar-10-python.tar.gz`` and return that path
+    (:func:`download_archive` with CIFAR-10's name)."""
+    return download_archive(
+        dest_dir,
+        url=url,
+        md5=md5,
+        filename=TARBALL_NAME,
+        dataset="CIFAR-10",
+        progress=progress,
+        timeout=timeout,
+    )
+
+
+def download_cifar100(
+    dest_dir: str | os.PathLike[str],
+    *,
+    url: str = CIFAR100_URL,
+    md5: str = CIFAR100_MD5,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``dest_dir/cifar-100-python.tar.gz`` and return that path
+    (:func:`download_archive` with CIFAR-100's name)."""
+    return download_archive(
+        dest_dir,
+        url=url,
+        md5=md5,
+        filename=CIFAR100_TARBALL_NAME,
+        dataset="CIFAR-100",
+        progress=progress,
+        timeout=timeout,
+    )
+
+
+def download_archive(
+    dest_dir: str | os.PathLike[str],
+    *,
+    url: str,
+    md5: str,
+    filename: str,
+    dataset: str,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``dest_dir/filename`` and return that path.
 
     Raises DataError (leaving no file behind) when the download fails or its md5
-    is not ``md5``. ``timeout`` is in seconds, per network operation.
+    is not ``md5``. ``timeout`` is in seconds, per network operation; ``dataset``
+    ("CIFAR-10") names the download in error messages.
     """
     # Imported here: only a download needs them, and `import cifarlab.data` stays light.
     import http.client
@@ -45,15 +94,15 @@ def download_cifar10(
     from tqdm import tqdm
 
     dest_dir = Path(dest_dir)
-    final = dest_dir / TARBALL_NAME
+    final = dest_dir / filename
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
-            f"cannot create {dest_dir} for the CIFAR-10 download: {_one_line(exc)}"
+            f"cannot create {dest_dir} for the {dataset} download: {_one_line(exc)}"
         ) from None
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{TARBALL_NAME}.", suffix=".part", dir=dest_dir)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
     digest = hashlib.md5()
     try:
@@ -65,7 +114,7 @@ def download_cifar10(
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                desc=TARBALL_NAME,
+                desc=filename,
                 disable=not progress,
                 leave=False,
             ) as bar:

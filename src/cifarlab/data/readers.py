@@ -1,5 +1,6 @@
 """Readers for the three on-disk forms of CIFAR-10, all returning the same arrays
-(:class:`LabelledImages`, the in-memory form of every dataset cifarlab reads).
+(:class:`LabelledImages`, the in-memory form of every dataset cifarlab reads), and the
+helpers CIFAR-100's readers (:mod:`cifarlab.data.cifar100`) share with them.
 
 - the official python layout, a ``cifar-10-batches-py/`` folder of pickled batches
   (read with the restricted unpickler of :mod:`cifarlab.data.safe_pickle`, each file's
@@ -8,7 +9,8 @@
 - an image-folder tree ``train/<class>/*.png`` + ``test/<class>/...``.
 
 Every problem with a file is a :class:`~cifarlab.errors.DataError` whose one-line
-message names the file.
+message names the file. One concern: reading CIFAR's files into arrays (no locating,
+caching or downloading).
 """
 
 from __future__ import annotations
@@ -88,11 +90,12 @@ def _text(value: Any) -> str:
     return value.decode("latin1") if isinstance(value, bytes) else str(value)
 
 
-def _str_keys(obj: Any, name: str) -> dict[str, Any]:
-    """A batch dict with str keys (Python 2 pickles give bytes keys under encoding='bytes')."""
+def str_keys(obj: Any, name: str, kind: str = "CIFAR-10") -> dict[str, Any]:
+    """A batch dict with str keys (Python 2 pickles give bytes keys under encoding='bytes');
+    ``kind`` names the dataset in the error."""
     if not isinstance(obj, Mapping):
         raise DataError(
-            f"{name}: not a CIFAR-10 batch (holds a {type(obj).__name__}, not a dict); "
+            f"{name}: not a {kind} batch (holds a {type(obj).__name__}, not a dict); "
             "replace it with a clean copy"
         )
     return {_text(k): v for k, v in obj.items()}
@@ -100,7 +103,7 @@ def _str_keys(obj: Any, name: str) -> dict[str, Any]:
 
 def parse_meta(obj: Any, name: str) -> tuple[str, ...]:
     """Class names from an unpickled ``batches.meta``."""
-    meta = _str_keys(obj, name)
+    meta = str_keys(obj, name)
     names = meta.get("label_names")
     if not isinstance(names, list | tuple) or len(names) != NUM_CLASSES:
         raise DataError(
@@ -111,7 +114,7 @@ def parse_meta(obj: Any, name: str) -> tuple[str, ...]:
 
 def parse_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(data, labels)`` of an unpickled batch: uint8 (n, 3072) and int64 (n,), validated."""
-    batch = _str_keys(obj, name)
+    batch = str_keys(obj, name)
     for key in ("data", "labels"):
         if key not in batch:
             raise DataError(
@@ -143,8 +146,9 @@ def parse_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def _unpickle(load: Callable[[], Any], name: str) -> Any:
-    """Run ``load`` and turn anything but our own refusal into a one-line DataError."""
+def unpickle_checked(load: Callable[[], Any], name: str, kind: str = "CIFAR-10") -> Any:
+    """Run ``load`` and turn anything but our own refusal into a one-line DataError
+    (``kind``: the dataset the message names)."""
     try:
         return load()
     except DataError:
@@ -157,12 +161,12 @@ def _unpickle(load: Callable[[], Any], name: str) -> Any:
         ) from None
     except Exception as exc:  # a damaged pickle can raise almost anything
         raise DataError(
-            f"{name}: truncated or not a CIFAR-10 batch ({type(exc).__name__}); "
+            f"{name}: truncated or not a {kind} batch ({type(exc).__name__}); "
             "replace it with a clean copy"
         ) from None
 
 
-def _to_hwc(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def to_hwc(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Stack (n, 3072) plane-major rows into one (N, 32, 32, 3) HWC array, one copy per batch."""
     total = sum(len(d) for d, _ in parts)
     images = np.empty((total, *IMAGE_SHAPE), dtype=np.uint8)
@@ -206,14 +210,14 @@ def read_python_dir(folder: Path) -> LabelledImages:
             sums[fname] = md5_hex(raw)  # hashed from the bytes read once for unpickling
             return safe_loads(raw, name=str(path))
 
-        return _unpickle(load, str(path))
+        return unpickle_checked(load, str(path))
 
     classes = parse_meta(unpickle(META_FILE), str(folder / META_FILE))
     train = [parse_batch(unpickle(f), str(folder / f)) for f in TRAIN_FILES]
     test = [parse_batch(unpickle(TEST_FILE), str(folder / TEST_FILE))]
     verify_copy(folder, sums)
-    train_images, train_labels = _to_hwc(train)
-    test_images, test_labels = _to_hwc(test)
+    train_images, train_labels = to_hwc(train)
+    test_images, test_labels = to_hwc(test)
     return LabelledImages(
         train_images,
         train_labels,
@@ -272,17 +276,20 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def read_tarball(path: Path) -> LabelledImages:
-    """Read ``cifar-10-python.tar.gz`` in place, member by member, without extracting it.
+def scan_tarball(
+    path: Path,
+    key_of: Callable[[str], str | None],
+    use: Callable[[str, str, bytes], None],
+    redo: str,
+) -> None:
+    """Read the archive at ``path`` in place, member by member, calling
+    ``use(key, "archive:member", bytes)`` for each member ``key_of`` names a key for.
 
-    We only read members by name into memory, so nothing is ever written; still, an
-    archive with a member :func:`unsafe_member` objects to (absolute or ``..`` names,
-    links pointing outside, device files), or with the batch files as links, is refused
-    as tampered with.
+    Every member is checked (:func:`unsafe_member`: the whole archive is refused for one
+    hostile member, wherever it is), a wanted member must be a regular file, and the
+    compressed stream is read to its end so its CRC is checked. Every problem is a
+    one-line DataError naming the archive (and member) and ending with ``redo``.
     """
-    path = Path(path)
-    found: dict[str, Any] = {}
-    redo = "download cifar-10-python.tar.gz again"
     try:
         with tarfile.open(path, "r:*") as tar:
             # Iterate in archive order: a .gz stream cannot seek back cheaply.
@@ -290,7 +297,7 @@ def read_tarball(path: Path) -> LabelledImages:
                 unsafe = unsafe_member(member)
                 if unsafe:
                     raise DataError(f"{path}:{member.name}: {unsafe}; {redo}")
-                key = _member_key(member.name)
+                key = key_of(member.name)
                 if key is None:
                     continue
                 name = f"{path}:{member.name}"
@@ -299,9 +306,7 @@ def read_tarball(path: Path) -> LabelledImages:
                 fobj = tar.extractfile(member)
                 if fobj is None:  # pragma: no cover - isfile() members always have data
                     raise DataError(f"{name}: cannot be read; {redo}")
-                raw = fobj.read()
-                obj = _unpickle(lambda raw=raw, name=name: safe_loads(raw, name=name), name)
-                found[key] = parse_meta(obj, name) if key == META_FILE else parse_batch(obj, name)
+                use(key, name, fobj.read())
                 # No early exit once all batches are read: every member is checked, so a
                 # hostile member placed after them is refused too.
             # Read the compressed stream to its end: gzip (bz2, xz) checks its CRC there, after
@@ -315,11 +320,30 @@ def read_tarball(path: Path) -> LabelledImages:
         # ValueError: e.g. a damaged header whose member name is not valid UTF-8.
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{path}: not a readable tar archive ({reason}); {redo}") from None
+
+
+def read_tarball(path: Path) -> LabelledImages:
+    """Read ``cifar-10-python.tar.gz`` in place, member by member, without extracting it.
+
+    We only read members by name into memory, so nothing is ever written; still, an
+    archive with a member :func:`unsafe_member` objects to (absolute or ``..`` names,
+    links pointing outside, device files), or with the batch files as links, is refused
+    as tampered with.
+    """
+    path = Path(path)
+    found: dict[str, Any] = {}
+    redo = "download cifar-10-python.tar.gz again"
+
+    def use(key: str, name: str, raw: bytes) -> None:
+        obj = unpickle_checked(lambda: safe_loads(raw, name=name), name)
+        found[key] = parse_meta(obj, name) if key == META_FILE else parse_batch(obj, name)
+
+    scan_tarball(path, _member_key, use, redo)
     for fname in REQUIRED_FILES:
         if fname not in found:
             raise DataError(f"{path}: member {FOLDER_NAME}/{fname} is missing; {redo}")
-    train_images, train_labels = _to_hwc([found[f] for f in TRAIN_FILES])
-    test_images, test_labels = _to_hwc([found[TEST_FILE]])
+    train_images, train_labels = to_hwc([found[f] for f in TRAIN_FILES])
+    test_images, test_labels = to_hwc([found[TEST_FILE]])
     return LabelledImages(
         train_images,
         train_labels,
@@ -333,15 +357,16 @@ def read_tarball(path: Path) -> LabelledImages:
 # --- image folders -----------------------------------------------------------------------
 
 
-def _class_folders(split_dir: Path) -> list[str]:
+def class_folders(split_dir: Path, expected: int = NUM_CLASSES) -> list[str]:
+    """The sorted names of the class folders in ``split_dir``; there must be ``expected``."""
     if not split_dir.is_dir():
         raise DataError(
             f"{split_dir}: missing (an image-folder copy needs train/<class>/ and test/<class>/)"
         )
     names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(names) != NUM_CLASSES:
+    if len(names) != expected:
         raise DataError(
-            f"{split_dir}: found {len(names)} class folders, expected {NUM_CLASSES} "
+            f"{split_dir}: found {len(names)} class folders, expected {expected} "
             "(one subfolder of images per class)"
         )
     return names
@@ -411,7 +436,9 @@ def _read_image(path: Path) -> np.ndarray:
         ) from None
 
 
-def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8 (N, 32, 32, 3)) and labels (int64, the index in ``classes``) of
+    ``split_dir/<class>/*``, in :func:`image_files`' order."""
     entries = image_files(split_dir, classes)
     images = np.empty((len(entries), *IMAGE_SHAPE), dtype=np.uint8)
     labels = np.fromiter((e[1] for e in entries), dtype=np.int64, count=len(entries))
@@ -423,14 +450,14 @@ def _read_split(split_dir: Path, classes: list[str]) -> tuple[np.ndarray, np.nda
 def read_image_folders(root: Path) -> LabelledImages:
     """Read ``root/train/<class>/*`` and ``root/test/<class>/*`` (32×32 RGB images)."""
     root = Path(root)
-    classes = _class_folders(root / "train")
-    test_classes = _class_folders(root / "test")
+    classes = class_folders(root / "train")
+    test_classes = class_folders(root / "test")
     if test_classes != classes:
         raise DataError(
             f"{root / 'test'}: class folders {test_classes} differ from train/'s {classes}"
         )
-    train_images, train_labels = _read_split(root / "train", classes)
-    test_images, test_labels = _read_split(root / "test", classes)
+    train_images, train_labels = read_split(root / "train", classes)
+    test_images, test_labels = read_split(root / "test", classes)
     return LabelledImages(
         train_images,
         train_labels,

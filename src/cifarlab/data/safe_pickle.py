@@ -1,4 +1,4 @@
-"""A restricted unpickler for CIFAR-10 batch files.
+"""A restricted unpickler for CIFAR-10 and CIFAR-100 batch files.
 
 The official batches are pickles, and a pickle can call any importable function
 while it loads (``os.system`` included). A batch only ever needs numpy arrays,
@@ -43,13 +43,15 @@ _LATIN1 = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"}
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and plain containers; refuses every other global.
 
-    ``name`` is used in error messages (a path, or ``archive:member``). Python 2
-    strings come back as bytes (``encoding="bytes"``), as in the official files.
+    ``name`` is used in error messages (a path, or ``archive:member``), and ``kind`` says
+    whose batch it is ("CIFAR-10", "CIFAR-100"). Python 2 strings come back as bytes
+    (``encoding="bytes"``), as in the official files.
     """
 
-    def __init__(self, file: IO[bytes], *, name: str) -> None:
+    def __init__(self, file: IO[bytes], *, name: str, kind: str = "CIFAR-10") -> None:
         super().__init__(file, encoding="bytes")
         self._name = name
+        self._kind = kind
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("_codecs", "encode"):
@@ -58,7 +60,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         except KeyError:
             raise DataError(
-                f"{self._name}: refused to unpickle {module}.{name} (a CIFAR-10 batch holds "
+                f"{self._name}: refused to unpickle {module}.{name} (a {self._kind} batch holds "
                 "only numpy arrays, lists and strings); replace the file with a clean copy"
             ) from None
 
@@ -73,7 +75,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         return text.encode("latin1")
 
 
-def check_opcodes(data: bytes, *, name: str) -> None:
+def check_opcodes(data: bytes, *, name: str, kind: str = "CIFAR-10") -> None:
     """Walk the pickle's opcodes without running them; refuse a damaged or abusive stream.
 
     pickletools checks every length field against the bytes that are really there, and
@@ -93,7 +95,7 @@ def check_opcodes(data: bytes, *, name: str) -> None:
         raise
     except Exception as exc:  # ValueError for truncated/unknown opcodes, and the like
         raise DataError(
-            f"{name}: truncated or not a CIFAR-10 batch ({type(exc).__name__}); "
+            f"{name}: truncated or not a {kind} batch ({type(exc).__name__}); "
             "replace it with a clean copy"
         ) from None
 
@@ -104,7 +106,8 @@ def safe_load(path: Path) -> Any:
     return safe_loads(data, name=str(path))
 
 
-def safe_loads(data: bytes, *, name: str) -> Any:
-    """Unpickle ``data`` (e.g. a tar member's bytes) with :class:`RestrictedUnpickler`."""
-    check_opcodes(data, name=name)
-    return RestrictedUnpickler(io.BytesIO(data), name=name).load()
+def safe_loads(data: bytes, *, name: str, kind: str = "CIFAR-10") -> Any:
+    """Unpickle ``data`` (e.g. a tar member's bytes) with :class:`RestrictedUnpickler`;
+    ``kind`` names the dataset in error messages."""
+    check_opcodes(data, name=name, kind=kind)
+    return RestrictedUnpickler(io.BytesIO(data), name=name, kind=kind).load()
