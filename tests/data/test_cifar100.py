@@ -340,11 +340,10 @@ def test_failed_download_falls_back_to_the_sample_when_asked(
 
 
 def _full_copy() -> Path | None:
-    """A full CIFAR-100 named by CIFARLAB_CIFAR100, else the project's PNG copy if present."""
+    """A full CIFAR-100 named by CIFARLAB_CIFAR100 (any of its forms), else None."""
     named = os.environ.get(c100.ENV)
-    for cand in [Path(named)] if named else [Path("/work/c100")]:
-        if c100.find_form(cand) is not None:
-            return cand
+    if named and c100.find_form(Path(named)) is not None:
+        return Path(named)
     return None
 
 
