@@ -313,6 +313,8 @@ def test_a_cache_hit_returns_equal_arrays_and_settings_are_keyed(tmp_path, own_c
     assert not load_image_folders(root, image_size=24).from_cache
     assert not load_image_folders(root, image_size=16, split_seed=1).from_cache
     assert not load_image_folders(root, image_size=16, test_fraction=0.5).from_cache
+    load_image_folders(root, image_size=16)  # an entry is kept per folder: the last one made
+    assert load_image_folders(root, image_size=16).from_cache
     (root / "cow").mkdir()  # a new, empty class folder is refused, not served from cache
     with pytest.raises(DataError, match="no picture in it"):
         load_image_folders(root, image_size=16)

@@ -74,11 +74,13 @@ def load_image_folders(
             f"{root}: {what}; point data.source or --data-dir at a folder of {_LAYOUTS}"
         )
     split_layout = _split_layout(root)
-    classes = _class_names(root / "train" if split_layout else root)
+    # The class folders are checked before the cache is asked: a class folder added or
+    # removed since (even an empty one) changes the dataset, and the key names them.
+    classes = _classes_of(root / "train" if split_layout else root)
     options: dict[str, object] = {"reader": READER_VERSION, "image_size": image_size}
-    options["classes"] = classes  # an added (even empty) class folder changes the dataset
+    options["classes"] = classes
     if split_layout:
-        options["test_classes"] = _class_names(root / "test")
+        _same_classes(root, classes, _classes_of(root / "test"))
         files = cache.tree_files
     else:
         options.update(split_seed=split_seed, test_fraction=test_fraction)
@@ -89,9 +91,9 @@ def load_image_folders(
         if hit is not None:
             return hit
     if split_layout:
-        data = _read_split_layout(root, image_size)
+        data = _read_split_layout(root, classes, image_size)
     else:
-        data = _read_single_tree(root, image_size, split_seed, test_fraction)
+        data = _read_single_tree(root, classes, image_size, split_seed, test_fraction)
     if key is not None:
         cache.save_entry(key, data, root)
     return data
@@ -112,23 +114,20 @@ def _split_layout(root: Path) -> bool:
 
 
 def _class_names(folder: Path) -> list[str]:
-    """The visible subfolders of ``folder``, sorted by code point ([] if it cannot be listed)."""
+    """The visible subfolders of ``folder``, sorted by code point (a DataError if it cannot
+    be listed)."""
     try:
         with os.scandir(folder) as it:
             return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
-    except OSError:
-        return []
-
-
-def _classes_of(folder: Path) -> list[str]:
-    """The class folders of ``folder``, refused unless there are two or more."""
-    try:
-        with os.scandir(folder) as it:
-            names = sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
     except OSError as exc:
         raise DataError(
             f"{folder}: cannot list it ({exc.strerror or exc}); check its permissions"
         ) from None
+
+
+def _classes_of(folder: Path) -> list[str]:
+    """The class folders of ``folder``, refused unless there are two or more."""
+    names = _class_names(folder)
     if not names:
         raise DataError(
             f"{folder}: no class folders in it; make one folder of images per class ({_LAYOUTS})"
@@ -197,9 +196,7 @@ def _describe(root: Path, layout: str, classes: list[str], image_size: int) -> s
     )
 
 
-def _read_split_layout(root: Path, image_size: int) -> LabelledImages:
-    classes = _classes_of(root / "train")
-    test_classes = _classes_of(root / "test")
+def _same_classes(root: Path, classes: list[str], test_classes: list[str]) -> None:
     if test_classes != classes:
         only_test = sorted(set(test_classes) - set(classes))
         only_train = sorted(set(classes) - set(test_classes))
@@ -208,6 +205,9 @@ def _read_split_layout(root: Path, image_size: int) -> LabelledImages:
             f"{', '.join(only_test) or 'none'}; only in train/: {', '.join(only_train) or 'none'}); "
             "give both the same class folders"
         )
+
+
+def _read_split_layout(root: Path, classes: list[str], image_size: int) -> LabelledImages:
     train = _listing(root / "train", classes)
     test = _listing(root / "test", classes)
     train_images, train_labels = _decode(train, image_size)
@@ -224,9 +224,8 @@ def _read_split_layout(root: Path, image_size: int) -> LabelledImages:
 
 
 def _read_single_tree(
-    root: Path, image_size: int, split_seed: int, test_fraction: float
+    root: Path, classes: list[str], image_size: int, split_seed: int, test_fraction: float
 ) -> LabelledImages:
-    classes = _classes_of(root)
     files = _listing(root, classes)
     labels = np.fromiter((label for _, label in files), dtype=np.int64, count=len(files))
     train_idx, test_idx = split_train_val(labels, test_fraction, split_seed)
