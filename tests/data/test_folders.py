@@ -345,7 +345,7 @@ def test_a_run_on_image_folders_learns(tmp_path, own_cache, sample_data):
     """Four CIFAR-10 classes of the bundled sample (800 train / 200 test pictures) written as
     a user's folders of 48x40 grey and palette pictures, trained at 24x24 with fastnet
     (cpu85 at batch 100 for 8 epochs, no progressive resizing): chance is 25%; measured
-    80.0-80.5% over seeds 0 and 1 (about 25 s of training on one thread)."""
+    78.5-80.5% over seeds 0, 1 and 2 (about 25 s of training on one thread)."""
     from cifarlab.train.loop import train
 
     classes = ("airplane", "automobile", "frog", "horse")
