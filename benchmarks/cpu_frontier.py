@@ -40,7 +40,12 @@ import sys
 import time
 from pathlib import Path
 
-BUDGET_MULTIPLE = {"cpu85": 0.25, "cpu90": 1.0, "cpu93": 3.0, "cifar100-cpu": 1.0}  # of seed-improved's 25 epochs
+BUDGET_MULTIPLE = {
+    "cpu85": 0.25,
+    "cpu90": 1.0,
+    "cpu93": 3.0,
+    "cifar100-cpu": 1.0,
+}  # of seed-improved's 25 epochs
 TARGET = {"cpu85": 0.85, "cpu90": 0.90, "cpu93": 0.93, "cifar100-cpu": 0.70}
 REFERENCE_EPOCHS = 25
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from cifarlab.calibration import stored_temperature
-from cifarlab.data.readers import LabelledImages, NUM_CLASSES
+from cifarlab.data.readers import NUM_CLASSES, LabelledImages
 from cifarlab.data.tensors import TrainTensors, load_data_for, prepare_tensors
 from cifarlab.errors import CheckpointError, CifarlabError
 from cifarlab.inference import predict_logits

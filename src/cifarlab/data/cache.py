@@ -112,7 +112,12 @@ def source_key(
             )
     except (OSError, ValueError):
         return None
-    key: dict[str, Any] = {"format": FORMAT_VERSION, "form": form, "root": str(root), "files": stats}
+    key: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "form": form,
+        "root": str(root),
+        "files": stats,
+    }
     if options is not None:  # absent for CIFAR-10, whose keys stay as they were
         key["options"] = options
     blob = json.dumps(key, sort_keys=options is not None)

@@ -22,10 +22,10 @@ from pathlib import Path
 from cifarlab.data import cache
 from cifarlab.data import download as _download
 from cifarlab.data.readers import (
-    LabelledImages,
     FOLDER_NAME,
     REQUIRED_FILES,
     TARBALL_NAME,
+    LabelledImages,
     read_image_folders,
     read_python_dir,
     read_tarball,

@@ -87,7 +87,7 @@ def validate(r: Recipe, new_run: bool = True) -> None:
     check(
         r.data.dataset == "folder" or r.data.image_size == IMAGE_SIDE,
         "data.image_size",
-        f"CIFAR images are {IMAGE_SIDE}x{IMAGE_SIDE}; set it for data.dataset = \"folder\" only",
+        f'CIFAR images are {IMAGE_SIDE}x{IMAGE_SIDE}; set it for data.dataset = "folder" only',
     )
     check(
         0.0 < r.data.test_fraction < 1.0,
