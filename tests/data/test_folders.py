@@ -370,3 +370,17 @@ def test_a_run_on_image_folders_learns(tmp_path, own_cache, sample_data):
     )
     assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]
     assert (out / "metrics.json").is_file()
+
+
+def test_a_size_the_model_cannot_take_is_refused_in_one_line(tmp_path, helpers):
+    """seednet's head is built for 32x32: a folder dataset at 40 px is refused before training,
+    naming data.image_size, not a shape error from deep inside the first step."""
+    root = two_classes(tmp_path / "pets")
+    base = ["train", "--set", "data.dataset=folder", "--set", f"data.source={root}"]
+    base += ["--set", "train.epochs=1", "--set", "train.batch_size=2", "--set", "data.val_fraction=0"]
+    res = helpers.run_cli(*base, "--set", "data.image_size=40", "--out", str(tmp_path / "r40"))
+    assert res.returncode == 2, res.stderr[-2000:]
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("cifarlab: error: data.image_size: model seednet cannot take 40x40")
+    res = helpers.run_cli(*base, "--set", "data.image_size=32", "--out", str(tmp_path / "r32"))
+    assert res.returncode == 0, res.stderr[-2000:]

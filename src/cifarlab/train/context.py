@@ -160,7 +160,9 @@ def build(plan: StartPlan, call: TrainCall) -> tuple[RunContext, TrainState]:
                     memory_format=mem_format
                 )
             )
-    check_resolutions(model, recipe, tensors.train_x.shape[1], device, mem_format)
+    check_resolutions(
+        model, recipe, tensors.train_x.shape[1], device, mem_format, tensors.train_x.shape[-1]
+    )
     optimizer = build_optimizer(recipe.optim, model)
     state = TrainState(model=model, step_model=model, optimizer=optimizer, step=0)
     state.reset_running(device)
@@ -213,11 +215,14 @@ def build(plan: StartPlan, call: TrainCall) -> tuple[RunContext, TrainState]:
     return ctx, state
 
 
-def check_resolutions(model, recipe: Recipe, channels: int, device, mem_format) -> None:
+def check_resolutions(
+    model, recipe: Recipe, channels: int, device, mem_format, native: int = 32
+) -> None:
     """Refuse, before training, a train.resolutions size the model cannot take (seednet's
-    fully connected head is built for 32x32): one forward pass of two blank images per size,
-    in eval mode, so nothing about the model changes."""
-    sizes = sorted(set(recipe.train.resolutions))
+    fully connected head is built for 32x32), and the data's own size where it is not 32
+    (a folder dataset's data.image_size): one forward pass of two blank images per size, in
+    eval mode, so nothing about the model changes."""
+    sizes = sorted(set(recipe.train.resolutions) | ({native} if native != 32 else set()))
     if not sizes:
         return
     was_training = model.training
@@ -230,6 +235,12 @@ def check_resolutions(model, recipe: Recipe, channels: int, device, mem_format) 
                     model(x.contiguous(memory_format=mem_format))
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if size == native and size not in recipe.train.resolutions:
+                    raise RecipeError(
+                        f"data.image_size: model {recipe.model.name} cannot take {size}x{size} "
+                        f"images ({first}); set data.image_size = 32, or use a model that "
+                        "takes any size (fastnet, the resnets)"
+                    ) from None
                 raise RecipeError(
                     f"train.resolutions: model {recipe.model.name} cannot take {size}x{size} "
                     f"images ({first}); use sizes it can, or leave train.resolutions empty"
