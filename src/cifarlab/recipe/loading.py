@@ -29,9 +29,7 @@ def load_recipe(
     return recipe_from_dict(_raw(name_or_path, overrides))
 
 
-def with_overrides(
-    recipe: Recipe, overrides: dict[str, Any] | list[str] | None
-) -> Recipe:
+def with_overrides(recipe: Recipe, overrides: dict[str, Any] | list[str] | None) -> Recipe:
     """``recipe`` with ``overrides`` applied (a new Recipe; ``recipe`` is not changed), built as
     ``load_recipe`` builds it but NOT validated (``build_recipe``): to compare with ``recipe``
     (what a resume's ``--set`` would change), validated by the caller only if it is the one
