@@ -161,37 +161,28 @@ def _train(args: argparse.Namespace, rank: int) -> int:
     _check_resume_options(args, overrides)
     if rank == 0:  # only rank 0 writes the run directory
         _check_paths(args)
-    if args.resume:
-        train(
-            out_dir=args.resume,
-            resume=True,
-            overrides=overrides,
-            allow_change=args.allow_change,
-            data_dir=args.data_dir,
-            progress=args.progress,
-            tensorboard=args.tensorboard,
-        )
-        return 0
-    if rank != 0:
-        # Only rank 0 reads the recipe and writes the run directory (it tells the others).
-        train(
-            args.recipe or RECIPE_DEFAULT,
-            overrides=overrides,
-            out_dir=Path(args.out or "runs"),
-            data_dir=args.data_dir,
-            progress=False,
-            quick_check=args.quick_check,
-        )
-        return 0
-    # The one resolution of the recipe (it names the run directory): train() trains this
-    # Recipe as it is. Before any data I/O, so a bad recipe fails fast.
-    recipe = load_recipe(args.recipe or RECIPE_DEFAULT, overrides)
-    out = Path(args.out) if args.out else _default_out(recipe, args.quick_check)
-    if not args.quick_check:  # a quick check's first line is its own, naming the folder
-        print(f"run directory: {out}")
+    recipe = args.recipe or RECIPE_DEFAULT
+    if args.resume:  # the run's own recipe, from its checkpoint (train.start.decide_start)
+        out = Path(args.resume)
+    elif rank != 0:
+        # Only rank 0 reads the recipe and writes the run directory (it tells the others);
+        # the launcher gave every rank the same --out.
+        out = Path(args.out or "runs")
+    else:
+        # The one resolution of the recipe (it names the run directory): train() trains this
+        # Recipe as it is. Before any data I/O, so a bad recipe fails fast.
+        recipe, overrides = load_recipe(recipe, overrides), {}  # the overrides are in it
+        out = Path(args.out) if args.out else _default_out(recipe, args.quick_check)
+        if not args.quick_check:  # a quick check's first line is its own, naming the folder
+            print(f"run directory: {out}")
+    # Ranks other than 0 neither print nor write: train() turns their progress bar and
+    # TensorBoard off.
     train(
         recipe,
         out_dir=out,
+        resume=bool(args.resume),
+        overrides=overrides,
+        allow_change=args.allow_change,
         data_dir=args.data_dir,
         progress=args.progress,
         tensorboard=args.tensorboard,

@@ -35,14 +35,18 @@ def train_job(
             logf.write(line + "\n")
             logf.flush()
 
-        data_cfg = load_recipe(recipe, overrides).data
+        # The one resolution of the job's recipe (and its one validation): it names the data,
+        # and train() trains this Recipe as it is (the overrides change nothing in it; on a
+        # resume they are compared with the checkpoint's recipe, not validated again when equal).
+        resolved = load_recipe(recipe, overrides)
+        data_cfg = resolved.data
         spec = data_cfg.dataset_spec()
         # data_dir wins (load_data_for); one copy per dataset and location in this process
         where = (spec, data_dir if data_dir is not None else data_cfg.source)
         if where not in _DATA:
             _DATA[where] = load_data_for(data_cfg.source, data_dir, log, spec=spec)
         return train(
-            recipe,
+            resolved,
             out_dir=run_dir,
             data=_DATA[where],
             overrides=overrides,

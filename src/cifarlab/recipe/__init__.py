@@ -14,17 +14,18 @@ One concern per module, imported in this order (no module imports one listed aft
 - ``overrides``: ``--set`` parsed and applied by dotted name
 - ``migrate``: recipes stored by older runs (checkpoint format versions) in today's fields
 - ``validation``: range checks, the limits of new runs, the run-length checks
-- ``building``: a Recipe from a dict, typed, migrated and validated
-- ``loading``: a recipe by name, path, dict or Recipe, with overrides
+- ``building``: a Recipe from a dict, typed, migrated and validated (or not: ``build_recipe``)
+- ``loading``: a recipe by name, path, dict or Recipe, with overrides (``with_overrides``:
+  a Recipe with overrides, not validated)
 - ``compare``: how two recipes differ, field by dotted field (the one meaning of it)
 
 This module re-exports the public names; import them from ``cifarlab.recipe``.
 """
 
 from cifarlab.errors import RecipeError
-from cifarlab.recipe.building import recipe_from_dict
+from cifarlab.recipe.building import build_recipe, recipe_from_dict
 from cifarlab.recipe.compare import differences, first_difference
-from cifarlab.recipe.loading import builtin_recipes, load_recipe
+from cifarlab.recipe.loading import builtin_recipes, load_recipe, with_overrides
 from cifarlab.recipe.migrate import MOVED_MODEL_OPTIONS, migrate_stored
 from cifarlab.recipe.overrides import parse_overrides, parse_value
 from cifarlab.recipe.reading import MAX_FILE_BYTES, read_named_toml
@@ -87,6 +88,7 @@ __all__ = [
     "SystemConfig",
     "TTA_MODES",
     "TrainConfig",
+    "build_recipe",
     "builtin_recipes",
     "check_run_length",
     "differences",
@@ -100,4 +102,5 @@ __all__ = [
     "recipe_from_dict",
     "run_steps",
     "validate",
+    "with_overrides",
 ]

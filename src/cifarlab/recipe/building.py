@@ -1,5 +1,7 @@
 """A Recipe from a dict: every key known, every value of its field's type (coerced where TOML
-cannot say it, e.g. an integer for a float), then migrated (a stored recipe) and validated."""
+cannot say it, e.g. an integer for a float), then migrated (a stored recipe) and validated
+(``recipe_from_dict``); or built the same way and not validated (``build_recipe``), for a
+recipe that is only compared, or validated once its caller knows it is the one that runs."""
 
 from __future__ import annotations
 
@@ -30,13 +32,25 @@ def recipe_from_dict(
     size: ``validate``'s ``new_run``) are not applied, since that run exists. A user's
     recipe and ``--set`` (``load_recipe``) keep every check and every refusal.
     """
-    if version is not None and not stored:
-        raise TypeError("recipe_from_dict: a version is for a stored recipe (stored=True)")
-    if stored:
-        raw = migrate_stored(raw, FIRST_VERSION if version is None else version)
-    recipe = _build(Recipe, raw, prefix="")
+    recipe = build_recipe(raw, stored=stored, version=version)
     validate(recipe, new_run=not stored)
     return recipe
+
+
+def build_recipe(
+    raw: dict[str, Any], *, stored: bool = False, version: int | None = None
+) -> Recipe:
+    """A Recipe as ``recipe_from_dict`` builds it (unknown keys and values of the wrong type
+    raise RecipeError; ``stored`` and ``version`` migrate it alike), but NOT validated: no
+    range check, no limit of a new run. For a recipe that is only compared (a resume's stored
+    recipe beside the changed one it trains), or that its caller validates once it knows it
+    is the recipe that runs (``validate``, with ``new_run`` as the caller decides).
+    """
+    if version is not None and not stored:
+        raise TypeError("a recipe version is for a stored recipe (stored=True)")
+    if stored:
+        raw = migrate_stored(raw, FIRST_VERSION if version is None else version)
+    return _build(Recipe, raw, prefix="")
 
 
 def _build(cls, raw: Any, prefix: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.errors import RecipeError
-from cifarlab.recipe.building import recipe_from_dict
+from cifarlab.recipe.building import build_recipe, recipe_from_dict
 from cifarlab.recipe.overrides import parse_overrides, set_dotted
 from cifarlab.recipe.reading import read_named_toml
 from cifarlab.recipe.schema import Recipe
@@ -26,6 +26,22 @@ def load_recipe(
     overrides: dict[str, Any] | list[str] | None = None,
 ) -> Recipe:
     """A recipe by built-in name, TOML path, dict or Recipe, with overrides applied and checked."""
+    return recipe_from_dict(_raw(name_or_path, overrides))
+
+
+def with_overrides(recipe: Recipe, overrides: dict[str, Any] | list[str] | None) -> Recipe:
+    """``recipe`` with ``overrides`` applied (a new Recipe; ``recipe`` is not changed), built as
+    ``load_recipe`` builds it but NOT validated (``build_recipe``): to compare with ``recipe``
+    (what a resume's ``--set`` would change), validated by the caller only if it is the one
+    that runs. Unknown fields and values of the wrong type still raise RecipeError."""
+    return build_recipe(_raw(recipe, overrides))
+
+
+def _raw(
+    name_or_path: str | Path | Recipe | dict,
+    overrides: dict[str, Any] | list[str] | None,
+) -> dict[str, Any]:
+    """The recipe's dict (``base`` chains resolved), a copy, with ``overrides`` set."""
     if isinstance(name_or_path, Recipe):
         raw = name_or_path.to_dict()
     elif isinstance(name_or_path, dict):  # a deep copy: overrides must not reach the caller's
@@ -37,7 +53,7 @@ def load_recipe(
             overrides = parse_overrides(overrides)
         for key, value in overrides.items():
             set_dotted(raw, key, value)
-    return recipe_from_dict(raw)
+    return raw
 
 
 def _read_raw(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:

@@ -207,6 +207,10 @@ def train(
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``out_dir`` and return its final metrics (also in metrics.json).
 
+    ``recipe`` is a built-in name, a TOML path, a dict or a Recipe, resolved with ``overrides``
+    and validated once; a Recipe in which ``overrides`` change nothing (resolved with them, as
+    ``cifarlab train`` and a study's or search's job do) is trained as it is.
+
     ``resume``: False refuses a directory that already holds a run; True continues the
     run in ``out_dir`` from its last checkpoint (its own recipe, and its own data when it
     trained on the bundled sample); ``"auto"`` resumes when there is a checkpoint, returns

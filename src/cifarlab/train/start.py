@@ -22,7 +22,16 @@ from typing import Any
 
 from cifarlab import rundir
 from cifarlab.errors import CifarlabError, TrainingError, warn
-from cifarlab.recipe import Recipe, differences, load_recipe, recipe_from_dict, run_steps
+from cifarlab.recipe import (
+    Recipe,
+    build_recipe,
+    differences,
+    load_recipe,
+    recipe_from_dict,
+    run_steps,
+    validate,
+    with_overrides,
+)
 from cifarlab.train.optim import lr_at
 
 if sys.version_info >= (3, 11):
@@ -82,10 +91,13 @@ def decide_start(
     done = finished and payload["step"] >= payload.get("total_steps", -1)
     if done and not overrides:  # nothing could change it: its recipe is not even read
         return StartPlan(FINISHED, metrics=run.metrics())
-    stored = recipe_from_dict(payload["recipe"], stored=True, version=payload.get("format_version"))
+    # The checkpoint's recipe, typed and migrated but not validated: recipe_changes validates
+    # the one recipe that runs (this one, or the changed one when --set changes it).
+    stored = build_recipe(payload["recipe"], stored=True, version=payload.get("format_version"))
     if not done:
         check_recipe_file(run, stored)
-    trained, changes = recipe_changes(stored, overrides, allow_change, run.path)
+    known = recipe if isinstance(recipe, Recipe) else None
+    trained, changes = recipe_changes(stored, overrides, allow_change, run.path, known)
     if done:
         if not changes:
             return StartPlan(FINISHED, metrics=run.metrics())
@@ -108,12 +120,19 @@ def decide_start(
 
 
 def resolve(recipe: str | Path | Recipe | dict, overrides: dict[str, Any]) -> Recipe:
-    """The recipe a fresh run trains. A ``Recipe`` given without overrides is taken as it is:
-    ``load_recipe`` made and validated it (``cifarlab train`` resolves the recipe before it
-    names the run directory, and hands that Recipe on). Anything else is resolved here."""
-    if isinstance(recipe, Recipe) and not overrides:
+    """The recipe a fresh run trains. A ``Recipe`` is taken as it is when ``overrides`` change
+    nothing in it: ``load_recipe`` made and validated it (``cifarlab train`` resolves the recipe
+    before it names the run directory, a study's or search's job before it loads the data, and
+    each hands that Recipe on, the job with the overrides it holds already). Anything else is
+    resolved, and validated, here."""
+    if isinstance(recipe, Recipe) and not _changes_anything(recipe, overrides):
         return recipe
     return load_recipe(recipe, overrides)
+
+
+def _changes_anything(recipe: Recipe, overrides: dict[str, Any]) -> bool:
+    """Whether ``overrides`` change a field of ``recipe`` (checked without validating)."""
+    return bool(overrides) and bool(differences(recipe, with_overrides(recipe, overrides)))
 
 
 def check_new_length(
@@ -171,13 +190,22 @@ def check_recipe_file(run: rundir.RunDir, stored: Recipe) -> None:
 
 
 def recipe_changes(
-    stored: Recipe, overrides: dict[str, Any], allow_change: tuple[str, ...], where: Path
+    stored: Recipe,
+    overrides: dict[str, Any],
+    allow_change: tuple[str, ...],
+    where: Path,
+    known: Recipe | None = None,
 ) -> tuple[Recipe, list[dict[str, Any]]]:
     """The recipe a resume trains (``stored`` with ``overrides`` applied, once) and the fields
-    the overrides change, all of them allowed; ``stored`` itself when they change nothing."""
-    if not overrides:
-        return stored, []
-    after = load_recipe(stored, overrides)  # load_recipe copies before it overrides
+    the overrides change, all of them allowed; ``stored`` itself when they change nothing.
+
+    ``stored``, the checkpoint's recipe (``build_recipe``), comes here unvalidated, and the
+    one recipe that runs is validated here, once: the changed one with a new run's checks (as
+    ``load_recipe`` checks a ``--set``), or ``stored`` as a stored recipe. ``known`` is a
+    Recipe validated already (a study's or search's job resolved it with these overrides):
+    equal to the recipe that runs, it is taken as it is, and nothing is validated again.
+    """
+    after = with_overrides(stored, overrides) if overrides else stored  # a copy, overridden
     diff = differences(stored, after)
     refused = [field for field in diff if field not in allow_change]
     if refused:
@@ -186,9 +214,12 @@ def recipe_changes(
             f"{', '.join(refused)}. To change a field on purpose: --allow-change {refused[0]} "
             f"(recorded in the run), or start a new run"
         )
-    return (after if diff else stored), [
-        {"field": f, "from": a, "to": b} for f, (a, b) in diff.items()
-    ]
+    trained = after if diff else stored
+    if known is not None and not differences(known, trained):
+        trained = known
+    else:
+        validate(trained, new_run=bool(diff))
+    return trained, [{"field": f, "from": a, "to": b} for f, (a, b) in diff.items()]
 
 
 def warn_schedule_change(plan: StartPlan, total: int, where: Path) -> None:
