@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from cifarlab.stored import StoredValueError
 from cifarlab.studies import StudyError
 from cifarlab.studies.ladder import load_ladder
 from cifarlab.studies.runner import merge_studies, run_study
 from cifarlab.studies.spec import ablation_study, parse_shard, seed_study, shard_runs
+from cifarlab.studies.summary import collect, collect_training, summarize, to_markdown
 
 # 1,600 training images / 32 = 50 steps per epoch: 0.2 epochs = 10 steps, checkpoints at 5 and 10.
 TINY = {"train.epochs": 0.2, "train.eval_points": 2, "system.threads": 1}
@@ -113,6 +115,64 @@ def test_study_directory_and_summary(reference, study):
     assert len(csv_lines) == 3
     for fig in ("accuracy_by_step.png", "curves_grid.png", "accuracies_strip.png"):
         assert (reference / fig).stat().st_size > 1000
+
+
+def test_summary_holds_the_final_training_accuracy_and_loss(reference):
+    s = summary(reference)
+    for row in s["rows"]:
+        accs, losses = [], []
+        for seed in (0, 1):
+            h = json.loads(
+                (reference / "runs" / row["step"] / f"seed{seed}/history.json").read_text()
+            )
+            accs.append(h["train_acc"][-1] * 100)
+            losses.append(h["train_loss"][-1])
+        for key, vals in (("train_accuracy", accs), ("train_loss", losses)):
+            block = row[key]
+            assert block["values"] == vals and block["n"] == 2
+            assert block["mean"] == pytest.approx(statistics.mean(vals))
+            assert block["std"] == pytest.approx(statistics.stdev(vals))
+            assert block["ci95"][0] <= block["mean"] <= block["ci95"][1]
+    base, wd = s["rows"]
+    for key in ("train_accuracy", "train_loss"):
+        assert base[key]["diff_prev"] is None
+        assert wd[key]["diff_prev"] == pytest.approx(wd[key]["mean"] - base[key]["mean"])
+        lo, hi = wd[key]["diff_prev_ci95"]
+        assert lo <= wd[key]["diff_prev"] <= hi
+        assert wd[key]["diff_beyond_noise"] == (lo > 0 or hi < 0)
+    md = (reference / "summary.md").read_text()
+    training = md.split("## Final training accuracy (%) and loss")[1]
+    mean, std = wd["train_accuracy"]["mean"], wd["train_accuracy"]["std"]
+    assert f"| `wd` | 2 | {mean:.2f} ± {std:.2f} [" in training and "running mean" in training
+    header, wd_line = (reference / "summary.csv").read_text().splitlines()[0:3:2]
+    cells = dict(zip(header.split(","), wd_line.split(","), strict=True))
+    assert float(cells["train_loss_mean"]) == pytest.approx(wd["train_loss"]["mean"])
+    assert float(cells["train_accuracy_diff"]) == pytest.approx(wd["train_accuracy"]["diff_prev"])
+
+
+def test_a_summary_from_metrics_alone_has_no_training_table(reference, study):
+    # The report summarises a study from its runs' metrics: no training values, no table.
+    results = collect(reference, study)
+    s = summarize(study, results)
+    assert all(r["train_accuracy"]["n"] == r["train_loss"]["n"] == 0 for r in s["rows"])
+    assert "Final training" not in to_markdown(s)
+    assert summarize(study, results, collect_training(reference, results)) == summary(reference)
+
+
+def test_a_bad_training_value_in_a_history_is_one_line(tmp_path, reference, study):
+    out = tmp_path / "study"
+    shutil.copytree(reference, out)
+    path = out / "runs/wd/seed1/history.json"
+    h = json.loads(path.read_text())
+    h["train_acc"][-1] = 1.5
+    path.write_text(json.dumps(h))
+    with pytest.raises(StoredValueError) as err:
+        collect_training(out, collect(out, study))
+    assert str(err.value).startswith(str(path)) and "train_acc" in str(err.value)
+    assert "\n" not in str(err.value)
+    path.write_text("{")
+    with pytest.raises(StudyError, match="damaged history"):
+        collect_training(out, collect(out, study))
 
 
 @pytest.mark.slow

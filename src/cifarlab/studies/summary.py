@@ -1,13 +1,21 @@
-"""A study's summary table: test accuracy per step as a distribution over seeds.
+"""A study's summary table: test accuracy per step as a distribution over seeds. One concern:
+that table (summary.json) and its CSV and Markdown forms.
 
 For each step: n (finished runs), mean, sample std, the 95% t interval for the
 mean, min, max and the per-seed values (in seed order, in percent), and the
 difference from its comparison step (the previous step of a cumulative ladder;
 "final" for the "-<step>" rows of a leave-one-out study) with Welch's 95%
 interval. "Beyond noise" means that interval excludes 0. Where n < 2 the std and
-intervals are null, and the Markdown says so. The summary depends only on
-study.json and the runs' metrics.json, so an interrupted-and-resumed study, a
-merged set of shards and an uninterrupted study give identical summaries.
+intervals are null, and the Markdown says so.
+
+Each row also holds the final *training* accuracy (%) and loss of its runs
+(``train_accuracy``, ``train_loss``: the same statistics and difference): the
+last evaluation point of each run's history.json, the running mean over the
+training batches since the point before (augmented images, weights moving, as the
+run prints it), which is what a training curve such as He et al.'s figure 6
+plots. The summary depends only on study.json and the finished runs' metrics.json
+and history.json, so an interrupted-and-resumed study, a merged set of shards and
+an uninterrupted study give identical summaries.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 from cifarlab.atomic import write_json, write_text
 from cifarlab.rundir import RunDir, check_metrics
+from cifarlab.stored import number
 from cifarlab.studies import StudyError
 from cifarlab.studies.figures import plot_study
 from cifarlab.studies.spec import StudySpec, read_study
@@ -49,26 +58,103 @@ def collect(study_dir: str | Path, study: StudySpec) -> dict[str, dict[int, dict
     return out
 
 
-def summarize(study: StudySpec, results: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
-    """The summary dict (summary.json) from a study and its finished runs' metrics."""
+# summary key -> (history.json key, scale to the summary's unit, upper bound of the stored value)
+TRAINING = {"train_accuracy": ("train_acc", 100.0, 1.0), "train_loss": ("train_loss", 1.0, None)}
+
+
+def collect_training(
+    study_dir: str | Path, results: dict[str, dict[int, dict[str, Any]]]
+) -> dict[str, dict[int, dict[str, float]]]:
+    """step -> seed -> {"train_accuracy": %, "train_loss": mean cross-entropy} of every run in
+    ``results`` (the finished ones): the last value of each in its history.json. A run
+    without a history.json, or whose history has no training value, is left out (then the
+    row's training n is below its test n)."""
+    where = StudyDir(study_dir)
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for step, per_seed in results.items():
+        for seed in per_seed:
+            path = RunDir(where.run(step, seed)).history_path
+            if not path.is_file():
+                continue
+            try:
+                history = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise StudyError(
+                    f"{path}: damaged history ({exc}); delete the run's metrics.json to rerun it"
+                ) from None
+            if not isinstance(history, dict):
+                raise StudyError(f"{path}: expected a JSON object; delete the run to rerun it")
+            final: dict[str, float] = {}
+            for key, (stored, scale, high) in TRAINING.items():
+                column = history.get(stored)
+                known = [v for v in column if v is not None] if isinstance(column, list) else []
+                if known:
+                    final[key] = float(number(known[-1], path, stored, low=0.0, high=high)) * scale
+            if final:
+                out.setdefault(step, {})[seed] = final
+    return out
+
+
+def _difference(
+    before: list[float], after: list[float]
+) -> tuple[float | None, list[float] | None, bool | None]:
+    """mean(after) - mean(before), its Welch 95% interval and whether that excludes 0;
+    None where a sample is empty (the interval: where either has fewer than 2 values)."""
+    if not before or not after:
+        return None, None, None
+    w = welch_difference(before, after, LEVEL)
+    if w.ci is None:
+        return w.diff, None, None
+    return w.diff, list(w.ci), bool(w.ci[0] > 0 or w.ci[1] < 0)
+
+
+def _training_values(
+    training: dict[str, dict[int, dict[str, float]]], key: str, step: str, seeds: list[int]
+) -> list[float]:
+    got = training.get(step, {})
+    return [got[s][key] for s in seeds if key in got.get(s, {})]
+
+
+def _training_block(mine: list[float], theirs: list[float]) -> dict[str, Any]:
+    """One training metric of one row: n, mean, std, 95% t interval, per-seed values, and
+    the difference from the comparison step's values with Welch's 95% interval."""
+    d = summary_stats(mine, LEVEL)
+    diff, diff_ci, beyond = _difference(theirs, mine)
+    return {
+        "n": d.n,
+        "mean": d.mean,
+        "std": d.std,
+        "ci95": list(d.ci) if d.ci else None,
+        "values": mine,
+        "diff_prev": diff,
+        "diff_prev_ci95": diff_ci,
+        "diff_beyond_noise": beyond,
+    }
+
+
+def summarize(
+    study: StudySpec,
+    results: dict[str, dict[int, dict[str, Any]]],
+    training: dict[str, dict[int, dict[str, float]]] | None = None,
+) -> dict[str, Any]:
+    """The summary dict (summary.json) from a study and its finished runs' metrics, and
+    their final training accuracy and loss (:func:`collect_training`; None: none known,
+    the rows' ``train_*`` statistics are then empty)."""
+    training = training or {}
     values: dict[str, list[float]] = {}
+    seeds_of: dict[str, list[int]] = {}
     rows: list[dict[str, Any]] = []
     for k, step in enumerate(study.steps):
         done = results.get(step.name, {})
         seeds = [s for s in study.seeds if s in done]
         vals = [float(done[s]["test_accuracy"]) * 100.0 for s in seeds]
         values[step.name] = vals
+        seeds_of[step.name] = seeds
         d = summary_stats(vals, LEVEL)
         ref = (
             step.diff_ref if step.diff_ref is not None else (study.steps[k - 1].name if k else None)
         )
-        diff = diff_ci = beyond = None
-        if ref is not None and vals and values.get(ref):
-            w = welch_difference(values[ref], vals, LEVEL)
-            diff = w.diff
-            if w.ci is not None:
-                diff_ci = list(w.ci)
-                beyond = bool(w.ci[0] > 0 or w.ci[1] < 0)
+        diff, diff_ci, beyond = _difference(values.get(ref, []) if ref else [], vals)
         rows.append(
             {
                 "step": step.name,
@@ -87,6 +173,13 @@ def summarize(study: StudySpec, results: dict[str, dict[int, dict[str, Any]]]) -
                 "diff_prev_ci95": diff_ci,
                 "diff_beyond_noise": beyond,
                 "reference": step.reference,
+                **{
+                    key: _training_block(
+                        _training_values(training, key, step.name, seeds),
+                        _training_values(training, key, ref, seeds_of[ref]) if ref else [],
+                    )
+                    for key in TRAINING
+                },
             }
         )
     missing = [
@@ -124,7 +217,7 @@ def summarize_study(
     study_dir = Path(study_dir)
     study = read_study(study_dir)
     results = collect(study_dir, study)
-    summary = summarize(study, results)
+    summary = summarize(study, results, collect_training(study_dir, results))
     if len(summary["data"]) > 1:
         log(f"warning: the runs of {study_dir} used different data: {summary['data']}")
     where = StudyDir(study_dir)
@@ -154,6 +247,11 @@ CSV_COLUMNS = (
     "diff_ci95_hi",
     "diff_beyond_noise",
     "reference",
+    *(
+        f"{key}_{column}"
+        for key in TRAINING
+        for column in ("n", "mean", "std", "diff", "diff_ci95_lo", "diff_ci95_hi")
+    ),
     "values",
 )
 
@@ -182,10 +280,19 @@ def to_csv(summary: dict[str, Any]) -> str:
             dci[1],
             r["diff_beyond_noise"],
             r["reference"],
+            *(cell for key in TRAINING for cell in _training_cells(r.get(key))),
             ";".join(repr(v) for v in r["values"]),
         )
         w.writerow(["" if c is None else c for c in cells])
     return buf.getvalue()
+
+
+def _training_cells(block: dict[str, Any] | None) -> tuple[Any, ...]:
+    """A row's training metric as the CSV's six cells (None: no value)."""
+    if block is None:  # a summary written before the training columns
+        return (None,) * 6
+    ci = block["diff_prev_ci95"] or [None, None]
+    return (block["n"], block["mean"], block["std"], block["diff_prev"], ci[0], ci[1])
 
 
 def _f(x: float | None, signed: bool = False) -> str:
@@ -294,4 +401,54 @@ def to_markdown(summary: dict[str, Any]) -> str:
     if summary["missing"]:
         miss = ", ".join(f"{m['step']} seed {m['seed']}" for m in summary["missing"])
         lines.append(f"Not finished ({len(summary['missing'])}): {miss}.")
+    lines += _training_markdown(rows)
     return "\n".join(lines) + "\n"
+
+
+def _stat_cell(block: dict[str, Any]) -> str:
+    if not block["n"]:
+        return "—"
+    spread = _f(block["std"]) if block["std"] is not None else "n/a"
+    ci = f" [{_f(block['ci95'][0])}, {_f(block['ci95'][1])}]" if block["ci95"] else ""
+    return f"{_f(block['mean'])} ± {spread}{ci}"
+
+
+def _diff_cell(block: dict[str, Any]) -> str:
+    if block["diff_prev"] is None:
+        return "—"
+    if block["diff_prev_ci95"] is None:
+        return f"{_f(block['diff_prev'], True)} (n/a)"
+    lo, hi = block["diff_prev_ci95"]
+    return f"{_f(block['diff_prev'], True)} [{_f(lo, True)}, {_f(hi, True)}]"
+
+
+def _training_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The final training accuracy and loss per step, as a second table; nothing when no
+    row has them (a summary made from metrics alone)."""
+    if not any(r.get("train_accuracy", {}).get("n") or r.get("train_loss", {}).get("n")
+               for r in rows):  # fmt: skip
+        return []
+    lines = [
+        "",
+        "## Final training accuracy (%) and loss",
+        "",
+        "| step | n | train accuracy, mean ± std [95% CI] | Δ (95% CI) | beyond noise? "
+        "| train loss, mean ± std [95% CI] | Δ (95% CI) | beyond noise? | vs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        acc, loss = r["train_accuracy"], r["train_loss"]
+        cells = [f"`{r['step']}`", str(max(acc["n"], loss["n"]))]
+        for block in (acc, loss):
+            judged = {"diff_ref": r["diff_ref"], **block}
+            cells += [_stat_cell(block), _diff_cell(block), verdict(judged)]
+        cells.append(r["diff_ref"] or "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The last evaluation point of each run's history.json: the running mean over the "
+        "training batches since the point before (augmented images, the weights still "
+        "moving), as the run printed it, not a separate pass over the training set. "
+        "Statistics and Δ as above (Welch's 95% t interval).",
+    ]
+    return lines
