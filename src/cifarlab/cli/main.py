@@ -52,7 +52,10 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="cifarlab",
-        description="Image classification on CIFAR-10: data, training, evaluation, studies, reports.",
+        description=(
+            "Image classification on CIFAR-10, CIFAR-100 and your own image folders: "
+            "data, training, evaluation, studies, reports."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"cifarlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback for errors")
