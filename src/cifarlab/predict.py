@@ -123,9 +123,9 @@ def _walk_pictures(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     return sorted(found), errors
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A picture file as uint8 (32, 32, 3) RGB: decoded by :func:`to_rgb`, EXIF-rotated,
-    centre-cropped, resized.
+def read_image(path: str | Path, size: int = SIZE) -> np.ndarray:
+    """A picture file as uint8 (size, size, 3) RGB: decoded by :func:`to_rgb`, EXIF-rotated,
+    centre-cropped, resized (``size``: the run's data.image_size, 32 for CIFAR).
 
     Only regular files are opened (never blocking on a FIFO), only the :data:`PIL_FORMATS`
     decoders are tried, and a header declaring more than :data:`MAX_PIXELS` pixels is
@@ -145,7 +145,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 white = white_level(img)  # before EXIF rotation: a TIFF's tags are read here
                 img.load()  # decode now: a truncated file fails here, not later
                 ImageOps.exif_transpose(img, in_place=True)
-                return preprocess(img, white)
+                return preprocess(img, white, size)
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not a {FORMAT_NAMES} image (cannot identify the file's format)"
@@ -247,8 +247,8 @@ def to_rgb(img, white: float | None = None):
     return img.convert("RGB")
 
 
-def preprocess(img, white: float | None = None) -> np.ndarray:
-    """A PIL image as uint8 (32, 32, 3) RGB: centre-cropped to a square, converted by
+def preprocess(img, white: float | None = None, size: int = SIZE) -> np.ndarray:
+    """A PIL image as uint8 (size, size, 3) RGB: centre-cropped to a square, converted by
     :func:`to_rgb` (``white`` is passed on), resized with BILINEAR."""
     from PIL import Image
 
@@ -262,8 +262,8 @@ def preprocess(img, white: float | None = None) -> np.ndarray:
     if w != h:  # crop first: converting the square alone saves memory (conversions are per pixel)
         img = img.crop((left, top, left + side, top + side))
     img = to_rgb(img, white)
-    if side != SIZE:
-        img = img.resize((SIZE, SIZE), getattr(Image.Resampling, RESAMPLE))
+    if side != size:
+        img = img.resize((size, size), getattr(Image.Resampling, RESAMPLE))
     return np.asarray(img, dtype=np.uint8).copy()
 
 
@@ -300,7 +300,7 @@ def predict_paths(
     good: list[tuple[Path, np.ndarray]] = []
     for f in files:
         try:
-            good.append((f, read_image(f)))
+            good.append((f, read_image(f, trained.recipe.data.image_size)))
         except ImageReadError as exc:
             msg = str(exc)
             errors.append(

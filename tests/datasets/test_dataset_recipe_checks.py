@@ -38,9 +38,7 @@ def test_the_up_front_run_length_check_covers_cifar100_and_leaves_folders_to_the
     for name in ("cifar100", "cifar100-coarse"):
         with pytest.raises(RecipeError) as exc:
             load_recipe("seed-baseline", {**long, "train.epochs": 2, "data.dataset": name})
-        assert one_line(exc).startswith("train.epochs: ") and "CIFAR-100's 40,000" in str(
-            exc.value
-        )
+        assert one_line(exc).startswith("train.epochs: ") and "CIFAR-100's 40,000" in str(exc.value)
     with pytest.raises(RecipeError, match="CIFAR-10's 40,000"):
         load_recipe("seed-baseline", {**long, "train.epochs": 2})
     # a folder's size is unknown until read: check_run_length checks it then

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cifarlab.data import datasets
 from cifarlab.data.batches import to_uint8_tensor
-from cifarlab.data.datasets import DatasetSpec, load_dataset
+from cifarlab.data.datasets import DatasetSpec
 from cifarlab.data.locate import SAMPLE
 from cifarlab.data.readers import LabelledImages
 from cifarlab.data.split import split_train_val
@@ -150,12 +151,12 @@ def load_data_for(
             f"(data.source = {recipe_source!r}); name the folder with --data-dir or data.source"
         )
     if data_dir is not None:
-        data = load_dataset(spec, data_dir)
+        data = datasets.load_dataset(spec, data_dir)
     elif run_data is not None and run_data.get("spec") == SAMPLE:
-        data = load_dataset(spec, SAMPLE)
+        data = datasets.load_dataset(spec, SAMPLE)
     elif recipe_source == "auto":
-        data = load_dataset(spec, None, fallback_to_sample=True)
+        data = datasets.load_dataset(spec, None, fallback_to_sample=True)
     else:
-        data = load_dataset(spec, recipe_source)
+        data = datasets.load_dataset(spec, recipe_source)
     log(f"data: {data.source}")
     return data
