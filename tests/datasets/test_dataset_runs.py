@@ -2,25 +2,20 @@
 run records, evaluate (its own dataset reloaded from its recipe, --data-dir, a class-count
 mismatch), resume on other data, predict's class names, export's classes and normalisation.
 
-The data are the bundled CIFAR-10 sample relabelled into 20 classes and called
-"cifar100-coarse" (each CIFAR-10 class split in two by image index): real images, another
-dataset's name and class count. Where a command loads the dataset itself,
-``cifarlab.data.datasets.load_dataset`` is replaced by one that hands these out and notes
-what it was asked for.
+The data and the run: conftest.py (the sample relabelled into 20 classes, as
+"cifar100-coarse").
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from cifarlab.cli.main import main
-from cifarlab.data import datasets
 from cifarlab.data.readers import LabelledImages
 from cifarlab.data.tensors import channel_stats
 from cifarlab.errors import CheckpointError, DataError
@@ -30,52 +25,13 @@ from cifarlab.train.loop import train
 from cifarlab.trained import load_trained_model
 
 QUIET = {"progress": False, "log": lambda s: None}
-SHORT = {"train.epochs": 0.2, "train.eval_points": 1, "system.threads": 1}
-COARSE = {**SHORT, "data.dataset": "cifar100-coarse", "data.normalize": "train"}
-
-
-def relabel(data: LabelledImages, dataset: str = "cifar100-coarse") -> LabelledImages:
-    """The sample in 20 classes: class c's images with an even index become 2c, odd 2c + 1."""
-
-    def labels(y: np.ndarray) -> np.ndarray:
-        return (y * 2 + np.arange(len(y)) % 2).astype(np.int64)
-
-    return replace(
-        data,
-        train_labels=labels(data.train_labels),
-        test_labels=labels(data.test_labels),
-        classes=tuple(f"super{i:02d}" for i in range(20)),
-        source="relabelled sample (20 classes)",
-        is_sample=False,
-        dataset=dataset,
-    )
-
-
-@pytest.fixture(scope="module")
-def coarse(sample_data) -> LabelledImages:
-    return relabel(sample_data)
-
-
-@pytest.fixture(scope="module")
-def coarse_run(tmp_path_factory, coarse) -> Path:
-    out = tmp_path_factory.mktemp("coarse") / "run"
-    train("seed-baseline", out_dir=out, data=coarse, overrides=COARSE, **QUIET)
-    return out
-
-
-@pytest.fixture
-def asked(monkeypatch, coarse):
-    """Replace load_dataset; the list records (spec, where) of every call."""
-    calls: list[tuple[datasets.DatasetSpec, object]] = []
-
-    def fake(spec, where=None, **kwargs):
-        calls.append((spec, where))
-        if spec.name != "cifar100-coarse":
-            raise DataError(f"fake loader: no {spec.name}")
-        return replace(coarse, source=f"fake {spec.name} at {where}")
-
-    monkeypatch.setattr(datasets, "load_dataset", fake)
-    return calls
+COARSE = {
+    "train.epochs": 0.2,
+    "train.eval_points": 1,
+    "system.threads": 1,
+    "data.dataset": "cifar100-coarse",
+    "data.normalize": "train",
+}  # as conftest's run
 
 
 def test_the_run_records_its_dataset_classes_spec_and_training_normalisation(coarse_run, coarse):
