@@ -131,3 +131,33 @@ def test_export_metadata_holds_the_run_s_classes_and_training_normalisation(coar
     assert [meta["mean"], meta["std"]] == list(metrics["normalization"].values())
     assert meta["normalize"] == "train" and meta["output"]["shape"] == ["N", 20]
     assert meta["input"]["shape"] == ["N", 3, 32, 32]
+
+
+def test_predict_and_export_take_the_run_s_image_size(coarse_run, coarse, tmp_path):
+    from cifarlab.export import _example_input, metadata
+    from cifarlab.predict import read_image
+
+    Image.fromarray(coarse.test_images[0]).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png").shape == (32, 32, 3)
+    assert read_image(tmp_path / "a.png", 64).shape == (64, 64, 3)
+    trained = load_trained_model(coarse_run)
+    trained.recipe.data.image_size = 64  # as a folder run of 64-pixel images records it
+    meta = metadata(trained)
+    assert meta["input"]["shape"] == ["N", 3, 64, 64]
+    assert tuple(_example_input(meta).shape) == (2, 3, 64, 64)
+
+
+def test_corruptions_refuse_images_other_than_32_pixels_in_one_line(coarse_run, coarse):
+    from cifarlab.robustness import RobustnessError, evaluate_corruptions
+
+    big = replace(
+        coarse,
+        train_images=coarse.train_images.repeat(2, axis=1).repeat(2, axis=2),
+        test_images=coarse.test_images.repeat(2, axis=1).repeat(2, axis=2),
+    )
+    with pytest.raises(RobustnessError) as exc:
+        evaluate_corruptions(
+            coarse_run, corruptions=["fog"], severities=[1], data=big, device="cpu"
+        )
+    assert "defined for 32x32 images" in str(exc.value) and "64x64" in str(exc.value)
+    assert len(str(exc.value).splitlines()) == 1
