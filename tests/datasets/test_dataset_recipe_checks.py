@@ -80,3 +80,17 @@ def test_normalize_train_beside_a_recipe_mean_and_std_is_accepted():
         {"data.normalize": "train", "data.mean": [0.4, 0.4, 0.4], "data.std": [0.2, 0.2, 0.2]},
     )
     assert recipe.data.normalize == "train"
+
+
+def test_the_recipe_and_the_data_command_offer_the_data_layer_s_datasets():
+    from cifarlab.cli.main import build_parser
+    from cifarlab.data.datasets import DATASETS
+    from cifarlab.recipe.schema import DATASETS as RECIPE_DATASETS
+
+    assert RECIPE_DATASETS == DATASETS
+    data_cmd = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices["data"]._actions
+        if "--dataset" in a.option_strings
+    )
+    assert tuple(data_cmd.choices) == DATASETS and data_cmd.default == "cifar10"
