@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.data.explore import overview, write_figures
 
     check_data_dir(args.data_dir)
-    dataset = getattr(args, "dataset", DATASETS[0])
+    dataset = args.dataset
     if args.locate and dataset != "cifar10":
         raise DataError(f"--locate finds CIFAR-10 only, not --dataset {dataset}; drop one of them")
     if dataset == "folder" and args.data_dir in (None, "sample"):
