@@ -1,6 +1,7 @@
 """Export a trained checkpoint for other runtimes: ONNX, TorchScript, safetensors.
 
-Every export takes a float32 batch (N, 3, 32, 32) of RGB pixels scaled to [0, 1]
+Every export takes a float32 batch (N, 3, S, S) of RGB pixels scaled to [0, 1] (S: the
+run's data.image_size, 32 for CIFAR-10 and CIFAR-100)
 and then normalised as ``(x - mean) / std`` with the checkpoint's own mean and
 std, and returns logits (N, classes). The class names and the normalisation
 travel with the model in each format's own metadata (ONNX ``metadata_props``,
@@ -50,18 +51,23 @@ def metadata(trained) -> dict[str, Any]:
     """What a consumer needs besides the weights: classes, normalisation, model, input spec."""
     from cifarlab.version import __version__
 
+    side = trained.recipe.data.image_size  # 32 for CIFAR; a folder dataset's own
     return {
         "format": "cifarlab-export",
         "format_version": 1,
         "cifarlab": __version__,
         "classes": list(trained.classes),
+        # the run's own normalisation as recorded (data.normalize = "train": the training
+        # split's statistics, never recomputed)
         "mean": list(trained.mean),
         "std": list(trained.std),
+        "dataset": (trained.run_data or {}).get("dataset", trained.recipe.data.dataset),
+        "normalize": trained.recipe.data.normalize,
         "model": trained.model_name,
         "model_options": dict(trained.model_options),
         "input": {
             "name": INPUT_NAME,
-            "shape": ["N", 3, 32, 32],
+            "shape": ["N", 3, side, side],
             "dtype": "float32",
             "layout": "NCHW, RGB",
             "preprocessing": "pixels / 255, then (x - mean) / std per channel",
@@ -145,10 +151,12 @@ def _write_sidecar(out_dir: Path, meta: dict[str, Any], written: dict[str, Path]
     write_json(out_dir / SIDECAR, {**meta, "files": files}, error=ExportError)
 
 
-def _example_input():
+def _example_input(meta: dict[str, Any] | None = None):
+    """A batch of two blank images of the metadata's input side (32 when it names none)."""
     import torch
 
-    return torch.zeros(2, 3, 32, 32)
+    side = int(((meta or {}).get("input") or {}).get("shape", [0, 0, 32, 32])[-1])
+    return torch.zeros(2, 3, side, side)
 
 
 def export_onnx(model, meta: dict[str, Any], path: Path) -> Path:
@@ -171,7 +179,7 @@ def export_onnx(model, meta: dict[str, Any], path: Path) -> Path:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model.eval(),
-                (_example_input(),),
+                (_example_input(meta),),
                 dynamo=True,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
@@ -203,7 +211,7 @@ def export_torchscript(model, meta: dict[str, Any], path: Path) -> Path:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-            traced = torch.jit.trace(model.eval(), _example_input())
+            traced = torch.jit.trace(model.eval(), _example_input(meta))
             torch.jit.save(traced, buffer, _extra_files={SIDECAR: json.dumps(meta)})
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

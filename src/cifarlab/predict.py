@@ -108,9 +108,10 @@ def _walk_pictures(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     return sorted(found), errors
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A picture file as uint8 (32, 32, 3) RGB: decoded by :func:`to_rgb`, EXIF-rotated,
-    centre-cropped to the largest square, resized with BILINEAR
+def read_image(path: str | Path, size: int = SIZE) -> np.ndarray:
+    """A picture file as uint8 (size, size, 3) RGB (``size``: the run's data.image_size, 32
+    for CIFAR): decoded by :func:`to_rgb`, EXIF-rotated, centre-cropped to the largest square,
+    resized with BILINEAR
     (:func:`cifarlab.data.images.read_image`, whose docstring states the rule exactly).
 
     Only regular files are opened (never blocking on a FIFO), only the :data:`PIL_FORMATS`
@@ -118,13 +119,13 @@ def read_image(path: str | Path) -> np.ndarray:
     refused before any pixel data is decoded. Raises ImageReadError with a one-line reason
     for anything unreadable, too large or too small; no PIL warning is printed.
     """
-    return _images.read_image(path, SIZE, max_pixels=MAX_PIXELS)
+    return _images.read_image(path, size, max_pixels=MAX_PIXELS)
 
 
-def preprocess(img, white: float | None = None) -> np.ndarray:
-    """A PIL image as uint8 (32, 32, 3) RGB: centre-cropped to a square, converted by
+def preprocess(img, white: float | None = None, size: int = SIZE) -> np.ndarray:
+    """A PIL image as uint8 (size, size, 3) RGB: centre-cropped to a square, converted by
     :func:`to_rgb` (``white`` is passed on), resized with BILINEAR."""
-    return _images.preprocess(img, SIZE, white)
+    return _images.preprocess(img, size, white)
 
 
 def predict_arrays(trained: TrainedModel, images: np.ndarray) -> np.ndarray:
@@ -160,7 +161,7 @@ def predict_paths(
     good: list[tuple[Path, np.ndarray]] = []
     for f in files:
         try:
-            good.append((f, read_image(f)))
+            good.append((f, read_image(f, trained.recipe.data.image_size)))
         except ImageReadError as exc:
             msg = str(exc)
             errors.append(

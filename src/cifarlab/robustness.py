@@ -9,6 +9,11 @@ severities it is the number CIFAR-10-C papers report), and that mean relative to
 accuracy (mean corruption accuracy / clean accuracy). ImageNet-C's mCE, normalised by
 AlexNet's errors, has no CIFAR-10 counterpart and is not computed.
 
+A run on CIFAR-100 (fine or coarse labels) is measured the same way on CIFAR-100-C, made
+by the same corruptions from its own test set and cached apart from CIFAR-10-C's
+(:func:`cifarlab.data.cifar10c.test_set_id` includes the dataset); the result records
+``dataset``. Images other than 32x32 (a folder dataset's data.image_size) are refused.
+
 ``cifarlab evaluate RUN --corruptions all`` writes the result as corruptions.json and a
 chart, corruptions.png, into RUN/evaluation/<tta>/; the report reads them from there.
 """
@@ -27,6 +32,7 @@ from cifarlab.atomic import write_json
 from cifarlab.data.batches import to_uint8_tensor
 from cifarlab.data.cifar10c import DEFAULT_SEED, NAMES, VERSION, corrupted_test_images, test_set_id
 from cifarlab.data.corruptions import CATEGORIES, SEVERITIES
+from cifarlab.data.corruptions import SIZE as CORRUPTION_SIDE
 from cifarlab.errors import CifarlabError
 from cifarlab.figures import plot_corruptions
 from cifarlab.paths import output_dir
@@ -165,6 +171,12 @@ def evaluate_corruptions(
     test_images, test_labels = data.test_images, data.test_labels
     if len(test_labels) == 0:
         raise RobustnessError(f"{data.source}: no test images to corrupt")
+    side = test_images.shape[1]
+    if side != CORRUPTION_SIDE:
+        raise RobustnessError(
+            f"{data.source}: the corruptions are defined for {CORRUPTION_SIDE}x{CORRUPTION_SIDE} "
+            f"images (CIFAR-10-C's constants), and these are {side}x{side} (data.image_size)"
+        )
     labels = torch.from_numpy(test_labels)
 
     def accuracy(images: np.ndarray) -> float:
@@ -176,7 +188,7 @@ def evaluate_corruptions(
         return float((logits.argmax(dim=1).cpu() == labels).double().mean())
 
     clean = accuracy(test_images)
-    test_id = test_set_id(test_images, test_labels)
+    test_id = test_set_id(test_images, test_labels, dataset=data.dataset)
     table: dict[str, dict[int, float]] = {}
     for name in names:
         table[name] = {
@@ -194,6 +206,7 @@ def evaluate_corruptions(
         "seed": seed,
         "generator_version": VERSION,
         "test_set": test_id,
+        "dataset": data.dataset,
         "tta": tta,
         "count": len(test_labels),
         "clean_accuracy": clean,

@@ -377,7 +377,14 @@ def test_a_size_the_model_cannot_take_is_refused_in_one_line(tmp_path, helpers):
     naming data.image_size, not a shape error from deep inside the first step."""
     root = two_classes(tmp_path / "pets")
     base = ["train", "--set", "data.dataset=folder", "--set", f"data.source={root}"]
-    base += ["--set", "train.epochs=1", "--set", "train.batch_size=2", "--set", "data.val_fraction=0"]
+    base += [
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "data.val_fraction=0",
+    ]
     res = helpers.run_cli(*base, "--set", "data.image_size=40", "--out", str(tmp_path / "r40"))
     assert res.returncode == 2, res.stderr[-2000:]
     (line,) = res.stderr.splitlines()

@@ -71,6 +71,13 @@ def test_run_directory_holds_everything(tmp_path, sample_data):
         50,
     ]  # 1,600 train images / 32 = 50 steps, 5 points
     assert m["data"] == {
+        "dataset": "cifar10",
+        "dataset_spec": {
+            "name": "cifar10",
+            "image_size": 32,
+            "split_seed": 42,
+            "test_fraction": 0.2,
+        },
         "source": sample_data.source,
         "spec": "sample",  # a run on the bundled sample reopens it without searching
         "fingerprint": m["data"]["fingerprint"],

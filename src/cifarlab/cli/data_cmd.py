@@ -1,4 +1,5 @@
-"""`cifarlab data`: find and load CIFAR-10, print what it holds, draw a few figures."""
+"""`cifarlab data`: find and load a dataset (CIFAR-10 unless --dataset names another), print
+what it holds, draw a few figures."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from cifarlab.cli import options
 from cifarlab.cli.common import check_data_dir, check_output_dir
+from cifarlab.errors import DataError
+from cifarlab.recipe.schema import DATASETS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,13 +17,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         subparsers,
         "data",
         run,
-        help="load CIFAR-10 and describe it (counts, shape, example figures)",
+        help="load a dataset (CIFAR-10 by default) and describe it (counts, shape, figures)",
         description=(
-            "Find CIFAR-10 (downloading it into the cache if no copy is found), print the "
-            "images per split and class, and write example-image and class-count figures."
+            "Find the dataset (CIFAR-10 unless --dataset names another; downloading it into "
+            "the cache if no copy is found), print the images per split and class, and write "
+            "example-image and class-count figures."
         ),
     )
     options.add_data_dir(parser)
+    parser.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=DATASETS[0],
+        help=(
+            "which dataset (a recipe's data.dataset): cifar10 (default), cifar100, "
+            "cifar100-coarse (its 20 superclasses), or folder (image folders, one per class; "
+            "--data-dir names them)"
+        ),
+    )
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -60,11 +74,23 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.data.explore import overview, write_figures
 
     check_data_dir(args.data_dir)
+    dataset = args.dataset
+    if args.locate and dataset != "cifar10":
+        raise DataError(f"--locate finds CIFAR-10 only, not --dataset {dataset}; drop one of them")
+    if dataset == "folder" and args.data_dir in (None, "sample"):
+        raise DataError("--dataset folder: name the image folders with --data-dir DIR")
     if args.locate:
         return _locate(args.data_dir)
     if args.figures:
         check_output_dir(args.out, "--out")  # before the data is read: fail in a second
-    data = load_cifar10(args.data_dir)
+    if dataset == "cifar10":
+        data = load_cifar10(args.data_dir)
+    else:
+        from cifarlab.data.datasets import DatasetSpec, load_dataset
+
+        data = load_dataset(DatasetSpec(dataset), args.data_dir)
+    if dataset != "cifar10":
+        print(f"dataset: {data.dataset} ({len(data.classes)} classes)")
     info = overview(data)
     print(f"source: {info['source']}")
     for split in ("train", "test"):

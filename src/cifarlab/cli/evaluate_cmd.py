@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--corruptions",
         metavar="all|NAME,...",
         default=None,
-        help="also measure accuracy on CIFAR-10-C made from the test set (seeded, cached, never "
+        help="also measure accuracy on CIFAR-10-C (CIFAR-100-C for a CIFAR-100 run) made from "
+        "the run's test set (seeded, cached, never "
         "downloaded): 'all' or a comma-separated list of gaussian_noise, shot_noise, "
         "impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, frost, fog, "
         "brightness, contrast, elastic_transform, pixelate, jpeg_compression; writes "

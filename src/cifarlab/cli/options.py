@@ -29,9 +29,11 @@ COMMON.add_argument(
 )
 
 DATA_DIR_HELP = (
-    "where CIFAR-10 is: a folder holding cifar-10-batches-py/, cifar-10-python.tar.gz "
-    "or train/ + test/ image folders (or that form itself), or 'sample' for the bundled "
-    "sample. Default: $CIFARLAB_DATA, then the per-user cache, then a download."
+    "where the dataset is (CIFAR-10 unless the recipe's data.dataset names another; a "
+    "run's own for a finished run): for CIFAR-10 a folder holding cifar-10-batches-py/, "
+    "cifar-10-python.tar.gz or train/ + test/ image folders (or that form itself), or "
+    "'sample' for the bundled sample. Default: $CIFARLAB_DATA, then the per-user cache, "
+    "then a download."
 )
 
 

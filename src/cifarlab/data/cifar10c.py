@@ -1,5 +1,10 @@
 """CIFAR-10-C made here from the test set: seeded, cached, never downloaded.
 
+The same corruptions make CIFAR-100-C from a CIFAR-100 test set (fine or coarse labels):
+its cells are cached under a test set id that includes the dataset's name
+(:func:`test_set_id`), so they never share an entry with CIFAR-10's. The corruptions are
+defined for 32x32 images only (:mod:`cifarlab.data.corruptions`).
+
 :func:`corrupted_test_images` returns one corruption at one severity of a test set as
 uint8 (N, 32, 32, 3), the layout of the test set itself (and of the published CIFAR-10-C
 .npy files). The images are corrupted by :mod:`cifarlab.data.corruptions` on the CPU (so
@@ -36,12 +41,20 @@ CHUNK = 1000  # images per generator; part of the definition (VERSION covers a c
 NAMES = tuple(CORRUPTIONS)
 
 
-def test_set_id(images: np.ndarray, labels: np.ndarray | None = None) -> str:
-    """A short hash of a test set's images (and labels): the cache's name for it."""
+def test_set_id(
+    images: np.ndarray, labels: np.ndarray | None = None, dataset: str = "cifar10"
+) -> str:
+    """A short hash of a test set's images (and labels): the cache's name for it.
+
+    ``dataset`` (a name of :data:`cifarlab.data.datasets.DATASETS`) is part of the hash for
+    every dataset but CIFAR-10, whose ids stay as they were: CIFAR-100-C's cells are never
+    CIFAR-10-C's, even for the same pixels."""
     digest = hashlib.sha256(repr((images.shape, str(images.dtype))).encode())
     digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))
     if labels is not None:
         digest.update(memoryview(np.ascontiguousarray(labels)).cast("B"))
+    if dataset != "cifar10":
+        digest.update(f"dataset={dataset}".encode())
     return digest.hexdigest()[:16]
 
 

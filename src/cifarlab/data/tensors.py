@@ -11,6 +11,7 @@ device once, as uint8 (airbench's device-resident data).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from cifarlab.data import datasets
 from cifarlab.data.batches import to_uint8_tensor
-from cifarlab.data.datasets import DatasetSpec, load_dataset
+from cifarlab.data.datasets import DatasetSpec
 from cifarlab.data.locate import SAMPLE
 from cifarlab.data.readers import LabelledImages
 from cifarlab.data.split import split_train_val
+from cifarlab.errors import DataError
 
 
 @dataclass
@@ -73,6 +76,9 @@ def prepare_tensors(
 
     ``normalize``: "recipe" uses ``mean`` and ``std``; "train" replaces them with the
     per-channel statistics of the training split's pixels (:func:`channel_stats`).
+    The fingerprint covers the labels and the split; for a dataset other than CIFAR-10 also
+    its name, class names and image size, so a run is never resumed or calibrated on another
+    dataset that happens to share its labels (CIFAR-10's stay as they were recorded).
     """
     train_idx, val_idx = split_train_val(data.train_labels, val_fraction, split_seed)
     if normalize == "train":
@@ -82,6 +88,9 @@ def prepare_tensors(
     digest = hashlib.sha1()
     for arr in (data.train_labels, data.test_labels, train_idx):
         digest.update(np.ascontiguousarray(arr).tobytes())
+    if data.dataset != "cifar10":  # CIFAR-10's fingerprints stay as they were recorded
+        side = int(data.train_images.shape[1])
+        digest.update(json.dumps([data.dataset, list(data.classes), side]).encode())
     return TrainTensors(
         train_x=to_uint8_tensor(data.train_images[train_idx], device),
         train_y=torch.from_numpy(data.train_labels[train_idx]).to(device),
@@ -132,16 +141,22 @@ def load_data_for(
     ``data_dir`` (the user's ``--data-dir``) wins; else a run that recorded training on a
     bundled sample (``run_data["spec"] == "sample"``, from its checkpoint) reopens the sample
     without searching or downloading; else the recipe's ``data.source``, where ``auto`` falls
-    back to the bundled sample, saying so.
+    back to the bundled sample, saying so. A folder dataset has neither a default location
+    nor a sample: without ``data_dir`` its ``data.source`` must be its path (DataError).
     """
     spec = spec or DatasetSpec()
+    if spec.name == "folder" and data_dir is None and recipe_source in ("auto", SAMPLE):
+        raise DataError(
+            f'data.source: data.dataset = "folder" has no default location or bundled sample '
+            f"(data.source = {recipe_source!r}); name the folder with --data-dir or data.source"
+        )
     if data_dir is not None:
-        data = load_dataset(spec, data_dir)
+        data = datasets.load_dataset(spec, data_dir)
     elif run_data is not None and run_data.get("spec") == SAMPLE:
-        data = load_dataset(spec, SAMPLE)
+        data = datasets.load_dataset(spec, SAMPLE)
     elif recipe_source == "auto":
-        data = load_dataset(spec, None, fallback_to_sample=True)
+        data = datasets.load_dataset(spec, None, fallback_to_sample=True)
     else:
-        data = load_dataset(spec, recipe_source)
+        data = datasets.load_dataset(spec, recipe_source)
     log(f"data: {data.source}")
     return data

@@ -40,7 +40,9 @@ class DataConfig:
     )  # per channel, on the [0, 1] scale
     # "recipe": normalise with data.mean and data.std as written (the report's 0.5/0.5);
     # "train": with the per-channel mean and std of the training split (after the
-    # validation split is held out; never the test set), computed and recorded in the run.
+    # validation split is held out; never the test set), computed and recorded in the run
+    # (its checkpoint's "normalization"); data.mean and data.std are then ignored, and may
+    # stay as they are in the same recipe. Evaluation uses the recorded numbers.
     normalize: str = "recipe"
     image_size: int = 32  # folder datasets: pixels per side each image is brought to
     # folder datasets with no test/ folder: share of each class held out as the test set

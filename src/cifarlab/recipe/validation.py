@@ -24,10 +24,17 @@ from cifarlab.recipe.schema import (
 # Epochs beyond this are refused outright, max_steps or not: the longest built-in has 200,
 # and at one step per epoch (a batch of the whole split) 1e6 epochs is the default cap.
 MAX_EPOCHS = 1_000_000
-# The up-front run-length check, before any data is read, assumes CIFAR-10's training set;
-# check_run_length repeats it on the real split once the data is loaded.
+# The up-front run-length check, before any data is read, assumes the dataset's training
+# set: CIFAR-10's and CIFAR-100's (fine or coarse) both hold 50,000 images; a folder
+# dataset's size is known only once it is read, so check_run_length alone checks it.
 CIFAR10_TRAIN_IMAGES = 50_000
-IMAGE_SIDE = 32  # pixels: every image is 32x32 (data/readers.IMAGE_SHAPE)
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "cifar100-coarse": 50_000}
+DATASET_NAMES = {
+    "cifar10": "CIFAR-10's",
+    "cifar100": "CIFAR-100's",
+    "cifar100-coarse": "CIFAR-100's",
+}
+IMAGE_SIDE = 32  # pixels: CIFAR's images are 32x32 (data/readers.IMAGE_SHAPE)
 MAX_IMAGE_SIZE = 512  # data.image_size: a folder dataset is held in memory, decoded
 MIN_RESOLUTION = 8  # train.resolutions; a size the model cannot take is refused when it is built
 # Free text is copied into recipe.toml, every checkpoint, metrics and reports. The longest
@@ -89,6 +96,14 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         "data.image_size",
         f'CIFAR images are {IMAGE_SIDE}x{IMAGE_SIDE}; set it for data.dataset = "folder" only',
     )
+    # A folder dataset has no bundled sample; its location is data.source or --data-dir
+    # ("auto" with no --data-dir is refused when the data is loaded: data.tensors).
+    check(
+        r.data.dataset != "folder" or r.data.source != "sample",
+        "data.source",
+        'data.dataset = "folder" has no bundled sample; set data.source to the folder\'s path '
+        "(or pass --data-dir)",
+    )
     check(
         0.0 < r.data.test_fraction < 1.0,
         "data.test_fraction",
@@ -96,10 +111,11 @@ def validate(r: Recipe, new_run: bool = True) -> None:
     )
     # A shift of the whole image side leaves no image in the crop, and reflect padding of
     # that much is an error in torch (at the first step, after the data has loaded).
+    side = r.data.image_size  # 32 for CIFAR (checked above); a folder's own size
     check(
-        0 <= r.augment.translate < IMAGE_SIDE,
+        0 <= r.augment.translate < side,
         "augment.translate",
-        f"must be in [0, {IMAGE_SIDE - 1}] pixels (the images are {IMAGE_SIDE} wide), "
+        f"must be in [0, {side - 1}] pixels (the images are {side} wide, data.image_size), "
         f"got {r.augment.translate}",
     )
     choice(r.augment.pad_mode, "augment.pad_mode", ("reflect", "zeros"))
@@ -112,9 +128,9 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         v = getattr(r.augment, key)
         check(0.0 <= v <= 1.0, f"augment.{key}", f"must be in [0, 1], got {v}")
     check(
-        0 <= r.augment.cutout <= IMAGE_SIDE,
+        0 <= r.augment.cutout <= side,
         "augment.cutout",
-        f"must be in [0, {IMAGE_SIDE}] pixels (the images are {IMAGE_SIDE} wide), "
+        f"must be in [0, {side}] pixels (the images are {side} wide, data.image_size), "
         f"got {r.augment.cutout}",
     )
     check(
@@ -178,10 +194,13 @@ def validate(r: Recipe, new_run: bool = True) -> None:
             f"{r.train.epochs:g} is more than {MAX_EPOCHS:,} epochs, the most a run may take "
             f"(the longest built-in recipe takes 200)",
         )
-        # Before any data is read: the run on CIFAR-10's training split, after data.val_fraction
-        # (split.py's rounding). check_run_length repeats this on the real split.
-        held_out = math.floor(CIFAR10_TRAIN_IMAGES * r.data.val_fraction + 0.5)
-        _check_steps(r, CIFAR10_TRAIN_IMAGES - held_out, "CIFAR-10's")
+        # Before any data is read: the run on the dataset's full training split, after
+        # data.val_fraction (split.py's rounding); check_run_length repeats this on the real
+        # split, and is the only check for a folder dataset (its size is unknown until read).
+        n_images = TRAIN_IMAGES.get(r.data.dataset)
+        if n_images is not None:
+            held_out = math.floor(n_images * r.data.val_fraction + 0.5)
+            _check_steps(r, n_images - held_out, DATASET_NAMES[r.data.dataset])
     check(r.train.eval_points > 0, "train.eval_points", f"must be > 0, got {r.train.eval_points}")
     check(
         0 <= r.train.label_smoothing < 1,
@@ -199,7 +218,7 @@ def validate(r: Recipe, new_run: bool = True) -> None:
         "train.ema",
         f"must be a decay in [0, 1) (0 = off; e.g. 0.999), got {r.train.ema}",
     )
-    _check_resolutions(r.train)
+    _check_resolutions(r.train, r.data.image_size)
     check(
         not r.train.keep_best or r.data.val_fraction > 0,
         "train.keep_best",
@@ -229,13 +248,13 @@ def run_steps(recipe: Recipe, n_train: int) -> tuple[int, int]:
     return per_epoch, int(round(recipe.train.epochs * per_epoch))
 
 
-def _check_resolutions(t: TrainConfig) -> None:
+def _check_resolutions(t: TrainConfig, side: int = IMAGE_SIDE) -> None:
     sizes, marks = t.resolutions, t.resolution_milestones
     check(
-        all(MIN_RESOLUTION <= s <= IMAGE_SIDE for s in sizes),
+        all(MIN_RESOLUTION <= s <= side for s in sizes),
         "train.resolutions",
-        f"training image sizes must be {MIN_RESOLUTION} to {IMAGE_SIDE} pixels "
-        f"(CIFAR-10's own), got {short(sizes)}",
+        f"training image sizes must be {MIN_RESOLUTION} to {side} pixels "
+        f"(the images' own, data.image_size), got {short(sizes)}",
     )
     check(
         len(marks) == max(len(sizes) - 1, 0),

@@ -17,7 +17,9 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from cifarlab.data import LabelledImages, load_cifar10
+from cifarlab.data import LabelledImages, datasets
+from cifarlab.data.datasets import DEFAULT as DEFAULT_DATASET
+from cifarlab.data.datasets import DatasetSpec
 from cifarlab.errors import CifarlabError
 from cifarlab.report import ReportError
 from cifarlab.rundir import RunDir
@@ -179,26 +181,57 @@ def read_inputs(paths: list[str | Path]) -> tuple[list[RunInput], list[StudyInpu
     return runs, studies
 
 
+def run_dataset(info: dict[str, Any], runs: list[RunInput]) -> DatasetSpec:
+    """The dataset the runs used: the spec their metrics record (``dataset_spec``), else
+    their recipe's data section, else the dataset named in ``info`` (CIFAR-10 for runs from
+    before other datasets were read)."""
+    recorded = info.get("dataset_spec")
+    if isinstance(recorded, dict):
+        try:
+            return DatasetSpec(**recorded)
+        except TypeError:
+            pass  # a record from another version: fall back on the recipe
+    data = next((((r.recipe or {}).get("data") or {}) for r in runs if r.recipe), {})
+    name = str(info.get("dataset") or data.get("dataset") or DEFAULT_DATASET)
+    fields = {k: data[k] for k in ("image_size", "split_seed", "test_fraction") if k in data}
+    try:
+        return DatasetSpec(name, **fields)
+    except TypeError:
+        return DatasetSpec(name)
+
+
 def find_data(
     info: dict[str, Any], runs: list[RunInput], data_dir: str | None
 ) -> tuple[LabelledImages | None, str | None]:
-    """The dataset the runs used (``info``: a run's metrics["data"]), found without any
-    download: (data, None), or (None, why not)."""
+    """The dataset the runs used (``info``: a run's metrics["data"]; its ``dataset_spec``,
+    else the runs' recipe, names which), found without any download: (data, None), or
+    (None, why not)."""
     source = str(info.get("source", ""))
+    spec = run_dataset(info, runs)
     try:
         if data_dir is not None:
-            data = load_cifar10(data_dir, download=False)
-        elif source.startswith("bundled sample"):
-            data = load_cifar10("sample")
+            data = datasets.load_dataset(spec, data_dir, download=False)
+        elif info.get("spec") == "sample" or source.startswith("bundled sample"):
+            data = datasets.load_dataset(spec, "sample", download=False)
         else:
             recipe_source = next(
                 (((r.recipe or {}).get("data") or {}).get("source") for r in runs if r.recipe),
                 None,
             )
             where = recipe_source if recipe_source not in (None, "auto", "sample") else None
-            data = load_cifar10(where, download=False)
+            if where is None and spec.name == "folder":
+                return (
+                    None,
+                    "the runs' image folders are not named in their recipe; pass --data-dir",
+                )
+            data = datasets.load_dataset(spec, where, download=False)
     except CifarlabError as exc:
         return None, f"the dataset was not found ({str(exc)[:160]}); pass --data-dir"
+    if data.dataset != spec.name:
+        return None, (
+            f"the data found ({data.source}) is {data.dataset}, and the runs used {spec.name}; "
+            f"pass --data-dir"
+        )
     n_train = (info.get("n_train") or 0) + (info.get("n_val") or 0)
     if n_train and (len(data.train_labels), len(data.test_labels)) != (n_train, info.get("n_test")):
         return None, (

@@ -22,7 +22,7 @@ import torch
 from cifarlab import rundir
 from cifarlab.data.batches import derive_seed, normalize, to_float
 from cifarlab.data.tensors import TrainTensors, load_data_for
-from cifarlab.errors import CheckpointError, RecipeError, TrainingError
+from cifarlab.errors import CheckpointError, DataError, RecipeError, TrainingError
 from cifarlab.models import create_model
 from cifarlab.recipe import Recipe, check_run_length, run_steps
 from cifarlab.runtime import (
@@ -114,6 +114,11 @@ def build(plan: StartPlan, call: TrainCall) -> tuple[RunContext, TrainState]:
             call.log,
             run_data=run_data,
             spec=recipe.data.dataset_spec(),
+        )
+    if data.dataset != recipe.data.dataset:  # data given by hand (train(data=...))
+        raise DataError(
+            f"data.dataset: the recipe says {recipe.data.dataset!r} and the data given is "
+            f"{data.dataset!r} ({data.source}); set data.dataset to match"
         )
     tensors = run_tensors(recipe, data, device)
     recorded = (payload or {}).get("data", {}).get("fingerprint")

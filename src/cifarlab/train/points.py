@@ -139,6 +139,13 @@ def save(state: TrainState, ctx: RunContext) -> Path | None:
     return rundir.save_checkpoint(ctx.run.path, payload, summary)
 
 
+def data_record(ctx: RunContext) -> dict[str, Any]:
+    """What the checkpoint and metrics.json record of the data: the tensors' record (dataset
+    name, source, fingerprint, counts) and the recipe's dataset settings (``dataset_spec``:
+    what reloads the same dataset for evaluate, corruptions and the report)."""
+    return {**ctx.data.data_record(), "dataset_spec": ctx.recipe.data.dataset_spec().record()}
+
+
 def checkpoint_payload(state: TrainState, ctx: RunContext) -> tuple[dict, dict]:
     """(checkpoint, checkpoint.json summary) of the state as it is now."""
     recipe, history = ctx.recipe, state.history
@@ -157,7 +164,7 @@ def checkpoint_payload(state: TrainState, ctx: RunContext) -> tuple[dict, dict]:
             "recipe": recipe.to_dict(),
             "classes": ctx.data.classes,
             "normalization": ctx.data.normalization,
-            "data": ctx.data.data_record(),
+            "data": data_record(ctx),
             "train_time_s": state.train_time,
             "recipe_changes": list(ctx.recipe_changes),
             **({"quick_check": True} if ctx.quick_check else {}),
@@ -243,7 +250,8 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         per_class_accuracy=test["per_class_accuracy"],
         confusion=test["confusion"],
         classes=data.classes,
-        data=data.data_record(),
+        normalization=data.normalization,
+        data=data_record(ctx),
         provenance=provenance(ctx.device),
     )
     if ctx.recipe_changes:
