@@ -25,7 +25,6 @@ from cifarlab.data.datasets import DatasetSpec
 from cifarlab.data.locate import SAMPLE
 from cifarlab.data.readers import LabelledImages
 from cifarlab.data.split import split_train_val
-from cifarlab.errors import DataError
 
 
 @dataclass
@@ -142,14 +141,10 @@ def load_data_for(
     bundled sample (``run_data["spec"] == "sample"``, from its checkpoint) reopens the sample
     without searching or downloading; else the recipe's ``data.source``, where ``auto`` falls
     back to the bundled sample, saying so. A folder dataset has neither a default location
-    nor a sample: without ``data_dir`` its ``data.source`` must be its path (DataError).
+    nor a sample: without ``data_dir`` its ``data.source`` must be its path (the folder
+    reader's DataError, ``cifarlab.data.folders.NO_FOLDER``).
     """
     spec = spec or DatasetSpec()
-    if spec.name == "folder" and data_dir is None and recipe_source in ("auto", SAMPLE):
-        raise DataError(
-            f'data.source: data.dataset = "folder" has no default location or bundled sample '
-            f"(data.source = {recipe_source!r}); name the folder with --data-dir or data.source"
-        )
     if data_dir is not None:
         data = datasets.load_dataset(spec, data_dir)
     elif run_data is not None and run_data.get("spec") == SAMPLE:
