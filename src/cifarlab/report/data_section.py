@@ -61,20 +61,18 @@ def data_section(featured: list[RunInput], data_dir: str | None, names: Names) -
     )
     pngs = {stem: render(fig) for stem, fig in explore.draw_figures(data).items()}
     for split in ("train", "test"):
-        blocks.append(
-            Row(
-                [
-                    Figure(
-                        pngs[f"{split}_examples"],
-                        names(f"data-{split}-examples"),
-                        f"{split.capitalize()} set: one image per class",
-                    ),
-                    Figure(
-                        pngs[f"{split}_class_counts"],
-                        names(f"data-{split}-histogram"),
-                        f"{split.capitalize()} set: images per class",
-                    ),
-                ]
-            )
-        )
+        figures = [
+            Figure(
+                pngs[f"{split}_examples"],
+                names(f"data-{split}-examples"),
+                f"{split.capitalize()} set: one image per class",
+            ),
+            Figure(
+                pngs[f"{split}_class_counts"],
+                names(f"data-{split}-histogram"),
+                f"{split.capitalize()} set: images per class",
+            ),
+        ]
+        # Side by side for CIFAR-10; beyond 10 classes each needs the page's width.
+        blocks += [Row(figures)] if len(desc["classes"]) <= 10 else figures
     return Section("data", "Data", blocks)
