@@ -65,6 +65,10 @@ def test_the_data_figures_of_100_classes_each_take_the_page_width(hundred_doc):
     with Image.open(io.BytesIO(figures[1].png)) as im:
         width, height = im.size
     assert height > 2 * width  # one named bar per class, top to bottom
+    halves = next(b for b in blocks if isinstance(b, Row))  # images per class, in two halves
+    rows = [r for t in halves.items for r in t.rows]
+    assert [r[:2] for r in rows[:2]] == [["0", "small_airplane"], ["1", "large_airplane"]]
+    assert len(rows) == 100 and [len(t.rows) for t in halves.items] == [50, 50]
 
 
 def test_a_cifar10_run_keeps_the_table_beside_the_confusion_figure(sample_run):
