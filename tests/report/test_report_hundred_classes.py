@@ -84,3 +84,16 @@ def test_a_cifar10_run_keeps_the_table_beside_the_confusion_figure(sample_run):
     assert row.items[0].columns == ["class", "test accuracy", "correct / images"]
     pairs = blocks[blocks.index(row) + 1]
     assert isinstance(pairs, Table) and pairs.caption.startswith("The ")
+
+
+def test_a_100_class_confusion_png_from_before_is_redrawn(hundred_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "old-run"
+    shutil.copytree(hundred_run, run, ignore=shutil.ignore_patterns(".lock"))
+    Image.new("RGB", (700, 600), "white").save(run / "confusion.png")  # the old, unreadable one
+    blocks = _section(build_document([run]), "training").blocks
+    (confusion,) = [b for b in blocks if isinstance(b, Figure) and "confusion" in b.name]
+    assert confusion.png != (run / "confusion.png").read_bytes()
+    with Image.open(io.BytesIO(confusion.png)) as im:
+        assert im.size[0] >= 900

@@ -82,6 +82,11 @@ def _run_figures(run: RunInput, names: Names) -> dict[str, Figure]:
         for name, fig in draw_curves(run.history, title=run.label).items():
             got.setdefault(name, render(fig))
     m = run.metrics or {}
+    if len(m.get("classes") or ()) > ANNOTATED_CLASSES:
+        # Redrawn: a run's own confusion.png from before the figure was made readable for
+        # many classes holds 100 × 100 numbers and overprinted names.
+        missing.append(CONFUSION_FIGURE)
+        got.pop(CONFUSION_FIGURE, None)
     if CONFUSION_FIGURE in missing and m.get("confusion") and m.get("classes"):
         pairs = confused_pairs(m["confusion"], m["classes"])
         got[CONFUSION_FIGURE] = render(draw_confusion(m["confusion"], m["classes"], pairs))
