@@ -90,3 +90,29 @@ def sample_run(tmp_path_factory, sample_data):
         return runs[recipe]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def hundred_data(sample_data):
+    """The bundled sample relabelled into 100 classes (tests/hundred_classes.py)."""
+    from hundred_classes import hundred_classes
+
+    return hundred_classes(sample_data)
+
+
+@pytest.fixture(scope="session")
+def hundred_run(tmp_path_factory, hundred_data) -> Path:
+    """A real 0.2-epoch seed-baseline run on ``hundred_data``: a 100-class run, trained once
+    per session."""
+    from cifarlab.train.loop import train
+
+    out = tmp_path_factory.mktemp("run-hundred") / "run"
+    train(
+        "seed-baseline",
+        out_dir=out,
+        data=hundred_data,
+        overrides={"train.epochs": 0.2, "train.eval_points": 1, "system.threads": 1},
+        progress=False,
+        log=lambda s: None,
+    )
+    return out

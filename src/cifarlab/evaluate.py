@@ -1,4 +1,5 @@
-"""Evaluation: accuracy, loss, per-class accuracy, the confusion matrix and calibration.
+"""Evaluation: top-1 and top-5 accuracy, loss, per-class accuracy, the confusion matrix and its
+most confused pairs, and calibration.
 
 ``evaluate`` is the public entry point that starts from a checkpoint (read by
 cifarlab.trained), as ``cifarlab evaluate`` does; ``evaluate_model``, the loop's own
@@ -56,8 +57,11 @@ def evaluate(
     log: Callable[[dict[str, Any]], None] | None = None,
     calibrate: bool = False,
 ) -> dict[str, Any]:
-    """Test accuracy of a checkpoint (a file or a run directory), with its per-class table,
-    confusion matrix and calibration (ECE, NLL, Brier, reliability bins).
+    """Test accuracy of a checkpoint (a file or a run directory), top-1 and top-5
+    (``top5_accuracy``: top-``top_k``, k = min(5, classes)), with its per-class table,
+    confusion matrix, most confused pairs (``confused_pairs``: true -> predicted, images,
+    share of the true class; cifarlab.inference.confused_pairs) and calibration (ECE, NLL,
+    Brier, reliability bins).
 
     The checkpoint is read by :func:`cifarlab.trained.load_trained_model` (one line for any
     bad one) and the data found by :func:`cifarlab.trained.evaluation_data`. With ``out_dir``,
@@ -118,7 +122,9 @@ def evaluate(
         log(result)
     if out_dir is not None:
         out = EvaluationDir(output_dir(out_dir, "evaluation folder", create=True))
-        plot_confusion(result["confusion"], classes, out.confusion_figure_path)
+        plot_confusion(
+            result["confusion"], classes, out.confusion_figure_path, result["confused_pairs"]
+        )
         after = result.get("calibrated") or {}
         plot_reliability(
             result["reliability"],
@@ -144,6 +150,7 @@ def check_evaluation(record: Any, path: Path) -> dict[str, Any]:
     blocks = [(record, "")]
     if record.get("calibrated") is not None:
         blocks.append((mapping(record["calibrated"], path, "calibrated"), "calibrated."))
+    field(record, "top5_accuracy", path, low=0.0, high=1.0)  # absent before top-5 was reported
     for block, prefix in blocks:
         for key in ("accuracy", "ece"):
             field(block, key, path, prefix, low=0.0, high=1.0)

@@ -121,15 +121,37 @@ def plot_corruptions(results: dict[str, dict[str, Any]], path: str | Path, title
     return save(draw_corruptions(results, title), path)
 
 
-def draw_confusion(confusion: list[list[int]], classes: list[str]):
-    """A labelled confusion-matrix heat map (rows: true class, columns: predicted)."""
+ANNOTATED_CLASSES = 20  # up to this many classes the matrix shows names and counts
+
+
+def draw_confusion(
+    confusion: list[list[int]],
+    classes: list[str],
+    pairs: list[dict[str, Any]] | tuple = (),
+):
+    """A confusion-matrix heat map (rows: true class, columns: predicted).
+
+    Up to ``ANNOTATED_CLASSES`` classes: the counts in every cell and the class names on
+    both axes. Beyond (CIFAR-100's 100): no numbers (10,000 of them cannot be read); each
+    cell is the share of its true class's images, on a square-root colour scale so that the
+    few percent a mistake takes stays visible beside the diagonal; the axes are class
+    indices, every tenth labelled (the names are in the per-class table); and ``pairs``
+    (cifarlab.inference.confused_pairs: ``{"true", "predicted", ...}`` by name), the most
+    confused pairs, are circled and numbered in their order.
+    """
     import numpy as np
 
     mat = np.asarray(confusion)
-    fig, ax = figure(7, 6)
+    n = len(classes)
+    if n > ANNOTATED_CLASSES:
+        return _draw_large_confusion(mat, classes, pairs)
+    big = n > 10
+    fig, ax = figure(10, 9) if big else figure(7, 6)
     im = ax.imshow(mat, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xticks(
+        range(n), [plain(c) for c in classes] if big else classes, rotation=45, ha="right"
+    )
+    ax.set_yticks(range(n), [plain(c) for c in classes] if big else classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     thresh = mat.max() / 2 if mat.size else 0
@@ -141,16 +163,68 @@ def draw_confusion(confusion: list[list[int]], classes: list[str]):
                 str(mat[i, j]),
                 ha="center",
                 va="center",
-                fontsize=7,
+                fontsize=6 if big else 7,
                 color="white" if mat[i, j] > thresh else "black",
             )
     fig.colorbar(im, ax=ax)
     return fig
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path) -> Path:
+def _draw_large_confusion(mat, classes: list[str], pairs) -> Any:
+    """draw_confusion beyond ANNOTATED_CLASSES classes (its docstring says how)."""
+    import numpy as np
+    from matplotlib.colors import PowerNorm
+
+    n = len(classes)
+    totals = mat.sum(axis=1, keepdims=True)
+    share = 100.0 * mat / np.maximum(totals, 1)
+    fig, ax = figure(10, 8.6)
+    im = ax.imshow(
+        share, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=max(float(share.max()), 1e-9))
+    )
+    step = max(1, int(np.ceil(n / 10)))
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_yticks(ticks, [str(t) for t in ticks])
+    ax.set_xticks(range(n), minor=True)
+    ax.set_yticks(range(n), minor=True)
+    ax.tick_params(which="minor", length=2)
+    ax.set_xlabel(f"predicted class (index 0-{n - 1}; names in the per-class table)")
+    ax.set_ylabel("true class (index)")
+    index = {name: k for k, name in enumerate(classes)}
+    marked = [
+        (index[p["predicted"]], index[p["true"]])
+        for p in pairs
+        if p.get("true") in index and p.get("predicted") in index
+    ]
+    for rank, (x, y) in enumerate(marked, start=1):
+        ax.plot(x, y, "o", markersize=9, markerfacecolor="none", markeredgecolor="tab:red")
+        ax.annotate(
+            str(rank),
+            (x, y),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=7,
+            color="tab:red",
+            fontweight="bold",
+        )
+    title = f"{n} classes: share of each true class (row) by predicted class"
+    if marked:
+        title += f"; circled: the {len(marked)} most confused pairs"
+    ax.set_title(title, fontsize=10)
+    bar = fig.colorbar(im, ax=ax, shrink=0.85)
+    bar.set_label("share of the true class's images (%, square-root scale)")
+    return fig
+
+
+def plot_confusion(
+    confusion: list[list[int]],
+    classes: list[str],
+    path: str | Path,
+    pairs: list[dict[str, Any]] | tuple = (),
+) -> Path:
     """:func:`draw_confusion` as a PNG file at ``path``."""
-    return save(draw_confusion(confusion, classes), path)
+    return save(draw_confusion(confusion, classes, pairs), path)
 
 
 def draw_reliability(

@@ -1,5 +1,5 @@
 """Inference: a model's logits on uint8 images, over test-time-augmentation views, and the
-additive statistics (loss, accuracy, confusion, calibration) summed over them.
+additive statistics (loss, top-1 and top-5 accuracy, confusion, calibration) summed over them.
 
 What training's evaluation points (cifarlab.train) and the evaluation of a trained model
 (cifarlab.evaluate, cifarlab.robustness, cifarlab.predict) share; no checkpoint, data set or
@@ -110,36 +110,80 @@ def _in_memory_format(model: torch.nn.Module, fmt: torch.memory_format):
         model.to(memory_format=torch.channels_last if was_cl else torch.contiguous_format)
 
 
+TOP_K = 5  # the second accuracy reported: top-5, or top-(classes) with fewer classes
+CONFUSED_PAIRS = 10  # the most confused (true, predicted) pairs a result lists
+
+
+def top_k(num_classes: int) -> int:
+    """The k of the top-k accuracy reported beside top-1: min(TOP_K, classes)."""
+    return max(1, min(TOP_K, num_classes))
+
+
 def evaluate_sums(
     logits: torch.Tensor, labels: torch.Tensor, num_classes: int
 ) -> dict[str, torch.Tensor]:
-    """Additive statistics (so distributed ranks can sum them): loss sum, correct, count,
+    """Additive statistics (so distributed ranks can sum them): loss sum, correct (top-1),
+    correct_topk (the label among the ``top_k(num_classes)`` highest logits), count,
     confusion, and the calibration sums (cifarlab.calibration.calibration_sums)."""
     labels = labels.to(logits.device)
     pred = logits.argmax(dim=1)
     confusion = torch.bincount(labels * num_classes + pred, minlength=num_classes * num_classes)
+    if len(labels):
+        top = logits.topk(top_k(num_classes), dim=1).indices
+        in_top = (top == labels[:, None]).any(dim=1).sum().double()
+    else:  # a rank with no images (or (0, 0) logits): nothing to rank
+        in_top = torch.zeros((), dtype=torch.float64, device=logits.device)
     return {
         "loss_sum": F.cross_entropy(logits, labels, reduction="sum").double(),
         "correct": (pred == labels).sum().double(),
+        "correct_topk": in_top,
         "count": torch.tensor(float(labels.numel()), dtype=torch.float64, device=logits.device),
         "confusion": confusion.reshape(num_classes, num_classes).double(),
         **calibration_sums(logits, labels),
     }
 
 
+def confused_pairs(
+    confusion: list[list[int]], classes: list[str] | tuple[str, ...], top: int = CONFUSED_PAIRS
+) -> list[dict[str, Any]]:
+    """The ``top`` most frequent mistakes of a confusion matrix (rows: true class, columns:
+    predicted): ``{"true", "predicted", "count", "share"}`` where share is the fraction of
+    the true class's images predicted as that class. Most images first; ties by the larger
+    share, then by class order. Pairs never confused are left out."""
+    pairs = []
+    for i, row in enumerate(confusion):
+        total = sum(row)
+        for j, n in enumerate(row):
+            if i != j and n > 0:
+                pairs.append((-int(n), -n / total, i, j))
+    pairs.sort()
+    return [
+        {"true": classes[i], "predicted": classes[j], "count": -n, "share": -share}
+        for n, share, i, j in pairs[:top]
+    ]
+
+
 def finalize(sums: dict[str, torch.Tensor], classes: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Means, per-class accuracy, the confusion matrix and calibration (ece, nll, brier,
-    reliability) from summed statistics."""
+    """Means, top-k accuracy, per-class accuracy, the confusion matrix, its most confused
+    pairs and calibration (ece, nll, brier, reliability) from summed statistics.
+
+    ``top5_accuracy``: the share of images whose label is among the model's ``top_k``
+    (= min(5, classes)) highest logits; 1.0 with 5 classes or fewer.
+    """
     count = max(float(sums["count"]), 1.0)
     confusion = sums["confusion"].cpu().long()
     per_class_total = confusion.sum(dim=1).clamp(min=1)
     per_class = (confusion.diag().double() / per_class_total.double()).tolist()
+    matrix = confusion.tolist()
     return {
         "loss": float(sums["loss_sum"]) / count,
         "accuracy": float(sums["correct"]) / count,
+        "top5_accuracy": float(sums["correct_topk"]) / count,
+        "top_k": top_k(len(classes)),
         "count": int(sums["count"]),
         "per_class_accuracy": dict(zip(classes, per_class, strict=True)),
-        "confusion": confusion.tolist(),
+        "confusion": matrix,
+        "confused_pairs": confused_pairs(matrix, classes),
         **calibration_from_sums(sums),
     }
 

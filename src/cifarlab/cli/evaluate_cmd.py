@@ -19,8 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         run,
         help="evaluate a checkpoint on the test set",
         description=(
-            "Test accuracy, per-class accuracy, the confusion matrix (PNG) and calibration of a "
-            "checkpoint: expected calibration error (ECE, 15 equal-width confidence bins), "
+            "Test accuracy (top-1 and top-5), per-class accuracy, the confusion matrix (PNG) "
+            "with its most confused pairs, and calibration of a checkpoint: expected calibration error (ECE, 15 equal-width confidence bins), "
             "negative log-likelihood, Brier score and a reliability diagram (PNG)."
         ),
     )
@@ -189,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
             f"test accuracy{label}: {result['accuracy'] * 100:.2f}% on {result['count']:,} "
             f"images (loss {result['loss']:.4f})"
         )
-        print(f"{'class':<12} {'accuracy':>9}")
-        for name, acc in result["per_class_accuracy"].items():
-            print(f"{name:<12} {acc * 100:>8.2f}%")
+        if "top5_accuracy" in result:
+            print(f"top-{result['top_k']} accuracy{label}: {result['top5_accuracy'] * 100:.2f}%")
+        print("\n".join(per_class_lines(result["per_class_accuracy"])))
+        print("\n".join(confused_lines(result.get("confused_pairs") or [])))
         print(f"calibration{label}: {_calibration(result)}")
         if "temperature" in result:
             t = result["temperature"]
@@ -215,6 +216,34 @@ def run(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
     )
     return 0
+
+
+def per_class_lines(per_class: dict[str, float]) -> list[str]:
+    """The per-class accuracy table, one class a line, the name column as wide as the
+    longest name (CIFAR-100's ``large_man-made_outdoor_things`` and the like)."""
+    width = max([len("class"), *map(len, per_class)])
+    lines = [f"{'class':<{width}} {'accuracy':>9}"]
+    lines += [f"{name:<{width}} {acc * 100:>8.2f}%" for name, acc in per_class.items()]
+    return lines
+
+
+def confused_lines(pairs: list[dict]) -> list[str]:
+    """The most confused pairs (cifarlab.inference.confused_pairs) as a table: true class ->
+    predicted class, images, and their share of the true class; nothing when none."""
+    if not pairs:
+        return []
+    true_w = max(len("true"), *(len(p["true"]) for p in pairs))
+    pred_w = max(len("predicted"), *(len(p["predicted"]) for p in pairs))
+    lines = [
+        f"most confused pairs (top {len(pairs)}):",
+        f"  {'true':<{true_w}} -> {'predicted':<{pred_w}} {'images':>6} {'of true':>8}",
+    ]
+    for p in pairs:
+        lines.append(
+            f"  {p['true']:<{true_w}} -> {p['predicted']:<{pred_w}} {p['count']:>6,} "
+            f"{p['share'] * 100:>7.1f}%"
+        )
+    return lines
 
 
 def _calibration(m: dict) -> str:

@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=3,
         metavar="K",
-        help="how many classes to show per picture (default: 3)",
+        help="how many classes to show per picture (default: 3; more than the model's classes "
+        "shows them all)",
     )
     options.add_json_option(p, "print the predictions as JSON")
     options.add_device_option(p, default="cpu")
@@ -91,11 +92,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(results: list[dict]) -> None:
+    """One line per picture: its top-k classes with their probabilities, in columns as wide
+    as their longest cell (at least 22: CIFAR-10's names), so CIFAR-100's longer names
+    (``large_man-made_outdoor_things 12.3%``) stay aligned."""
     k = max(len(r["top"]) for r in results)
     width = min(max(len(r["file"]) for r in results), 60)
-    head = f"{'file':<{width}}  " + "  ".join(f"{f'top-{i + 1}':<22}" for i in range(k))
+    rows = [[f"{t['class']} {t['probability'] * 100:5.1f}%" for t in r["top"]] for r in results]
+    cell = max([22, *(len(c) for cells in rows for c in cells)])
+    head = f"{'file':<{width}}  " + "  ".join(f"{f'top-{i + 1}':<{cell}}" for i in range(k))
     print(head.rstrip())
-    for r in results:
+    for r, cells in zip(results, rows, strict=True):
         name = r["file"] if len(r["file"]) <= width else "…" + r["file"][-(width - 1) :]
-        cells = [f"{t['class']} {t['probability'] * 100:5.1f}%" for t in r["top"]]
-        print((f"{name:<{width}}  " + "  ".join(f"{c:<22}" for c in cells)).rstrip())
+        print((f"{name:<{width}}  " + "  ".join(f"{c:<{cell}}" for c in cells)).rstrip())

@@ -45,36 +45,48 @@ def data_section(featured: list[RunInput], data_dir: str | None, names: Names) -
         [c, number(desc["train"]["per_class"][c]), number(desc["test"]["per_class"][c])]
         for c in desc["classes"]
     ]
-    blocks.append(
-        Row(
-            [
-                split_table,
-                Table(
-                    ["class", "train + validation", "test"],
-                    per_class,
-                    caption="Images per class; each image "
-                    f"{'×'.join(map(str, desc['image_shape']))} {desc['dtype']}",
-                    numeric=[False, True, True],
-                ),
-            ]
-        )
+    caption = (
+        f"Images per class; each image {'×'.join(map(str, desc['image_shape']))} {desc['dtype']}"
     )
-    pngs = {stem: render(fig) for stem, fig in explore.draw_figures(data).items()}
-    for split in ("train", "test"):
+    if len(per_class) <= 20:
+        blocks.append(Row([split_table, _class_table(per_class, caption)]))
+    else:  # CIFAR-100: the split table, then the classes in two indexed halves
+        half = (len(per_class) + 1) // 2
+        blocks.append(split_table)
+        parts = [(0, per_class[:half]), (half, per_class[half:])]
         blocks.append(
             Row(
                 [
-                    Figure(
-                        pngs[f"{split}_examples"],
-                        names(f"data-{split}-examples"),
-                        f"{split.capitalize()} set: one image per class",
-                    ),
-                    Figure(
-                        pngs[f"{split}_class_counts"],
-                        names(f"data-{split}-histogram"),
-                        f"{split.capitalize()} set: images per class",
-                    ),
+                    _class_table(
+                        [[str(start + i), *row] for i, row in enumerate(rows)],
+                        f"{caption}; classes {start}-{start + len(rows) - 1}",
+                    )
+                    for start, rows in parts
                 ]
             )
         )
+    pngs = {stem: render(fig) for stem, fig in explore.draw_figures(data).items()}
+    for split in ("train", "test"):
+        figures = [
+            Figure(
+                pngs[f"{split}_examples"],
+                names(f"data-{split}-examples"),
+                f"{split.capitalize()} set: one image per class",
+            ),
+            Figure(
+                pngs[f"{split}_class_counts"],
+                names(f"data-{split}-histogram"),
+                f"{split.capitalize()} set: images per class",
+            ),
+        ]
+        # Side by side for CIFAR-10; beyond 10 classes each needs the page's width.
+        blocks += [Row(figures)] if len(desc["classes"]) <= 10 else figures
     return Section("data", "Data", blocks)
+
+
+def _class_table(rows: list[list[str]], caption: str) -> Table:
+    """Images per class: ``[class, train, test]`` rows, or ``[index, class, train, test]``."""
+    columns = ["class", "train + validation", "test"]
+    if rows and len(rows[0]) == 4:
+        columns = ["#", *columns]
+    return Table(columns, rows, caption=caption, numeric=[c != "class" for c in columns])

@@ -215,8 +215,8 @@ def is_new_best(state: TrainState, ctx: RunContext) -> bool:
 
 
 def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, Any]:
-    """Test accuracy (plain and with the recipe's TTA), test and validation calibration,
-    metrics.json, history files, figures.
+    """Test accuracy (top-1 and top-5, plain and with the recipe's TTA), test and validation
+    calibration, metrics.json, history files, figures.
 
     Every rank evaluates its shard of the test set; only rank 0 writes."""
     recipe, data, history, run = ctx.recipe, ctx.data, state.history, ctx.run
@@ -230,6 +230,9 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         "model": recipe.model.name,
         "parameters": count_parameters(state.model),
         "test_accuracy": test["accuracy"],
+        # The label among the top_k = min(5, classes) highest logits (cifarlab.inference).
+        "test_top5_accuracy": test["top5_accuracy"],
+        "top_k": test["top_k"],
         "test_loss": test["loss"],
         "test_count": test["count"],
         # Calibration (cifarlab.calibration): ECE with 15 bins, NLL, Brier, reliability bins.
@@ -237,7 +240,11 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         **{f"val_{k}": val.get(k) for k in ("ece", "nll", "brier")},
     }
     if recipe.eval.tta != "none":
-        metrics.update(tta=recipe.eval.tta, test_accuracy_tta=test["tta"]["accuracy"])
+        metrics.update(
+            tta=recipe.eval.tta,
+            test_accuracy_tta=test["tta"]["accuracy"],
+            test_top5_accuracy_tta=test["tta"]["top5_accuracy"],
+        )
     train_time = state.train_time
     metrics.update(
         val_accuracy=history["val_acc"][-1] if history["val_acc"] else None,
@@ -249,6 +256,7 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         else None,
         per_class_accuracy=test["per_class_accuracy"],
         confusion=test["confusion"],
+        confused_pairs=test["confused_pairs"],  # the most frequent mistakes, from confusion
         classes=data.classes,
         normalization=data.normalization,
         data=data_record(ctx),
@@ -275,7 +283,10 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         metrics["provenance"]["world_size"] = ctx.world.size
     if not ctx.world.is_main:
         return metrics
-    line = f"Test -> accuracy: {test['accuracy'] * 100:.2f}%"
+    line = (
+        f"Test -> accuracy: {test['accuracy'] * 100:.2f}% "
+        f"(top-{test['top_k']}: {test['top5_accuracy'] * 100:.2f}%)"
+    )
     if "test_accuracy_tta" in metrics:
         line += f" ({metrics['tta']} TTA: {metrics['test_accuracy_tta'] * 100:.2f}%)"
     atomic.write_json(run.history_path, history, error=TrainingError)
@@ -294,7 +305,9 @@ def finish(state: TrainState, ctx: RunContext, wall_start: float) -> dict[str, A
         title=recipe.name + (" (quick check)" if ctx.quick_check else ""),
         marks=changed,
     )
-    plot_confusion(test["confusion"], data.classes, run.confusion_figure_path)
+    plot_confusion(
+        test["confusion"], data.classes, run.confusion_figure_path, test["confused_pairs"]
+    )
     metrics["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
     atomic.write_json(run.metrics_path, metrics, error=TrainingError)  # last: "finished"
     ctx.log(f"{line} | train time {_hms(train_time)} | run: {run.path}")
