@@ -294,12 +294,21 @@ def archive_url(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def test_download_verifies_the_md5(archive_url, tmp_path):
     url, md5 = archive_url
     dest = tmp_path / "dest"
-    path = dl.download_cifar100(dest, url=url, md5=md5, progress=False)
+    path = dl.download_archive(
+        dest, url=url, md5=md5, filename=c100.TARBALL_NAME, dataset="CIFAR-100", progress=False
+    )
     assert path == dest / "cifar-100-python.tar.gz"
     assert [p.name for p in dest.iterdir()] == ["cifar-100-python.tar.gz"]
     bad = tmp_path / "bad"
     with pytest.raises(DataError, match=r"is corrupt \(md5 [0-9a-f]{32}, expected 0{32}\)"):
-        dl.download_cifar100(bad, url=url, md5="0" * 32, progress=False)
+        dl.download_archive(
+            bad,
+            url=url,
+            md5="0" * 32,
+            filename=c100.TARBALL_NAME,
+            dataset="CIFAR-100",
+            progress=False,
+        )
     assert list(bad.iterdir()) == []  # no file, not even a temporary one
 
 

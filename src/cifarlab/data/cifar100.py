@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,9 +42,11 @@ from cifarlab.data.checksums import (
     md5_hex,
     verify_copy,
 )
+from cifarlab.data.locate import Locator, counts, find_or_fetch, form_at, not_found_in
 from cifarlab.data.readers import (
     LabelledImages,
     class_folders,
+    member_key,
     read_split,
     scan_tarball,
     str_keys,
@@ -216,10 +218,7 @@ def _images(parsed: dict[str, Any], source: str) -> LabelledImages:
 
 def _member_key(name: str) -> str | None:
     """The file a member stands for (``cifar-100-python/x`` or top-level ``x``), or None."""
-    path = PurePosixPath(name[2:] if name.startswith("./") else name)
-    if path.name in REQUIRED_FILES and str(path.parent) in (FOLDER_NAME, "."):
-        return path.name
-    return None
+    return member_key(name, FOLDER_NAME, REQUIRED_FILES)
 
 
 def read_tarball(path: Path) -> LabelledImages:
@@ -280,19 +279,7 @@ def sample_dir() -> Path:
 def find_form(path: Path) -> tuple[str, Path] | None:
     """Which form of CIFAR-100 ``path`` is or holds: ``(form, where)``, or None
     ("python", "tarball" or "images"; preference follows reading speed)."""
-    if path.is_file():
-        return ("tarball", path)
-    if not path.is_dir():
-        return None
-    if any((path / f).is_file() for f in REQUIRED_FILES):
-        return ("python", path)
-    if (path / FOLDER_NAME).is_dir():
-        return ("python", path / FOLDER_NAME)
-    if (path / TARBALL_NAME).is_file():
-        return ("tarball", path / TARBALL_NAME)
-    if (path / "train").is_dir() or (path / "test").is_dir():
-        return ("images", path)
-    return None
+    return form_at(path, FOLDER_NAME, REQUIRED_FILES, TARBALL_NAME, is_there=Path.is_file)
 
 
 _READERS = {"python": read_python_dir, "tarball": read_tarball, "images": read_image_folders}
@@ -340,81 +327,37 @@ def as_coarse(data: LabelledImages) -> LabelledImages:
     )
 
 
-def _counts(data: LabelledImages) -> str:
-    return f"{len(data.train_labels):,} train / {len(data.test_labels):,} test"
-
-
 def load_sample() -> LabelledImages:
     """The bundled CIFAR-100 sample (fine labels), never cached: it reads in milliseconds."""
     data = read_python_dir(sample_dir())
     return replace(
-        data, source=f"bundled sample ({_counts(data)}) in {sample_dir()}", is_sample=True
+        data, source=f"bundled sample ({counts(data)}) in {sample_dir()}", is_sample=True
     )
-
-
-def _fallback(why: str) -> LabelledImages:
-    data = load_sample()
-    return replace(data, source=f"bundled sample ({_counts(data)}): {why}")
-
-
-def _looked_for(path: Path) -> str:
-    return f"{path}/{FOLDER_NAME}/, {path}/{TARBALL_NAME} or {path}/train/ + test/"
 
 
 def _not_found(path: Path, origin: str) -> str:
-    return f"not found in {path}{origin} (looked for {_looked_for(path)})"
+    return not_found_in(path, origin, FOLDER_NAME, TARBALL_NAME)
 
 
-def _find_or_fetch(
-    where: str | os.PathLike[str] | None,
-    *,
-    download: bool,
-    use_cache: bool,
-    fallback_to_sample: bool,
-    progress: bool,
-) -> LabelledImages:
-    origin = ""
-    if where is None and os.environ.get(ENV):
-        where, origin = os.environ[ENV], f" (from {ENV})"
-    if isinstance(where, str) and where == SAMPLE:
-        return load_sample()
-
-    if where is not None:
-        path = Path(where).expanduser()
-        found = find_form(path)
-        if found is not None:
-            return read_form(*found, use_cache=use_cache)
-        why = _not_found(path, origin)
-        if fallback_to_sample:
-            return _fallback(f"full {KIND} {why}")
-        raise DataError(
-            f"{KIND} {why}; point --data-dir DIR or {ENV}=DIR at a folder holding one of these, "
-            "or use --data-dir sample"
-        )
-
-    home = cache.cache_dir() / "cifar100"
-    found = find_form(home)
-    if found is not None:
-        return read_form(*found, use_cache=use_cache)
-    why = _not_found(home, "")
-    if download:
-        try:
-            # Module attributes, read at call time, so tests can serve a local archive.
-            tarball = _download.download_cifar100(
-                home, url=_download.CIFAR100_URL, md5=_download.CIFAR100_MD5, progress=progress
-            )
-        except DataError as exc:
-            why += f"; {exc}"
-        else:
-            return read_form("tarball", tarball, use_cache=use_cache)
-    else:
-        why += "; downloading is off"
-    if fallback_to_sample:
-        return _fallback(f"full {KIND} {why}")
-    raise DataError(
-        f"{KIND} {why}; get {TARBALL_NAME} and point at it with --data-dir DIR "
-        f"or {ENV}=DIR (or use --data-dir sample)"
-    )
+LOCATOR = Locator(
+    kind=KIND,
+    env=ENV,
+    home="cifar100",
+    tarball=TARBALL_NAME,
+    find_form=lambda path: find_form(path),
+    read_form=lambda form, path, *, use_cache=True: read_form(form, path, use_cache=use_cache),
+    load_sample=lambda: load_sample(),
+    not_found=lambda path, origin: _not_found(path, origin),
+    # Module attributes, read at call time, so tests can serve a local archive.
+    fetch=lambda home, progress: _download.download_archive(
+        home,
+        url=_download.CIFAR100_URL,
+        md5=_download.CIFAR100_MD5,
+        filename=TARBALL_NAME,
+        dataset=KIND,
+        progress=progress,
+    ),
+)
 
 
 def load_cifar100(
@@ -434,7 +377,8 @@ def load_cifar100(
     ``fallback_to_sample``: when nothing is found or downloaded, return the bundled sample
     (its ``source`` says why) instead of raising. A damaged copy always raises DataError.
     """
-    data = _find_or_fetch(
+    data = find_or_fetch(
+        LOCATOR,
         where,
         download=download,
         use_cache=use_cache,

@@ -50,27 +50,6 @@ def download_cifar10(
     )
 
 
-def download_cifar100(
-    dest_dir: str | os.PathLike[str],
-    *,
-    url: str = CIFAR100_URL,
-    md5: str = CIFAR100_MD5,
-    progress: bool = True,
-    timeout: float = 30.0,
-) -> Path:
-    """Download ``url`` to ``dest_dir/cifar-100-python.tar.gz`` and return that path
-    (:func:`download_archive` with CIFAR-100's name)."""
-    return download_archive(
-        dest_dir,
-        url=url,
-        md5=md5,
-        filename=CIFAR100_TARBALL_NAME,
-        dataset="CIFAR-100",
-        progress=progress,
-        timeout=timeout,
-    )
-
-
 def download_archive(
     dest_dir: str | os.PathLike[str],
     *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -51,34 +51,44 @@ def find_form(path: Path) -> tuple[str, Path] | None:
     ``form`` is "python" (a cifar-10-batches-py folder), "tarball" or "images"
     (a folder with train/ and test/). Preference follows reading speed.
     """
+    return form_at(path, FOLDER_NAME, REQUIRED_FILES, TARBALL_NAME)
+
+
+def form_at(
+    path: Path,
+    folder: str,
+    files: tuple[str, ...],
+    tarball: str,
+    is_there: Callable[[Path], bool] = Path.exists,
+) -> tuple[str, Path] | None:
+    """Which form of a dataset ``path`` is or holds, ``(form, where)`` or None: "python" (a
+    ``folder`` of the pickled ``files``, or a folder holding one), "tarball" (a file, or
+    ``tarball`` inside), "images" (train/ and test/). Preference follows reading speed.
+    ``is_there`` tells a pickled file present (CIFAR-100's ``train`` file must be a file,
+    not the image-folder form's ``train/``)."""
     if path.is_file():
         return ("tarball", path)
     if not path.is_dir():
         return None
-    if any((path / f).exists() for f in REQUIRED_FILES):
+    if any(is_there(path / f) for f in files):
         return ("python", path)
-    if (path / FOLDER_NAME).is_dir():
-        return ("python", path / FOLDER_NAME)
-    if (path / TARBALL_NAME).is_file():
-        return ("tarball", path / TARBALL_NAME)
+    if (path / folder).is_dir():
+        return ("python", path / folder)
+    if (path / tarball).is_file():
+        return ("tarball", path / tarball)
     if (path / "train").is_dir() or (path / "test").is_dir():
         return ("images", path)
     return None
 
 
-def _looked_for(path: Path) -> str:
-    return f"{path}/{FOLDER_NAME}/, {path}/{TARBALL_NAME} or {path}/train/ + test/"
+def not_found_in(path: Path, origin: str, folder: str, tarball: str) -> str:
+    """ "not found in PATH (looked for ...)": what a location without any form lacks."""
+    looked = f"{path}/{folder}/, {path}/{tarball} or {path}/train/ + test/"
+    return f"not found in {path}{origin} (looked for {looked})"
 
 
 def _not_found(path: Path, origin: str) -> str:
-    return f"not found in {path}{origin} (looked for {_looked_for(path)})"
-
-
-def _named_location_error(why: str) -> DataError:
-    return DataError(
-        f"CIFAR-10 {why}; point --data-dir DIR "
-        "or CIFARLAB_DATA=DIR at a folder holding one of these, or use --data-dir sample"
-    )
+    return not_found_in(path, origin, FOLDER_NAME, TARBALL_NAME)
 
 
 def find_existing(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -97,7 +107,7 @@ def find_existing(data_dir: str | os.PathLike[str] | None = None) -> Path | None
     if found is not None:
         return found[1]
     if data_dir is not None:
-        raise _named_location_error(_not_found(path, origin))
+        raise CIFAR10_LOCATOR.named_location_error(_not_found(path, origin))
     return None
 
 
@@ -105,17 +115,12 @@ def load_sample() -> LabelledImages:
     """The bundled sample (official python layout), never cached: it reads in milliseconds."""
     data = read_python_dir(sample_dir())
     return replace(
-        data, source=f"bundled sample ({_counts(data)}) in {sample_dir()}", is_sample=True
+        data, source=f"bundled sample ({counts(data)}) in {sample_dir()}", is_sample=True
     )
 
 
-def _counts(data: LabelledImages) -> str:
+def counts(data: LabelledImages) -> str:
     return f"{len(data.train_labels):,} train / {len(data.test_labels):,} test"
-
-
-def _fallback(why: str) -> LabelledImages:
-    data = load_sample()
-    return replace(data, source=f"bundled sample ({_counts(data)}): {why}")
 
 
 def read_form(form: str, path: Path, *, use_cache: bool = True) -> LabelledImages:
@@ -129,6 +134,96 @@ def read_form(form: str, path: Path, *, use_cache: bool = True) -> LabelledImage
     if key is not None:
         cache.save_entry(key, data, path)
     return data
+
+
+@dataclass(frozen=True)
+class Locator:
+    """How one dataset is found, read and fetched: the location rule of this module's
+    docstring, written once for CIFAR-10 and CIFAR-100 (:mod:`cifarlab.data.cifar100`)."""
+
+    kind: str  # "CIFAR-10": how messages name the dataset
+    env: str  # the environment variable naming a location
+    home: str  # the folder under cache_dir() a download goes to
+    tarball: str  # the official archive's file name
+    find_form: Callable[[Path], tuple[str, Path] | None]
+    read_form: Callable[..., LabelledImages]  # (form, path, *, use_cache)
+    load_sample: Callable[[], LabelledImages]
+    not_found: Callable[[Path, str], str]  # (path, origin) -> "not found in ... (looked for ...)"
+    fetch: Callable[[Path, bool], Path]  # (home, progress) -> the verified archive
+
+    def fallback(self, why: str) -> LabelledImages:
+        data = self.load_sample()
+        return replace(data, source=f"bundled sample ({counts(data)}): {why}")
+
+    def named_location_error(self, why: str) -> DataError:
+        return DataError(
+            f"{self.kind} {why}; point --data-dir DIR or {self.env}=DIR at a folder holding "
+            "one of these, or use --data-dir sample"
+        )
+
+
+def find_or_fetch(
+    loc: Locator,
+    where: str | os.PathLike[str] | None,
+    *,
+    download: bool,
+    use_cache: bool,
+    fallback_to_sample: bool,
+    progress: bool,
+) -> LabelledImages:
+    """The dataset ``loc`` describes, by the location rule (see the module docstring)."""
+    origin = ""
+    if where is None and os.environ.get(loc.env):
+        where, origin = os.environ[loc.env], f" (from {loc.env})"
+    if isinstance(where, str) and where == SAMPLE:
+        return loc.load_sample()
+
+    if where is not None:
+        path = Path(where).expanduser()
+        found = loc.find_form(path)
+        if found is not None:
+            return loc.read_form(*found, use_cache=use_cache)
+        why = loc.not_found(path, origin)
+        if fallback_to_sample:
+            return loc.fallback(f"full {loc.kind} {why}")
+        raise loc.named_location_error(why)
+
+    home = cache.cache_dir() / loc.home
+    found = loc.find_form(home)
+    if found is not None:
+        return loc.read_form(*found, use_cache=use_cache)
+    why = loc.not_found(home, "")
+    if download:
+        try:
+            tarball = loc.fetch(home, progress)
+        except DataError as exc:
+            why += f"; {exc}"
+        else:
+            return loc.read_form("tarball", tarball, use_cache=use_cache)
+    else:
+        why += "; downloading is off"
+    if fallback_to_sample:
+        return loc.fallback(f"full {loc.kind} {why}")
+    raise DataError(
+        f"{loc.kind} {why}; get {loc.tarball} and point at it with --data-dir DIR "
+        f"or {loc.env}=DIR (or use --data-dir sample)"
+    )
+
+
+CIFAR10_LOCATOR = Locator(
+    kind="CIFAR-10",
+    env="CIFARLAB_DATA",
+    home="cifar10",
+    tarball=TARBALL_NAME,
+    find_form=find_form,
+    read_form=lambda form, path, *, use_cache=True: read_form(form, path, use_cache=use_cache),
+    load_sample=lambda: load_sample(),
+    not_found=_not_found,
+    # Module attributes, read at call time, so tests can serve a local archive.
+    fetch=lambda home, progress: _download.download_cifar10(
+        home, url=_download.OFFICIAL_URL, md5=_download.OFFICIAL_MD5, progress=progress
+    ),
+)
 
 
 def load_cifar10(
@@ -147,42 +242,11 @@ def load_cifar10(
     when nothing is found or downloaded, return the bundled sample (its ``source``
     says why) instead of raising. A damaged copy always raises DataError.
     """
-    origin = ""
-    if data_dir is None and os.environ.get("CIFARLAB_DATA"):
-        data_dir, origin = os.environ["CIFARLAB_DATA"], " (from CIFARLAB_DATA)"
-    if isinstance(data_dir, str) and data_dir == SAMPLE:
-        return load_sample()
-
-    if data_dir is not None:
-        path = Path(data_dir).expanduser()
-        found = find_form(path)
-        if found is not None:
-            return read_form(*found, use_cache=use_cache)
-        why = _not_found(path, origin)
-        if fallback_to_sample:
-            return _fallback(f"full CIFAR-10 {why}")
-        raise _named_location_error(why)
-
-    home = cache.cache_dir() / "cifar10"
-    found = find_form(home)
-    if found is not None:
-        return read_form(*found, use_cache=use_cache)
-    why = _not_found(home, "")
-    if download:
-        try:
-            # Module attributes, read at call time, so tests can serve a local archive.
-            tarball = _download.download_cifar10(
-                home, url=_download.OFFICIAL_URL, md5=_download.OFFICIAL_MD5, progress=progress
-            )
-        except DataError as exc:
-            why += f"; {exc}"
-        else:
-            return read_form("tarball", tarball, use_cache=use_cache)
-    else:
-        why += "; downloading is off"
-    if fallback_to_sample:
-        return _fallback(f"full CIFAR-10 {why}")
-    raise DataError(
-        f"CIFAR-10 {why}; get cifar-10-python.tar.gz and point at it with --data-dir DIR "
-        "or CIFARLAB_DATA=DIR (or use --data-dir sample)"
+    return find_or_fetch(
+        CIFAR10_LOCATOR,
+        data_dir,
+        download=download,
+        use_cache=use_cache,
+        fallback_to_sample=fallback_to_sample,
+        progress=progress,
     )

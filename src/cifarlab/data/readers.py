@@ -231,10 +231,13 @@ def read_python_dir(folder: Path) -> LabelledImages:
 # --- the official tarball ----------------------------------------------------------------
 
 
-def _member_key(name: str) -> str | None:
-    """The batch file a member stands for (``cifar-10-batches-py/x`` or top-level ``x``)."""
+def member_key(
+    name: str, folder: str = FOLDER_NAME, files: tuple[str, ...] = REQUIRED_FILES
+) -> str | None:
+    """The file of ``files`` a tar member stands for (``<folder>/x`` or top-level ``x``), or
+    None; CIFAR-10's batch files by default."""
     path = PurePosixPath(name[2:] if name.startswith("./") else name)
-    if path.name in REQUIRED_FILES and str(path.parent) in (FOLDER_NAME, "."):
+    if path.name in files and str(path.parent) in (folder, "."):
         return path.name
     return None
 
@@ -338,7 +341,7 @@ def read_tarball(path: Path) -> LabelledImages:
         obj = unpickle_checked(lambda: safe_loads(raw, name=name), name)
         found[key] = parse_meta(obj, name) if key == META_FILE else parse_batch(obj, name)
 
-    scan_tarball(path, _member_key, use, redo)
+    scan_tarball(path, member_key, use, redo)
     for fname in REQUIRED_FILES:
         if fname not in found:
             raise DataError(f"{path}: member {FOLDER_NAME}/{fname} is missing; {redo}")

@@ -40,6 +40,14 @@ SUMMARY_FORMAT = "cifarlab-study-summary"
 LEVEL = 0.95
 
 
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    """``path``'s JSON; a damaged file is one line: "PATH: damaged WHAT (why); FIX"."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StudyError(f"{path}: damaged {what} ({exc}); {fix}") from None
+
+
 def collect(study_dir: str | Path, study: StudySpec) -> dict[str, dict[int, dict[str, Any]]]:
     """step -> seed -> that run's metrics.json, for the finished runs only."""
     where = StudyDir(study_dir)
@@ -48,12 +56,7 @@ def collect(study_dir: str | Path, study: StudySpec) -> dict[str, dict[int, dict
         path = RunDir(where.run(run.step, run.seed)).metrics_path
         if not path.is_file():
             continue
-        try:
-            metrics = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise StudyError(
-                f"{path}: damaged metrics ({exc}); delete the file to rerun the run"
-            ) from None
+        metrics = _read_json(path, "metrics", "delete the file to rerun the run")
         out[run.step][run.seed] = check_metrics(metrics, path)  # every number, one line
     return out
 
@@ -76,12 +79,7 @@ def collect_training(
             path = RunDir(where.run(step, seed)).history_path
             if not path.is_file():
                 continue
-            try:
-                history = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise StudyError(
-                    f"{path}: damaged history ({exc}); delete the run's metrics.json to rerun it"
-                ) from None
+            history = _read_json(path, "history", "delete the run's metrics.json to rerun it")
             if not isinstance(history, dict):
                 raise StudyError(f"{path}: expected a JSON object; delete the run to rerun it")
             final: dict[str, float] = {}
