@@ -111,7 +111,12 @@ def hundred_run(tmp_path_factory, hundred_data) -> Path:
         "seed-baseline",
         out_dir=out,
         data=hundred_data,
-        overrides={"train.epochs": 0.2, "train.eval_points": 1, "system.threads": 1},
+        overrides={
+            "data.dataset": hundred_data.dataset,  # the recipe names the data it is given
+            "train.epochs": 0.2,
+            "train.eval_points": 1,
+            "system.threads": 1,
+        },
         progress=False,
         log=lambda s: None,
     )
