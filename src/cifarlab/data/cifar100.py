@@ -200,13 +200,9 @@ def read_python_dir(folder: Path) -> LabelledImages:
 
 
 def _images(parsed: dict[str, Any], source: str) -> LabelledImages:
-    train_images, train_labels = to_hwc([parsed[TRAIN_FILE]])
-    test_images, test_labels = to_hwc([parsed[TEST_FILE]])
-    return LabelledImages(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
+    return LabelledImages.from_splits(
+        to_hwc([parsed[TRAIN_FILE]]),
+        to_hwc([parsed[TEST_FILE]]),
         parsed[META_FILE],
         source=source,
         dataset="cifar100",
@@ -255,13 +251,9 @@ def read_image_folders(root: Path) -> LabelledImages:
                 f"{root / split / odd[0]}: not a CIFAR-100 fine class (the folders must be named "
                 "apple, aquarium_fish, ..., worm); rename it"
             )
-    train_images, train_labels = read_split(root / "train", list(FINE_CLASSES))
-    test_images, test_labels = read_split(root / "test", list(FINE_CLASSES))
-    return LabelledImages(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
+    return LabelledImages.from_splits(
+        read_split(root / "train", list(FINE_CLASSES)),
+        read_split(root / "test", list(FINE_CLASSES)),
         FINE_CLASSES,
         source=f"{KIND} image folders in {os.path.abspath(root)} (train/ + test/)",
         dataset="cifar100",

@@ -210,14 +210,10 @@ def _same_classes(root: Path, classes: list[str], test_classes: list[str]) -> No
 def _read_split_layout(root: Path, classes: list[str], image_size: int) -> LabelledImages:
     train = _listing(root / "train", classes)
     test = _listing(root / "test", classes)
-    train_images, train_labels = _decode(train, image_size)
-    test_images, test_labels = _decode(test, image_size)
-    return LabelledImages(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
-        tuple(classes),
+    return LabelledImages.from_splits(
+        _decode(train, image_size),
+        _decode(test, image_size),
+        classes,
         source=_describe(root, "train/ + test/", classes, image_size),
         dataset=DATASET,
     )

@@ -79,6 +79,18 @@ class LabelledImages:
         if len(self.classes) < 2:
             raise ValueError(f"expected 2 or more class names, got {len(self.classes)}")
 
+    @classmethod
+    def from_splits(
+        cls,
+        train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray, np.ndarray],
+        classes: tuple[str, ...] | list[str],
+        source: str,
+        dataset: str = "cifar10",
+    ) -> LabelledImages:
+        """A dataset from its ``(images, labels)`` splits, as the readers make them."""
+        return cls(*train, *test, tuple(classes), source=source, dataset=dataset)
+
 
 CIFAR10 = LabelledImages  # the name from before cifarlab read other datasets
 
@@ -216,13 +228,9 @@ def read_python_dir(folder: Path) -> LabelledImages:
     train = [parse_batch(unpickle(f), str(folder / f)) for f in TRAIN_FILES]
     test = [parse_batch(unpickle(TEST_FILE), str(folder / TEST_FILE))]
     verify_copy(folder, sums)
-    train_images, train_labels = to_hwc(train)
-    test_images, test_labels = to_hwc(test)
-    return LabelledImages(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
+    return LabelledImages.from_splits(
+        to_hwc(train),
+        to_hwc(test),
         classes,
         source=f"CIFAR-10 python batches in {os.path.abspath(folder)}",
     )
@@ -345,13 +353,9 @@ def read_tarball(path: Path) -> LabelledImages:
     for fname in REQUIRED_FILES:
         if fname not in found:
             raise DataError(f"{path}: member {FOLDER_NAME}/{fname} is missing; {redo}")
-    train_images, train_labels = to_hwc([found[f] for f in TRAIN_FILES])
-    test_images, test_labels = to_hwc([found[TEST_FILE]])
-    return LabelledImages(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
+    return LabelledImages.from_splits(
+        to_hwc([found[f] for f in TRAIN_FILES]),
+        to_hwc([found[TEST_FILE]]),
         found[META_FILE],
         source=f"CIFAR-10 archive {os.path.abspath(path)}",
     )
@@ -459,13 +463,9 @@ def read_image_folders(root: Path) -> LabelledImages:
         raise DataError(
             f"{root / 'test'}: class folders {test_classes} differ from train/'s {classes}"
         )
-    train_images, train_labels = read_split(root / "train", classes)
-    test_images, test_labels = read_split(root / "test", classes)
-    return LabelledImages(
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
-        tuple(classes),
+    return LabelledImages.from_splits(
+        read_split(root / "train", classes),
+        read_split(root / "test", classes),
+        classes,
         source=f"CIFAR-10 image folders in {os.path.abspath(root)} (train/ + test/)",
     )
