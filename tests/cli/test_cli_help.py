@@ -94,7 +94,7 @@ def test_a_python_warning_during_a_command_is_one_warning_line(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        "cifarlab: warning: could not cache decoded CIFAR-10 arrays"
+        "cifarlab: warning: could not cache decoded image arrays"
     ), res.stderr
 
 

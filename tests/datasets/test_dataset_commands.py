@@ -43,6 +43,22 @@ def test_data_command_needs_data_dir_for_folders_and_locates_cifar10_only(capsys
     assert "--locate finds CIFAR-10 only" in err
 
 
+def test_data_command_brings_folders_to_the_size_asked_and_refuses_it_for_cifar(asked, capsys):
+    # The fake loader refuses "folder" after recording what it was asked: a DataError, exit 2.
+    one_error_line(
+        capsys, ["data", "--dataset", "folder", "--data-dir", "/f", "--image-size", "48"]
+    )
+    assert asked[-1][0].name == "folder" and asked[-1][0].image_size == 48
+    one_error_line(capsys, ["data", "--dataset", "folder", "--data-dir", "/f", "--no-figures"])
+    assert asked[-1][0].image_size == 32  # a recipe's default
+    err = one_error_line(capsys, ["data", "--dataset", "cifar100", "--image-size", "48"])
+    assert "--image-size is for --dataset folder; cifar100's images are 32x32" in err
+    err = one_error_line(
+        capsys, ["data", "--dataset", "folder", "--data-dir", "/f", "--image-size", "4"]
+    )
+    assert "--image-size 4: give a side from 8 to 512 pixels" in err
+
+
 def test_the_report_finds_the_runs_own_dataset(coarse_run, asked):
     runs, _ = read_inputs([coarse_run])
     info = runs[0].metrics["data"]

@@ -163,6 +163,24 @@ def test_layer_table_shapes_and_parameters_add_up():
     assert table.rows[-1][1] == "total" and table.rows[-1][4] == f"{convs + norms + fcs:,}"
 
 
+def test_model_section_runs_the_model_at_the_runs_own_image_size(tmp_path):
+    from cifarlab.models import count_flops, create_model
+    from cifarlab.report.inputs import RunInput
+    from cifarlab.report.model_section import model_section
+
+    recipe = {"model": {"name": "resnet20", "options": {}}, "data": {"image_size": 64}}
+    metrics = {"classes": [f"c{i}" for i in range(7)]}
+    run = RunInput(tmp_path, "r", metrics, None, recipe)
+    section = model_section([run], [])
+    table = next(b for b in section.blocks if hasattr(b, "rows"))
+    assert table.rows[0][3] == "3×64×64"
+    assert table.rows[-2][3] == "7"  # the last layer: the run's 7 classes
+    flops = count_flops(create_model("resnet20", num_classes=7), 64)
+    cost = [b.text for b in section.blocks if getattr(b, "text", "").startswith("Forward cost")]
+    assert cost == [f"Forward cost: {flops / 1e6:,.1f} MFLOPs per 64×64 image."]
+    assert flops > 3.9 * count_flops(create_model("resnet20", num_classes=7), 32)
+
+
 def test_report_refuses_a_folder_that_is_neither_run_nor_study(tmp_path):
     (tmp_path / "empty").mkdir()
     res = cli("report", str(tmp_path / "empty"), "-o", str(tmp_path / "x.html"))

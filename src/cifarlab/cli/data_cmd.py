@@ -10,6 +10,7 @@ from cifarlab.cli import options
 from cifarlab.cli.common import check_data_dir, check_output_dir
 from cifarlab.errors import DataError
 from cifarlab.recipe.schema import DATASETS
+from cifarlab.recipe.validation import MAX_IMAGE_SIZE, MIN_RESOLUTION
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,6 +34,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "which dataset (a recipe's data.dataset): cifar10 (default), cifar100, "
             "cifar100-coarse (its 20 superclasses), or folder (image folders, one per class; "
             "--data-dir names them)"
+        ),
+    )
+    parser.add_argument(
+        "--image-size",
+        metavar="N",
+        type=int,
+        default=None,
+        help=(
+            "--dataset folder: bring the images to N x N pixels, as a recipe's data.image_size "
+            "does (default 32); CIFAR's images are 32 x 32 as they are"
         ),
     )
     parser.add_argument(
@@ -79,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--locate finds CIFAR-10 only, not --dataset {dataset}; drop one of them")
     if dataset == "folder" and args.data_dir in (None, "sample"):
         raise DataError("--dataset folder: name the image folders with --data-dir DIR")
+    size = args.image_size
+    if size is not None and dataset != "folder":
+        raise DataError(f"--image-size is for --dataset folder; {dataset}'s images are 32x32")
+    if size is not None and not MIN_RESOLUTION <= size <= MAX_IMAGE_SIZE:
+        raise DataError(
+            f"--image-size {size}: give a side from {MIN_RESOLUTION} to {MAX_IMAGE_SIZE} pixels"
+        )
     if args.locate:
         return _locate(args.data_dir)
     if args.figures:
@@ -88,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from cifarlab.data.datasets import DatasetSpec, load_dataset
 
-        data = load_dataset(DatasetSpec(dataset), args.data_dir)
+        data = load_dataset(DatasetSpec(dataset, image_size=size or 32), args.data_dir)
     if dataset != "cifar10":
         print(f"dataset: {data.dataset} ({len(data.classes)} classes)")
     info = overview(data)

@@ -199,7 +199,7 @@ def save_entry(key: str, data: LabelledImages, path: Path) -> Path | None:
                 raise
             # Another process wrote the same entry first; theirs is as good as ours.
     except OSError as exc:  # a full or read-only disk costs speed, not the run
-        warnings.warn(f"could not cache decoded CIFAR-10 arrays in {root}: {exc}", stacklevel=3)
+        warnings.warn(f"could not cache decoded image arrays in {root}: {exc}", stacklevel=3)
         return None
     finally:
         if tmp is not None:

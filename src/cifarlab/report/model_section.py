@@ -1,6 +1,6 @@
 """The report's model section: a table of each model's layers in call order (type, settings,
-output shape, parameters, found by running it once on a 1×3×32×32 input) and its forward
-cost, for every distinct model among the runs shown in detail and the ablations' first
+output shape, parameters, found by running it once on one image at the runs' resolution,
+1×3×32×32 for CIFAR) and its forward cost, for every distinct model among the runs shown in detail and the ablations' first
 steps."""
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ def model_label(key: tuple[str, str]) -> str:
     return name + (" (" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")" if opts else "")
 
 
-def layer_table(model_name: str, options: dict[str, Any], num_classes: int = 10) -> Table:
-    """Each leaf layer in call order on a 1×3×32×32 input: type, settings, output shape, parameters."""
+def layer_table(
+    model_name: str, options: dict[str, Any], num_classes: int = 10, image_size: int = 32
+) -> Table:
+    """Each leaf layer in call order on a 1×3×S×S input (S = ``image_size``): type, settings,
+    output shape, parameters."""
     model = create_model(model_name, num_classes=num_classes, **options).eval()
     calls: list[tuple[str, torch.nn.Module, tuple[int, ...]]] = []
     hooks = []
@@ -42,11 +45,11 @@ def layer_table(model_name: str, options: dict[str, Any], num_classes: int = 10)
         hooks.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, 32, 32))
+            model(torch.zeros(1, 3, image_size, image_size))
     finally:
         for h in hooks:
             h.remove()
-    rows = [["", "input", "", "3×32×32", "0"]]
+    rows = [["", "input", "", f"3×{image_size}×{image_size}", "0"]]
     counted: set[int] = set()
     for name, mod, shape in calls:
         params = 0
@@ -80,6 +83,17 @@ def layer_table(model_name: str, options: dict[str, Any], num_classes: int = 10)
     )
 
 
+def _classes_and_size(runs: list[RunInput]) -> tuple[int, int]:
+    """The class count (metrics' ``classes``) and image side (the recipe's
+    ``data.image_size``) of the first run that records them; CIFAR-10's 10 and 32 else."""
+    classes = next(
+        (len(r.metrics["classes"]) for r in runs if r.metrics and r.metrics.get("classes")), 10
+    )
+    sizes = (((r.recipe or {}).get("data") or {}).get("image_size") for r in runs)
+    size = next((int(s) for s in sizes if isinstance(s, int) and s > 0), 32)
+    return classes, size
+
+
 def model_section(featured: list[RunInput], studies: list[StudyInput]) -> Section | None:
     """A layer table per distinct model (at most MAX_MODEL_TABLES); None without models."""
     keys: list[tuple[str, str]] = []
@@ -97,25 +111,20 @@ def model_section(featured: list[RunInput], studies: list[StudyInput]) -> Sectio
     blocks: list[Block] = []
     for key in keys[:MAX_MODEL_TABLES]:
         name, options = key[0], json.loads(key[1])
-        classes = next(
-            (
-                len(r.metrics["classes"])
-                for r in candidates
-                if r.model_key == key and r.metrics and r.metrics.get("classes")
-            ),
-            10,
-        )
+        classes, size = _classes_and_size([r for r in candidates if r.model_key == key])
         blocks.append(Heading(model_label(key), level=3))
         try:
-            table = layer_table(name, options, classes)
-            flops = count_flops(create_model(name, num_classes=classes, **options))
+            table = layer_table(name, options, classes, size)
+            flops = count_flops(create_model(name, num_classes=classes, **options), size)
         except Exception as exc:  # a model we cannot build here: say so, keep the report going
             blocks.append(
                 Paragraph(f"Layer table left out: {type(exc).__name__}: {exc}", note=True)
             )
             continue
         blocks.append(table)
-        blocks.append(Paragraph(f"Forward cost: {flops / 1e6:,.1f} MFLOPs per 32×32 image."))
+        blocks.append(
+            Paragraph(f"Forward cost: {flops / 1e6:,.1f} MFLOPs per {size}×{size} image.")
+        )
     if len(keys) > MAX_MODEL_TABLES:
         blocks.append(
             Paragraph(
