@@ -31,11 +31,11 @@ import errno
 import fcntl
 import os
 import pickle
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from cifarlab import tomlread
 from cifarlab.atomic import (
     is_temp_file,
     read_json,
@@ -48,11 +48,6 @@ from cifarlab.atomic import (
 from cifarlab.errors import CheckpointError, CifarlabError, OutputError, TrainingError
 from cifarlab.stored import field, mapping
 from cifarlab.version import __version__
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 # --------------------------------------------------------------------------- file names
 
@@ -557,7 +552,7 @@ class RunDir:
         """The resolved recipe as a dict (recipe.toml), or None before the first write."""
         path = self.recipe_path
         try:
-            return tomllib.loads(path.read_text(encoding="utf-8"))
+            return tomlread.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:

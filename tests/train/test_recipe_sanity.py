@@ -117,7 +117,7 @@ def test_a_recipe_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_pa
     def parse(text):
         raise AssertionError("parsed")
 
-    monkeypatch.setattr(reading.tomllib, "loads", parse)
+    monkeypatch.setattr(reading.tomlread, "loads", parse)
     with pytest.raises(RecipeError) as err:
         load_recipe(path)
     assert str(err.value) == (

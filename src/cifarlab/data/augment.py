@@ -224,23 +224,24 @@ def _as_affine(values: torch.Tensor) -> torch.Tensor:
     return values.to(_affine_dtype(values.device))
 
 
-def shear_x(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Shear along x by ``factor`` (N,) (x' = x + factor * y about the top-left corner), as
-    TrivialAugment's ShearX: ``affine(shear=[degrees(atan(factor)), 0], center=[0, 0])``."""
+def _shear(x: torch.Tensor, factor: torch.Tensor, along_x: bool) -> torch.Tensor:
+    """Shear by ``factor`` (N,) along x (x' = x + factor * y) or y, about the top-left corner."""
     h, w = x.shape[-2:]
     zero = torch.zeros_like(_as_affine(factor))
     degrees = torch.atan(_as_affine(factor)) * (180.0 / math.pi)
-    theta = _inverse_affine(zero, zero, zero, degrees, zero, (-0.5 * w, -0.5 * h))
-    return _affine_nearest(x, theta)
+    sx, sy = (degrees, zero) if along_x else (zero, degrees)
+    return _affine_nearest(x, _inverse_affine(zero, zero, zero, sx, sy, (-0.5 * w, -0.5 * h)))
+
+
+def shear_x(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Shear along x by ``factor`` (N,) (x' = x + factor * y about the top-left corner), as
+    TrivialAugment's ShearX: ``affine(shear=[degrees(atan(factor)), 0], center=[0, 0])``."""
+    return _shear(x, factor, along_x=True)
 
 
 def shear_y(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Shear along y by ``factor`` (N,), as TrivialAugment's ShearY."""
-    h, w = x.shape[-2:]
-    zero = torch.zeros_like(_as_affine(factor))
-    degrees = torch.atan(_as_affine(factor)) * (180.0 / math.pi)
-    theta = _inverse_affine(zero, zero, zero, zero, degrees, (-0.5 * w, -0.5 * h))
-    return _affine_nearest(x, theta)
+    return _shear(x, factor, along_x=False)
 
 
 def translate_x(x: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:

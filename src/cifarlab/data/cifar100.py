@@ -39,21 +39,19 @@ from cifarlab.data.checksums import (
     KNOWN_COPIES_100,
     RECORD_HINT_100,
     SUMS_FILE,
-    md5_hex,
     verify_copy,
 )
-from cifarlab.data.locate import Locator, counts, find_or_fetch, form_at, not_found_in
+from cifarlab.data.locate import Locator, find_or_fetch, form_at
 from cifarlab.data.readers import (
     LabelledImages,
     class_folders,
-    member_key,
+    parse_rows,
+    read_members,
+    read_pickles,
     read_split,
-    scan_tarball,
     str_keys,
     to_hwc,
-    unpickle_checked,
 )
-from cifarlab.data.safe_pickle import safe_loads
 from cifarlab.errors import DataError
 
 KIND = "CIFAR-100"
@@ -63,7 +61,6 @@ TRAIN_FILE, TEST_FILE, META_FILE = "train", "test", "meta"
 REQUIRED_FILES = (META_FILE, TRAIN_FILE, TEST_FILE)
 ENV = "CIFARLAB_CIFAR100"
 SAMPLE = "sample"
-_ROW = 32 * 32 * 3
 
 # The official 20 superclasses (coarse_label_names, alphabetical) and their 5 fine classes each.
 SUPERCLASSES: dict[str, tuple[str, ...]] = {
@@ -129,42 +126,21 @@ def parse_meta(obj: Any, name: str) -> tuple[str, ...]:
 def parse_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``(data, fine labels)`` of an unpickled ``train`` or ``test``: uint8 (n, 3072) and
     int64 (n,), validated; each coarse label must be its fine class's superclass."""
-    batch = str_keys(obj, name, KIND)
-    fix = "replace it with a clean copy"
-    for key in ("data", "fine_labels", "coarse_labels"):
-        if key not in batch:
-            raise DataError(f"{name}: no '{key}' entry, not a {KIND} batch; {fix}")
-    data = batch["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
-        what = f"{data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"{name}: data must be a uint8 array, got {what}; {fix}")
-    if data.ndim != 2 or data.shape[1] != _ROW:
-        raise DataError(f"{name}: data has shape {data.shape}, expected (n, {_ROW}); {fix}")
-    labels = {}
-    for key, count in (("fine_labels", 100), ("coarse_labels", 20)):
-        try:
-            lab = np.asarray(batch[key], dtype=np.int64)
-        except (TypeError, ValueError, OverflowError):
-            raise DataError(f"{name}: {key} are not integers; {fix}") from None
-        if lab.ndim != 1 or len(lab) != len(data):
-            raise DataError(f"{name}: {lab.size} {key} for {len(data)} images; {fix}")
-        if len(lab) and (lab.min() < 0 or lab.max() >= count):
-            bad = lab[(lab < 0) | (lab >= count)][0]
-            raise DataError(f"{name}: {key[:-1]} {bad} is out of range 0..{count - 1}; {fix}")
-        labels[key] = lab
+    data, labels = parse_rows(obj, name, KIND, {"fine_labels": 100, "coarse_labels": 20})
     fine, coarse = labels["fine_labels"], labels["coarse_labels"]
     wrong = np.flatnonzero(FINE_TO_COARSE[fine] != coarse)
     if len(wrong):
         i = int(wrong[0])
         raise DataError(
             f"{name}: image {i} is a {FINE_CLASSES[fine[i]]} with coarse label {coarse[i]}, not "
-            f"{FINE_TO_COARSE[fine[i]]} ({COARSE_CLASSES[FINE_TO_COARSE[fine[i]]]}); {fix}"
+            f"{FINE_TO_COARSE[fine[i]]} ({COARSE_CLASSES[FINE_TO_COARSE[fine[i]]]}); "
+            "replace it with a clean copy"
         )
     return data, fine
 
 
-def _unpickle(raw: bytes, name: str) -> Any:
-    return unpickle_checked(lambda: safe_loads(raw, name=name, kind=KIND), name, KIND)
+def _parse(fname: str, obj: Any, name: str) -> Any:
+    return parse_meta(obj, name) if fname == META_FILE else parse_batch(obj, name)
 
 
 def read_python_dir(folder: Path) -> LabelledImages:
@@ -174,27 +150,8 @@ def read_python_dir(folder: Path) -> LabelledImages:
     sums must all match one known copy, as for CIFAR-10.
     """
     folder = Path(folder)
-    for fname in REQUIRED_FILES:
-        if not (folder / fname).is_file():
-            raise DataError(
-                f"{folder / fname}: missing (a {FOLDER_NAME} folder needs train, test and meta); "
-                "restore it from a clean copy"
-            )
-    sums: dict[str, str] = {}
-    parsed: dict[str, Any] = {}
-    for fname in REQUIRED_FILES:
-        path = folder / fname
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise DataError(
-                f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"
-            ) from None
-        sums[fname] = md5_hex(raw)
-        obj = _unpickle(raw, str(path))
-        del raw
-        parse = parse_meta if fname == META_FILE else parse_batch
-        parsed[fname] = parse(obj, str(path))
+    needs = f"a {FOLDER_NAME} folder needs train, test and meta"
+    parsed, sums = read_pickles(folder, REQUIRED_FILES, _parse, KIND, needs)
     verify_copy(folder, sums, known=KNOWN_COPIES_100, dataset=KIND, record_hint=RECORD_HINT_100)
     return _images(parsed, f"{KIND} python batches in {os.path.abspath(folder)}")
 
@@ -212,27 +169,13 @@ def _images(parsed: dict[str, Any], source: str) -> LabelledImages:
 # --- the official tarball ----------------------------------------------------------------
 
 
-def _member_key(name: str) -> str | None:
-    """The file a member stands for (``cifar-100-python/x`` or top-level ``x``), or None."""
-    return member_key(name, FOLDER_NAME, REQUIRED_FILES)
-
-
 def read_tarball(path: Path) -> LabelledImages:
     """Read ``cifar-100-python.tar.gz`` in place (fine labels), as CIFAR-10's archive is
     read (:func:`cifarlab.data.readers.scan_tarball`: a hostile member refuses the whole
     archive, the gzip CRC is checked to the end)."""
     path = Path(path)
     redo = f"download {TARBALL_NAME} again"
-    parsed: dict[str, Any] = {}
-
-    def use(key: str, name: str, raw: bytes) -> None:
-        parse = parse_meta if key == META_FILE else parse_batch
-        parsed[key] = parse(_unpickle(raw, name), name)
-
-    scan_tarball(path, _member_key, use, redo)
-    for fname in REQUIRED_FILES:
-        if fname not in parsed:
-            raise DataError(f"{path}: member {FOLDER_NAME}/{fname} is missing; {redo}")
+    parsed = read_members(path, FOLDER_NAME, REQUIRED_FILES, _parse, KIND, redo)
     return _images(parsed, f"{KIND} archive {os.path.abspath(path)}")
 
 
@@ -274,9 +217,6 @@ def find_form(path: Path) -> tuple[str, Path] | None:
     return form_at(path, FOLDER_NAME, REQUIRED_FILES, TARBALL_NAME, is_there=Path.is_file)
 
 
-_READERS = {"python": read_python_dir, "tarball": read_tarball, "images": read_image_folders}
-
-
 def _files(form: str, root: Path) -> list[Path]:
     """The files a form's reader reads (what the cache key covers)."""
     if form == "python":
@@ -287,25 +227,33 @@ def _files(form: str, root: Path) -> list[Path]:
     return cache.tree_files(root)
 
 
-def read_form(form: str, path: Path, *, use_cache: bool = True) -> LabelledImages:
-    """Read one form at ``path`` (fine labels), through the decoded-array cache unless
-    ``use_cache`` is off. One entry serves both label kinds (see :func:`as_coarse`)."""
-    key = None
-    if use_cache:
-        key = cache.source_key(
-            form,
-            path,
-            files=lambda root: _files(form, root),
-            options={"dataset": "cifar100", "labels": "fine"},
-        )
-    if key is not None:
-        hit = cache.load_entry(key)
-        if hit is not None and hit.dataset == "cifar100" and hit.classes == FINE_CLASSES:
-            return hit
-    data = _READERS[form](path)
-    if key is not None:
-        cache.save_entry(key, data, path)
-    return data
+def _fine(data: LabelledImages) -> bool:
+    return data.dataset == "cifar100" and data.classes == FINE_CLASSES
+
+
+# One decoded (fine) cache entry serves both label kinds (see as_coarse).
+LOCATOR = Locator(
+    kind=KIND,
+    env=ENV,
+    home="cifar100",
+    folder=FOLDER_NAME,
+    tarball=TARBALL_NAME,
+    sample=sample_dir(),
+    readers={"python": read_python_dir, "tarball": read_tarball, "images": read_image_folders},
+    find_form=find_form,
+    # Module attributes, read at call time, so tests can serve a local archive.
+    fetch=lambda home, progress: _download.download_archive(
+        home,
+        url=_download.CIFAR100_URL,
+        md5=_download.CIFAR100_MD5,
+        filename=TARBALL_NAME,
+        dataset=KIND,
+        progress=progress,
+    ),
+    cache_files=_files,
+    cache_options={"dataset": "cifar100", "labels": "fine"},
+    accept=_fine,
+)
 
 
 def as_coarse(data: LabelledImages) -> LabelledImages:
@@ -321,60 +269,18 @@ def as_coarse(data: LabelledImages) -> LabelledImages:
 
 def load_sample() -> LabelledImages:
     """The bundled CIFAR-100 sample (fine labels), never cached: it reads in milliseconds."""
-    data = read_python_dir(sample_dir())
-    return replace(
-        data, source=f"bundled sample ({counts(data)}) in {sample_dir()}", is_sample=True
-    )
-
-
-def _not_found(path: Path, origin: str) -> str:
-    return not_found_in(path, origin, FOLDER_NAME, TARBALL_NAME)
-
-
-LOCATOR = Locator(
-    kind=KIND,
-    env=ENV,
-    home="cifar100",
-    tarball=TARBALL_NAME,
-    find_form=lambda path: find_form(path),
-    read_form=lambda form, path, *, use_cache=True: read_form(form, path, use_cache=use_cache),
-    load_sample=lambda: load_sample(),
-    not_found=lambda path, origin: _not_found(path, origin),
-    # Module attributes, read at call time, so tests can serve a local archive.
-    fetch=lambda home, progress: _download.download_archive(
-        home,
-        url=_download.CIFAR100_URL,
-        md5=_download.CIFAR100_MD5,
-        filename=TARBALL_NAME,
-        dataset=KIND,
-        progress=progress,
-    ),
-)
+    return LOCATOR.load_sample()
 
 
 def load_cifar100(
-    where: str | os.PathLike[str] | None = None,
-    *,
-    coarse: bool = False,
-    download: bool = True,
-    use_cache: bool = True,
-    fallback_to_sample: bool = False,
-    progress: bool = True,
+    where: str | os.PathLike[str] | None = None, *, coarse: bool = False, **options: bool
 ) -> LabelledImages:
     """Load CIFAR-100 as numpy arrays (see the module docstring for where it looks).
 
     ``coarse``: the 20 superclass labels (``dataset="cifar100-coarse"``) instead of the 100
-    fine ones (``"cifar100"``). ``download``: fetch the official archive into
-    ``cache_dir()/cifar100`` when no location is given and none is there.
-    ``fallback_to_sample``: when nothing is found or downloaded, return the bundled sample
-    (its ``source`` says why) instead of raising. A damaged copy always raises DataError.
+    fine ones (``"cifar100"``). ``options`` are :func:`cifarlab.data.locate.load_cifar10`'s
+    (``download`` into ``cache_dir()/cifar100``, ``use_cache``, ``fallback_to_sample``,
+    ``progress``), with the same defaults. A damaged copy always raises DataError.
     """
-    data = find_or_fetch(
-        LOCATOR,
-        where,
-        download=download,
-        use_cache=use_cache,
-        fallback_to_sample=fallback_to_sample,
-        progress=progress,
-    )
+    data = find_or_fetch(LOCATOR, where, **options)
     return as_coarse(data) if coarse else data

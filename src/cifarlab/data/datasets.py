@@ -42,37 +42,20 @@ class DatasetSpec:
 
 
 def load_dataset(
-    spec: DatasetSpec,
-    where: str | os.PathLike[str] | None = None,
-    *,
-    download: bool = True,
-    use_cache: bool = True,
-    fallback_to_sample: bool = False,
-    progress: bool = True,
+    spec: DatasetSpec, where: str | os.PathLike[str] | None = None, **options: bool
 ) -> LabelledImages:
-    """Read the dataset ``spec`` names from ``where`` (see each loader for the rules:
-    CIFAR-10's are in :func:`cifarlab.data.locate.load_cifar10`)."""
+    """Read the dataset ``spec`` names from ``where``. ``options``: ``download``,
+    ``use_cache``, ``fallback_to_sample``, ``progress``, as
+    :func:`cifarlab.data.locate.load_cifar10` takes them (where the rules are); image
+    folders take ``use_cache`` only, as they are never downloaded or stood in for."""
     if spec.name == "cifar10":
         from cifarlab.data.locate import load_cifar10
 
-        return load_cifar10(
-            where,
-            download=download,
-            use_cache=use_cache,
-            fallback_to_sample=fallback_to_sample,
-            progress=progress,
-        )
+        return load_cifar10(where, **options)
     if spec.name in ("cifar100", "cifar100-coarse"):
         from cifarlab.data.cifar100 import load_cifar100
 
-        return load_cifar100(
-            where,
-            coarse=spec.name == "cifar100-coarse",
-            download=download,
-            use_cache=use_cache,
-            fallback_to_sample=fallback_to_sample,
-            progress=progress,
-        )
+        return load_cifar100(where, coarse=spec.name == "cifar100-coarse", **options)
     if spec.name == "folder":
         from cifarlab.data.folders import load_image_folders
 
@@ -81,6 +64,6 @@ def load_dataset(
             image_size=spec.image_size,
             split_seed=spec.split_seed,
             test_fraction=spec.test_fraction,
-            use_cache=use_cache,
+            use_cache=options.get("use_cache", True),
         )
     raise ValueError(f"unknown dataset {spec.name!r}; choose one of {', '.join(DATASETS)}")

@@ -87,53 +87,12 @@ def not_found_in(path: Path, origin: str, folder: str, tarball: str) -> str:
     return f"not found in {path}{origin} (looked for {looked})"
 
 
-def _not_found(path: Path, origin: str) -> str:
-    return not_found_in(path, origin, FOLDER_NAME, TARBALL_NAME)
-
-
-def find_existing(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
-    """The copy of CIFAR-10 that :func:`load_cifar10` would read, found without reading or
-    downloading anything: in ``data_dir``, else ``CIFARLAB_DATA``, else ``cache_dir()/cifar10``.
-
-    Returns the form's path (what ``--data-dir`` takes), or None when the cache holds none (where
-    ``load_cifar10`` would download). A location named explicitly that holds none is a
-    DataError, as in ``load_cifar10``. ``"sample"`` is not a location here: check it first.
-    """
-    origin = ""
-    if data_dir is None and os.environ.get("CIFARLAB_DATA"):
-        data_dir, origin = os.environ["CIFARLAB_DATA"], " (from CIFARLAB_DATA)"
-    path = Path(data_dir).expanduser() if data_dir is not None else cache.cache_dir() / "cifar10"
-    found = find_form(path)
-    if found is not None:
-        return found[1]
-    if data_dir is not None:
-        raise CIFAR10_LOCATOR.named_location_error(_not_found(path, origin))
-    return None
-
-
-def load_sample() -> LabelledImages:
-    """The bundled sample (official python layout), never cached: it reads in milliseconds."""
-    data = read_python_dir(sample_dir())
-    return replace(
-        data, source=f"bundled sample ({counts(data)}) in {sample_dir()}", is_sample=True
-    )
-
-
 def counts(data: LabelledImages) -> str:
     return f"{len(data.train_labels):,} train / {len(data.test_labels):,} test"
 
 
-def read_form(form: str, path: Path, *, use_cache: bool = True) -> LabelledImages:
-    """Read one form at ``path``, through the decoded-array cache unless ``use_cache`` is off."""
-    key = cache.source_key(form, path) if use_cache else None
-    if key is not None:
-        hit = cache.load_entry(key)
-        if hit is not None:
-            return hit
-    data = _READERS[form](path)
-    if key is not None:
-        cache.save_entry(key, data, path)
-    return data
+def _everything(data: LabelledImages) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -144,12 +103,44 @@ class Locator:
     kind: str  # "CIFAR-10": how messages name the dataset
     env: str  # the environment variable naming a location
     home: str  # the folder under cache_dir() a download goes to
+    folder: str  # the python layout's folder name
     tarball: str  # the official archive's file name
+    sample: Path  # the bundled sample, in the python layout
+    readers: dict[str, Callable[[Path], LabelledImages]]  # form -> reader
     find_form: Callable[[Path], tuple[str, Path] | None]
-    read_form: Callable[..., LabelledImages]  # (form, path, *, use_cache)
-    load_sample: Callable[[], LabelledImages]
-    not_found: Callable[[Path, str], str]  # (path, origin) -> "not found in ... (looked for ...)"
     fetch: Callable[[Path, bool], Path]  # (home, progress) -> the verified archive
+    # The decoded-array cache's key (cifarlab.data.cache.source_key): the files a form reads,
+    # (form, root) -> paths, and the reading options; None for CIFAR-10's, whose keys predate them.
+    cache_files: Callable[[str, Path], list[Path]] | None = None
+    cache_options: dict[str, str] | None = None
+    accept: Callable[[LabelledImages], bool] = _everything  # is a cache entry this dataset?
+
+    def read_form(self, form: str, path: Path, *, use_cache: bool = True) -> LabelledImages:
+        """Read one form at ``path``, through the decoded-array cache unless ``use_cache``
+        is off."""
+        key = None
+        if use_cache:
+            listed = self.cache_files
+            files = None if listed is None else (lambda root: listed(form, root))
+            key = cache.source_key(form, path, files=files, options=self.cache_options)
+        if key is not None:
+            hit = cache.load_entry(key)
+            if hit is not None and self.accept(hit):
+                return hit
+        data = self.readers[form](path)
+        if key is not None:
+            cache.save_entry(key, data, path)
+        return data
+
+    def load_sample(self) -> LabelledImages:
+        """The bundled sample, never cached: it reads in milliseconds."""
+        data = self.readers["python"](self.sample)
+        return replace(
+            data, source=f"bundled sample ({counts(data)}) in {self.sample}", is_sample=True
+        )
+
+    def not_found(self, path: Path, origin: str) -> str:
+        return not_found_in(path, origin, self.folder, self.tarball)
 
     def fallback(self, why: str) -> LabelledImages:
         data = self.load_sample()
@@ -166,10 +157,10 @@ def find_or_fetch(
     loc: Locator,
     where: str | os.PathLike[str] | None,
     *,
-    download: bool,
-    use_cache: bool,
-    fallback_to_sample: bool,
-    progress: bool,
+    download: bool = True,
+    use_cache: bool = True,
+    fallback_to_sample: bool = False,
+    progress: bool = True,
 ) -> LabelledImages:
     """The dataset ``loc`` describes, by the location rule (see the module docstring)."""
     origin = ""
@@ -214,16 +205,41 @@ CIFAR10_LOCATOR = Locator(
     kind="CIFAR-10",
     env="CIFARLAB_DATA",
     home="cifar10",
+    folder=FOLDER_NAME,
     tarball=TARBALL_NAME,
+    sample=sample_dir(),
+    readers=_READERS,
     find_form=find_form,
-    read_form=lambda form, path, *, use_cache=True: read_form(form, path, use_cache=use_cache),
-    load_sample=lambda: load_sample(),
-    not_found=_not_found,
     # Module attributes, read at call time, so tests can serve a local archive.
     fetch=lambda home, progress: _download.download_cifar10(
         home, url=_download.OFFICIAL_URL, md5=_download.OFFICIAL_MD5, progress=progress
     ),
 )
+
+
+def load_sample() -> LabelledImages:
+    """The bundled CIFAR-10 sample (official python layout), never cached."""
+    return CIFAR10_LOCATOR.load_sample()
+
+
+def find_existing(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The copy of CIFAR-10 that :func:`load_cifar10` would read, found without reading or
+    downloading anything: in ``data_dir``, else ``CIFARLAB_DATA``, else ``cache_dir()/cifar10``.
+
+    Returns the form's path (what ``--data-dir`` takes), or None when the cache holds none (where
+    ``load_cifar10`` would download). A location named explicitly that holds none is a
+    DataError, as in ``load_cifar10``. ``"sample"`` is not a location here: check it first.
+    """
+    origin = ""
+    if data_dir is None and os.environ.get("CIFARLAB_DATA"):
+        data_dir, origin = os.environ["CIFARLAB_DATA"], " (from CIFARLAB_DATA)"
+    path = Path(data_dir).expanduser() if data_dir is not None else cache.cache_dir() / "cifar10"
+    found = find_form(path)
+    if found is not None:
+        return found[1]
+    if data_dir is not None:
+        raise CIFAR10_LOCATOR.named_location_error(CIFAR10_LOCATOR.not_found(path, origin))
+    return None
 
 
 def load_cifar10(

@@ -124,45 +124,50 @@ def parse_meta(obj: Any, name: str) -> tuple[str, ...]:
     return tuple(_text(n) for n in names)
 
 
-def parse_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(data, labels)`` of an unpickled batch: uint8 (n, 3072) and int64 (n,), validated."""
-    batch = str_keys(obj, name)
-    for key in ("data", "labels"):
+def parse_rows(
+    obj: Any, name: str, kind: str, label_counts: dict[str, int]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(data, {key: labels})`` of an unpickled batch: uint8 (n, 3072) rows and, for each
+    ``key`` of ``label_counts``, int64 (n,) labels in ``0..count - 1``, validated; ``kind``
+    names the dataset in the errors (CIFAR-10's ``labels``, CIFAR-100's fine and coarse)."""
+    batch = str_keys(obj, name, kind)
+    fix = "replace it with a clean copy"
+    for key in ("data", *label_counts):
         if key not in batch:
-            raise DataError(
-                f"{name}: no '{key}' entry, not a CIFAR-10 batch; replace it with a clean copy"
-            )
+            raise DataError(f"{name}: no '{key}' entry, not a {kind} batch; {fix}")
     data = batch["data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
-        kind = f"{data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(
-            f"{name}: data must be a uint8 array, got {kind}; replace it with a clean copy"
-        )
+        what = f"{data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{name}: data must be a uint8 array, got {what}; {fix}")
     if data.ndim != 2 or data.shape[1] != _ROW:
-        raise DataError(
-            f"{name}: data has shape {data.shape}, expected (n, {_ROW}); replace it with a clean copy"
-        )
-    try:
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise DataError(f"{name}: labels are not integers; replace it with a clean copy") from None
-    if labels.ndim != 1 or len(labels) != len(data):
-        raise DataError(
-            f"{name}: {labels.size} labels for {len(data)} images; replace it with a clean copy"
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        bad = labels[(labels < 0) | (labels >= NUM_CLASSES)][0]
-        raise DataError(
-            f"{name}: label {bad} is out of range 0..{NUM_CLASSES - 1}; replace it with a clean copy"
-        )
+        raise DataError(f"{name}: data has shape {data.shape}, expected (n, {_ROW}); {fix}")
+    labels = {}
+    for key, count in label_counts.items():
+        try:
+            lab = np.asarray(batch[key], dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{name}: {key} are not integers; {fix}") from None
+        if lab.ndim != 1 or len(lab) != len(data):
+            raise DataError(f"{name}: {lab.size} {key} for {len(data)} images; {fix}")
+        if len(lab) and (lab.min() < 0 or lab.max() >= count):
+            bad = lab[(lab < 0) | (lab >= count)][0]
+            raise DataError(f"{name}: {key[:-1]} {bad} is out of range 0..{count - 1}; {fix}")
+        labels[key] = lab
     return data, labels
 
 
-def unpickle_checked(load: Callable[[], Any], name: str, kind: str = "CIFAR-10") -> Any:
-    """Run ``load`` and turn anything but our own refusal into a one-line DataError
-    (``kind``: the dataset the message names)."""
+def parse_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, labels)`` of an unpickled CIFAR-10 batch: uint8 (n, 3072) and int64 (n,)."""
+    data, labels = parse_rows(obj, name, "CIFAR-10", {"labels": NUM_CLASSES})
+    return data, labels["labels"]
+
+
+def unpickle_bytes(raw: bytes, name: str, kind: str = "CIFAR-10") -> Any:
+    """``raw`` unpickled with the restricted unpickler (:mod:`cifarlab.data.safe_pickle`),
+    anything but its own refusal turned into a one-line DataError (``kind``: the dataset the
+    message names)."""
     try:
-        return load()
+        return safe_loads(raw, name=name, kind=kind)
     except DataError:
         raise
     except MemoryError:
@@ -197,6 +202,51 @@ def to_hwc(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
     return images, labels
 
 
+def read_pickles(
+    folder: Path,
+    files: tuple[str, ...],
+    parse: Callable[[str, Any, str], Any],
+    kind: str,
+    needs: str,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each of ``files`` in ``folder`` read once, its md5 taken from those bytes, unpickled
+    with the restricted unpickler and passed to ``parse(file, object, path)``: ``(parsed,
+    md5)``, both keyed by file. Every file is parsed before any sum is compared, so a broken
+    one is named with what is wrong with it. ``needs`` ("a cifar-10-batches-py folder needs
+    ...") completes the message naming a missing file; ``kind`` names the dataset."""
+    for fname in files:
+        if not (folder / fname).is_file():
+            raise DataError(f"{folder / fname}: missing ({needs}); restore it from a clean copy")
+    parsed: dict[str, Any] = {}
+    sums: dict[str, str] = {}
+    for fname in files:
+        path = folder / fname
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise DataError(
+                f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"
+            ) from None
+        sums[fname] = md5_hex(raw)
+        obj = unpickle_bytes(raw, str(path), kind)
+        del raw
+        parsed[fname] = parse(fname, obj, str(path))
+    return parsed, sums
+
+
+def _parse(fname: str, obj: Any, name: str) -> Any:
+    return parse_meta(obj, name) if fname == META_FILE else parse_batch(obj, name)
+
+
+def _dataset(parsed: dict[str, Any], source: str) -> LabelledImages:
+    return LabelledImages.from_splits(
+        to_hwc([parsed[f] for f in TRAIN_FILES]),
+        to_hwc([parsed[TEST_FILE]]),
+        parsed[META_FILE],
+        source=source,
+    )
+
+
 def read_python_dir(folder: Path) -> LabelledImages:
     """Read a ``cifar-10-batches-py`` folder (data_batch_1..5, test_batch, batches.meta).
 
@@ -206,34 +256,12 @@ def read_python_dir(folder: Path) -> LabelledImages:
     valid is refused instead of read as different data.
     """
     folder = Path(folder)
-    for fname in REQUIRED_FILES:
-        if not (folder / fname).is_file():
-            raise DataError(
-                f"{folder / fname}: missing (a {FOLDER_NAME} folder needs data_batch_1..5, "
-                "test_batch and batches.meta); restore it from a clean copy"
-            )
-    sums: dict[str, str] = {}
-
-    def unpickle(fname: str) -> Any:
-        path = folder / fname
-
-        def load() -> Any:
-            raw = path.read_bytes()
-            sums[fname] = md5_hex(raw)  # hashed from the bytes read once for unpickling
-            return safe_loads(raw, name=str(path))
-
-        return unpickle_checked(load, str(path))
-
-    classes = parse_meta(unpickle(META_FILE), str(folder / META_FILE))
-    train = [parse_batch(unpickle(f), str(folder / f)) for f in TRAIN_FILES]
-    test = [parse_batch(unpickle(TEST_FILE), str(folder / TEST_FILE))]
+    needs = f"a {FOLDER_NAME} folder needs data_batch_1..5, test_batch and batches.meta"
+    # The meta file first: the sums are compared in reading order (the first unknown one named).
+    order = (META_FILE, *TRAIN_FILES, TEST_FILE)
+    parsed, sums = read_pickles(folder, order, _parse, "CIFAR-10", needs)
     verify_copy(folder, sums)
-    return LabelledImages.from_splits(
-        to_hwc(train),
-        to_hwc(test),
-        classes,
-        source=f"CIFAR-10 python batches in {os.path.abspath(folder)}",
-    )
+    return _dataset(parsed, f"CIFAR-10 python batches in {os.path.abspath(folder)}")
 
 
 # --- the official tarball ----------------------------------------------------------------
@@ -333,6 +361,30 @@ def scan_tarball(
         raise DataError(f"{path}: not a readable tar archive ({reason}); {redo}") from None
 
 
+def read_members(
+    path: Path,
+    folder: str,
+    files: tuple[str, ...],
+    parse: Callable[[str, Any, str], Any],
+    kind: str,
+    redo: str,
+) -> dict[str, Any]:
+    """Each of ``files`` from the archive at ``path`` (as ``<folder>/file`` or top-level),
+    unpickled with the restricted unpickler and passed to ``parse(file, object, name)``,
+    keyed by file; a missing one is a DataError ending with ``redo`` (see
+    :func:`scan_tarball` for the rest)."""
+    parsed: dict[str, Any] = {}
+
+    def use(key: str, name: str, raw: bytes) -> None:
+        parsed[key] = parse(key, unpickle_bytes(raw, name, kind), name)
+
+    scan_tarball(path, lambda name: member_key(name, folder, files), use, redo)
+    for fname in files:
+        if fname not in parsed:
+            raise DataError(f"{path}: member {folder}/{fname} is missing; {redo}")
+    return parsed
+
+
 def read_tarball(path: Path) -> LabelledImages:
     """Read ``cifar-10-python.tar.gz`` in place, member by member, without extracting it.
 
@@ -342,23 +394,9 @@ def read_tarball(path: Path) -> LabelledImages:
     as tampered with.
     """
     path = Path(path)
-    found: dict[str, Any] = {}
-    redo = "download cifar-10-python.tar.gz again"
-
-    def use(key: str, name: str, raw: bytes) -> None:
-        obj = unpickle_checked(lambda: safe_loads(raw, name=name), name)
-        found[key] = parse_meta(obj, name) if key == META_FILE else parse_batch(obj, name)
-
-    scan_tarball(path, member_key, use, redo)
-    for fname in REQUIRED_FILES:
-        if fname not in found:
-            raise DataError(f"{path}: member {FOLDER_NAME}/{fname} is missing; {redo}")
-    return LabelledImages.from_splits(
-        to_hwc([found[f] for f in TRAIN_FILES]),
-        to_hwc([found[TEST_FILE]]),
-        found[META_FILE],
-        source=f"CIFAR-10 archive {os.path.abspath(path)}",
-    )
+    redo = f"download {TARBALL_NAME} again"
+    parsed = read_members(path, FOLDER_NAME, REQUIRED_FILES, _parse, "CIFAR-10", redo)
+    return _dataset(parsed, f"CIFAR-10 archive {os.path.abspath(path)}")
 
 
 # --- image folders -----------------------------------------------------------------------

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
+from cifarlab import tomlread
 from cifarlab.errors import RecipeError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -28,7 +23,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def parse_value(text: str) -> Any:
     """A TOML value (``1e-3``, ``true``, ``[0.5, 0.5]``, ``"x"``), or a bare string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return tomlread.loads(f"v = {text}")["v"]
     except ValueError:  # TOMLDecodeError, or an integer of over 4,300 digits
         return text
 

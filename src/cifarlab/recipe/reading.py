@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from importlib import resources
 from pathlib import Path
 
+from cifarlab import tomlread
 from cifarlab.errors import RecipeError
 from cifarlab.recipe.checks import short
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 # A recipe (or ladder) file is a few kilobytes of settings (the largest built-in, fast94.toml,
 # is 3.4 KB); anything over 1 MiB is not one, and is refused before it is read.
@@ -49,7 +44,7 @@ def read_named_toml(
         text = res.read_text(encoding="utf-8")
         where = f"{kind} {name_or_path!r}"
     try:
-        return tomllib.loads(text), where
+        return tomlread.loads(text), where
     except ValueError as exc:  # TOMLDecodeError, or an integer of over 4,300 digits
         raise RecipeError(f"{where}: not valid TOML ({exc})") from None
 

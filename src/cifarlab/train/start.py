@@ -15,12 +15,11 @@ earlier ones and this resume's, each with the step it was made at).
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifarlab import rundir
+from cifarlab import rundir, tomlread
 from cifarlab.errors import CifarlabError, TrainingError, warn
 from cifarlab.recipe import (
     Recipe,
@@ -33,11 +32,6 @@ from cifarlab.recipe import (
     with_overrides,
 )
 from cifarlab.train.optim import lr_at
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 FRESH, RESUME, FINISHED = "fresh", "resume", "finished"
 
@@ -173,7 +167,7 @@ def check_recipe_file(run: rundir.RunDir, stored: Recipe) -> None:
     on_disk = run.recipe()
     if on_disk is None:
         return
-    if on_disk == tomllib.loads(stored.to_toml()):  # as the run wrote it: nothing to check
+    if on_disk == tomlread.loads(stored.to_toml()):  # as the run wrote it: nothing to check
         return
     try:
         edited = recipe_from_dict(on_disk, stored=True).to_dict()
