@@ -14,8 +14,9 @@ and carry over to another machine:
 
 ``--runs`` takes RECIPE:SEEDS (seeds as 0-4 or 0,2). Results go to OUT/frontier.json (one
 record per run, appended as each finishes, so an interrupted benchmark keeps what it measured),
-OUT/frontier.md (the table) and OUT/frontier.png (accuracy against wall time, budget lines);
-``--render`` redraws those two from OUT/frontier.json alone. ``--append`` keeps the runs already
+OUT/frontier.md (the table) and OUT/frontier.png (accuracy against wall time in budget units,
+each run over its own unit, budget lines); ``--render`` redraws those two from
+OUT/frontier.json alone, or with ``--include JSON`` with other sittings' runs beside them. ``--append`` keeps the runs already
 in OUT/frontier.json and adds these, for a study longer than one sitting: every invocation times
 its own budget unit first, and each run is held to the unit timed in its own invocation.
 ``--unit-each`` times the unit before every run and once more after the last, and holds each run
@@ -45,6 +46,8 @@ BUDGET_MULTIPLE = {
     "cpu90": 1.0,
     "cpu93": 3.0,
     "cifar100-cpu": 1.0,
+    "resnet20-u1": 1.0,
+    "resnet20-u3": 3.0,
 }  # of seed-improved's 25 epochs
 TARGET = {"cpu85": 0.85, "cpu90": 0.90, "cpu93": 0.93, "cifar100-cpu": 0.70}
 REFERENCE_EPOCHS = 25
@@ -211,26 +214,33 @@ def table(records: list[dict], epoch_s: float) -> str:
 
 
 def figure(records: list[dict], epoch_s: float, path: Path) -> None:
+    """Accuracy against whole-command time in budget units, each run over its own unit, so
+    runs of several sittings (or machines) stand on one axis; budget lines at the multiples."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    units = [unit_s(r, epoch_s) for r in records] or [REFERENCE_EPOCHS * epoch_s]
-    unit = sum(units) / len(units)  # budget lines at the mean unit; the table checks each run's own
     fig, ax = plt.subplots(figsize=(7, 4.5))
     names = list(dict.fromkeys(r["recipe"] for r in records))
     for name in names:
         rs = [r for r in records if r["recipe"] == name]
         ax.scatter(
-            [r["wall_s"] / 60 for r in rs], [reported_accuracy(r) * 100 for r in rs], label=name
+            [r["wall_s"] / unit_s(r, epoch_s) for r in rs],
+            [reported_accuracy(r) * 100 for r in rs],
+            label=name,
         )
+    shown = set(names)
+    multiples: dict[float, list[str]] = {}
     for name, multiple in BUDGET_MULTIPLE.items():
-        ax.axvline(multiple * unit / 60, color="grey", linestyle=":", linewidth=1)
+        if name in shown or not shown:
+            multiples.setdefault(multiple, []).append(name)
+    for multiple, budget_of in sorted(multiples.items()):
+        ax.axvline(multiple, color="grey", linestyle=":", linewidth=1)
         ax.text(
-            multiple * unit / 60,
+            multiple,
             ax.get_ylim()[0],
-            f" {name} budget",
+            f" {', '.join(budget_of)} budget",
             rotation=90,
             fontsize=7,
             va="bottom",
@@ -238,16 +248,38 @@ def figure(records: list[dict], epoch_s: float, path: Path) -> None:
     ax.set_xscale("log")
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
-    ax.set_xlabel("whole-command wall time (minutes, log scale)")
+    # minor ticks labelled at 2, 3 and 5 of each decade only: 0.7, 0.8, 0.9 would run together
+    sparse = matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if f"{v:g}".strip("0.")[:1] in "235" else ""
+    )
+    ax.xaxis.set_minor_formatter(sparse)
+    ax.set_xlabel(
+        "whole-command wall time in budget units (seed-improved's 25 epochs, each run's own; log)"
+    )
     ax.set_ylabel("test accuracy (%)")
-    mean = " (mean of the runs' units)" if len({round(u) for u in units}) > 1 else ""
-    ax.set_title(f"CPU frontier ({os.cpu_count()} cores; budget unit {unit:.0f} s{mean})")
+    seconds = sorted({round(unit_s(r, epoch_s)) for r in records})
+    span = (
+        f"{seconds[0]}–{seconds[-1]} s"
+        if len(seconds) > 1
+        else f"{seconds[0]} s"
+        if seconds
+        else ""
+    )
+    ax.set_title(f"CPU frontier ({os.cpu_count()} cores; a unit here: {span})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def read_records(path: Path) -> tuple[list[dict], float]:
+    """The runs of a frontier.json and its last unit epoch; each run keeps the unit it was held
+    to (``epoch_s_unit``, the file's own where a record from before --unit-each lacks it)."""
+    saved = json.loads(path.read_text())
+    for r in saved["runs"]:
+        r.setdefault("epoch_s_unit", saved["epoch_s"])
+    return saved["runs"], saved["epoch_s"]
 
 
 def main() -> None:
@@ -263,6 +295,14 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", metavar="RECIPE:SEEDS")
     p.add_argument(
         "--render", action="store_true", help="only redraw OUT/frontier.md and .png from its json"
+    )
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="with --render: draw and tabulate the runs of this frontier.json too (another "
+        "sitting's; each run keeps its own unit)",
     )
     p.add_argument("--out", default="frontier-out")
     p.add_argument(
@@ -281,8 +321,10 @@ def main() -> None:
     out = Path(args.out)
     records_path = out / "frontier.json"
     if args.render:  # e.g. after an interrupted benchmark: what it measured, drawn
-        saved = json.loads(records_path.read_text())
-        render(saved["runs"], saved["epoch_s"], out)
+        records, epoch_s = read_records(records_path)
+        for extra_path in args.include:
+            records += read_records(Path(extra_path))[0]
+        render(records, epoch_s, out)
         return
     if not args.runs:
         p.error("--runs is required (or --render)")
@@ -299,10 +341,7 @@ def main() -> None:
     epoch_s = time_unit(args.data_dir, out)
     records: list[dict] = []
     if args.append and records_path.exists():
-        saved = json.loads(records_path.read_text())
-        records = saved["runs"]
-        for r in records:
-            r.setdefault("epoch_s_unit", saved["epoch_s"])
+        records = read_records(records_path)[0]
     named = dict(kv.split("=", 1) for kv in args.data_dir_for)
     for recipe, seed in parse_runs(args.runs):
         where = data_dir_for(dataset_of(recipe, extra), args.data_dir, named)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import sys
@@ -300,3 +301,33 @@ def test_comparison_shows_each_runs_whole_run_time_beside_its_training_time(tmp_
     rows = {r[0]: r for r in table.rows}
     assert rows["seed-baseline"][col - 1 : col + 1] == ["100.0 s", "110.0 s"]
     assert rows["seed-improved"][col] == "—"
+
+
+def test_ablation_report_gives_each_steps_final_training_accuracy_and_loss(tmp_path, ablation_of):
+    """He et al.'s depth question is about training error: the report's improvements section
+    shows each step's final training accuracy and loss (the last point of each run's history),
+    the difference from the step before with Welch's interval, and whether it is beyond noise."""
+    study = ablation_of(load_ladder("depth"))
+    finals = {  # step -> per seed (train accuracy, train loss): plain-56 trains worse
+        "plain-20": [(0.80, 0.60), (0.82, 0.58)],
+        "plain-56": [(0.70, 0.90), (0.71, 0.88)],
+        "resnet-56": [(0.85, 0.45), (0.86, 0.44)],
+        "resnet-20": [(0.83, 0.50), (0.84, 0.49)],
+    }
+    for step, per_seed in finals.items():
+        for seed, (acc, loss) in enumerate(per_seed):
+            path = study / "runs" / step / f"seed{seed}" / "history.json"
+            hist = json.loads(path.read_text())
+            hist["train_acc"][-1], hist["train_loss"][-1] = acc, loss
+            path.write_text(json.dumps(hist))
+    text = write_report([study], tmp_path / "r.md").read_text(encoding="utf-8")
+    improvements = text[text.index("## Improvements") : text.index("## Comparison")]
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in improvements[improvements.index("Training accuracy and loss") :].splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
+    assert rows["plain-20"].startswith("| plain-20 | 81.00 ± 1.41 | — | — | 0.590 ± 0.014 |")
+    assert "| 70.50 ± 0.71 | -10.50 (" in rows["plain-56"]
+    assert rows["plain-56"].count("yes (lower)") == 1 and "yes (higher)" in rows["plain-56"]
+    assert "| 85.50 ± 0.71 | +15.00 (" in rows["resnet-56"]

@@ -60,7 +60,6 @@ TARBALL_NAME = "cifar-100-python.tar.gz"
 TRAIN_FILE, TEST_FILE, META_FILE = "train", "test", "meta"
 REQUIRED_FILES = (META_FILE, TRAIN_FILE, TEST_FILE)
 ENV = "CIFARLAB_CIFAR100"
-SAMPLE = "sample"
 
 # The official 20 superclasses (coarse_label_names, alphabetical) and their 5 fine classes each.
 SUPERCLASSES: dict[str, tuple[str, ...]] = {

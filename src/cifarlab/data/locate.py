@@ -1,4 +1,6 @@
-"""Find CIFAR-10, read it (through the decoded-array cache), or download it.
+"""Find CIFAR-10, read it (through the decoded-array cache), or download it; and the
+:class:`Locator` that does the same for any CIFAR-like dataset (CIFAR-100 has one in
+:mod:`cifarlab.data.cifar100`).
 
 Where the data is, first match wins:
 

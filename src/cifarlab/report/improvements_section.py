@@ -1,7 +1,10 @@
 """The report's improvements section: each ablation study's ladder, step by step (mean ± std,
 95% interval and the difference from the previous step, the seed report's number beside
 ours where the ladder gives it), as a table and a chart
-(:func:`cifarlab.report.charts.ablation_chart`)."""
+(:func:`cifarlab.report.charts.ablation_chart`); and where the runs recorded it, each step's
+final training accuracy and loss with the same differences and whether each is beyond seed
+noise (He et al.'s depth question is about training error: the degradation problem is one of
+optimisation)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from cifarlab.report.charts import ablation_chart
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Section, Table
 from cifarlab.report.formatting import Names, interval, percent
 from cifarlab.report.inputs import StudyInput
+from cifarlab.studies.summary import verdict
 
 
 def improvements_section(studies: list[StudyInput], names: Names) -> Section | None:
@@ -82,7 +86,63 @@ def improvements_section(studies: list[StudyInput], names: Names) -> Section | N
                 + (", the seed report's number (diamonds)" if show_ref else ""),
             )
         )
+        blocks += _training_blocks(study.name, rows)
     return Section("improvements", "Improvements", blocks) if blocks else None
+
+
+def _training_blocks(name: str, rows: list[dict[str, Any]]) -> list[Block]:
+    """The final training accuracy (%) and loss per step, each with its difference from the
+    compared step (Welch's 95% interval) and whether that is beyond seed noise; nothing when
+    no row has them (a study summarised from metrics alone)."""
+    if not any(
+        r.get("train_accuracy", {}).get("n") or r.get("train_loss", {}).get("n") for r in rows
+    ):
+        return []
+    table_rows = []
+    for r in rows:
+        cells = [r["step"]]
+        for key, digits in (("train_accuracy", 2), ("train_loss", 3)):
+            block = r.get(key) or {"n": 0}
+            if not block["n"]:
+                cells += ["—", "—", "—"]
+                continue
+            std = f" ± {block['std']:.{digits}f}" if block["std"] is not None else ""
+            diff, dci = block["diff_prev"], block["diff_prev_ci95"]
+            cells += [
+                f"{block['mean']:.{digits}f}{std}",
+                "—"
+                if diff is None
+                else f"{diff:+.{digits}f}" + (f" ({_signed(dci, digits)})" if dci else ""),
+                verdict({"diff_ref": r["diff_ref"], **block}),
+            ]
+        table_rows.append(cells)
+    return [
+        Paragraph(
+            f"{name}: the final training accuracy (%) and loss of each step's runs, the last "
+            "evaluation point of each run's history (the running mean over the training "
+            "batches since the point before, augmented images, as the run printed it), with "
+            "the difference from the step before, Welch's 95% interval, and whether that "
+            "interval excludes 0."
+        ),
+        Table(
+            [
+                "step",
+                "train accuracy, mean ± std",
+                "Δ previous (95% CI)",
+                "beyond noise?",
+                "train loss, mean ± std",
+                "Δ previous (95% CI)",
+                "beyond noise?",
+            ],
+            table_rows,
+            caption=f"Training accuracy and loss: {name}",
+            numeric=[False, True, True, False, True, True, False],
+        ),
+    ]
+
+
+def _signed(ci: list[float], digits: int) -> str:
+    return f"{ci[0]:+.{digits}f} to {ci[1]:+.{digits}f}"
 
 
 def _changes(changes: dict[str, Any] | None) -> str:

@@ -4,7 +4,8 @@ A run directory is read with :class:`cifarlab.rundir.RunDir` (metrics.json, hist
 recipe.toml, its PNGs; an unfinished run's curves and recipe from its latest checkpoint); a
 study directory with :func:`cifarlab.studies.spec.read_study` (study.json) and its runs
 ``runs/<step>/seed<k>/`` likewise. A study's statistics are
-:func:`cifarlab.studies.summary.summarize` of its finished runs: the numbers
+:func:`cifarlab.studies.summary.summarize` of its finished runs (with their final training
+accuracy and loss): the numbers
 ``cifarlab ablate/seeds`` write to summary.json, recomputed here so that the report of a
 study still running is up to date. Nothing in the input directories is written.
 """
@@ -25,7 +26,7 @@ from cifarlab.report import ReportError
 from cifarlab.rundir import RunDir
 from cifarlab.studies.spec import STUDY_JSON, StudySpec, read_study
 from cifarlab.studies.studydir import StudyDir
-from cifarlab.studies.summary import summarize
+from cifarlab.studies.summary import collect_training, summarize
 from cifarlab.tune.results import is_tune_dir
 
 
@@ -154,7 +155,8 @@ def read_study_input(path: str | Path) -> StudyInput:
         if run.accuracy is not None:
             results.setdefault(planned.step, {})[planned.seed] = run.metrics
     runs = {s.name: runs[s.name] for s in spec.steps if s.name in runs}  # in step order
-    return StudyInput(path=path, spec=spec, runs=runs, summary=summarize(spec, results))
+    summary = summarize(spec, results, collect_training(path, results))
+    return StudyInput(path=path, spec=spec, runs=runs, summary=summary)
 
 
 def read_inputs(paths: list[str | Path]) -> tuple[list[RunInput], list[StudyInput]]:
