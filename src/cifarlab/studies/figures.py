@@ -35,7 +35,9 @@ def plot_study(
 
 def plot_accuracy_by_step(summary: dict[str, Any], path: str | Path) -> Path:
     """Mean test accuracy per step with its 95% t interval, each seed as a dot, the report's
-    single-run numbers as crosses where the ladder gives them."""
+    single-run numbers as crosses where the ladder gives them, and beside each the mean final
+    training accuracy with its interval where the runs recorded it (the depth ladder's
+    question is about training error)."""
     rows = summary["rows"]
     fig, ax = figure(max(5.0, 1.3 * len(rows) + 2), 4.5)
     xs = range(len(rows))
@@ -58,18 +60,38 @@ def plot_accuracy_by_step(summary: dict[str, Any], path: str | Path) -> Path:
         if r["reference"] is not None:
             ax.plot(x, r["reference"], "x", color="C3", markersize=9, mew=2,
                     label="report (one run)" if x == 0 else None)  # fmt: skip
+    _plot_training(ax, rows)
     means = [r["mean"] for r in rows if r["mean"] is not None]
     if len(means) > 1:
         ax.plot([x for x, r in zip(xs, rows, strict=True) if r["mean"] is not None], means,
                 "-", color="C0", alpha=0.3)  # fmt: skip
     ax.set_xticks(list(xs), [r["step"] for r in rows], rotation=20, ha="right")
-    ax.set_ylabel("test accuracy (%)")
+    training = any((r.get("train_accuracy") or {}).get("n") for r in rows)
+    ax.set_ylabel("accuracy (%)" if training else "test accuracy (%)")
     n = max((r["n"] for r in rows), default=0)
-    ax.set_title(f"{summary['name']}: test accuracy by step (n = {n} seeds)")
+    what = "test and final training accuracy" if training else "test accuracy"
+    ax.set_title(f"{summary['name']}: {what} by step (n = {n} seeds)")
     ax.grid(alpha=0.3, axis="y")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
     return save(fig, path)
+
+
+def _plot_training(ax: Any, rows: list[dict[str, Any]]) -> None:
+    """Each step's mean final training accuracy (the running mean over the last evaluation
+    interval's batches) as a square just right of its test point, with its 95% interval."""
+    first = True
+    for x, r in enumerate(rows):
+        block = r.get("train_accuracy") or {}
+        if not block.get("n"):
+            continue
+        mean, ci = block["mean"], block.get("ci95")
+        yerr = [[mean - ci[0]], [ci[1] - mean]] if ci else None
+        ax.errorbar(
+            x + 0.3, mean, yerr=yerr, fmt="s", color="C1", capsize=4, markersize=6,
+            label="final training accuracy, 95% CI" if first else None,
+        )  # fmt: skip
+        first = False
 
 
 def _offsets(n: int, width: float = 0.25) -> list[float]:
