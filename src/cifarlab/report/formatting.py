@@ -54,9 +54,9 @@ class Names:
         return name
 
 
-def interval(ci: list[float] | None, signed: bool = False) -> str:
+def interval(ci: list[float] | None, signed: bool = False, digits: int = 2) -> str:
     """A 95% interval ``[lo, hi]`` as "lo to hi" (with signs for a difference)."""
     if not ci or any(v is None or not math.isfinite(v) for v in ci):
         return "—"
-    fmt = "{:+.2f}" if signed else "{:.2f}"
+    fmt = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
     return f"{fmt.format(ci[0])} to {fmt.format(ci[1])}"

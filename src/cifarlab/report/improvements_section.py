@@ -112,7 +112,8 @@ def _training_blocks(name: str, rows: list[dict[str, Any]]) -> list[Block]:
                 f"{block['mean']:.{digits}f}{std}",
                 "—"
                 if diff is None
-                else f"{diff:+.{digits}f}" + (f" ({_signed(dci, digits)})" if dci else ""),
+                else f"{diff:+.{digits}f}"
+                + (f" ({interval(dci, signed=True, digits=digits)})" if dci else ""),
                 verdict({"diff_ref": r["diff_ref"], **block}),
             ]
         table_rows.append(cells)
@@ -139,10 +140,6 @@ def _training_blocks(name: str, rows: list[dict[str, Any]]) -> list[Block]:
             numeric=[False, True, True, False, True, True, False],
         ),
     ]
-
-
-def _signed(ci: list[float], digits: int) -> str:
-    return f"{ci[0]:+.{digits}f} to {ci[1]:+.{digits}f}"
 
 
 def _changes(changes: dict[str, Any] | None) -> str:
