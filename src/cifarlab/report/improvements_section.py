@@ -15,7 +15,7 @@ from cifarlab.report.charts import ablation_chart
 from cifarlab.report.document import Block, Figure, Heading, Paragraph, Section, Table
 from cifarlab.report.formatting import Names, interval, percent
 from cifarlab.report.inputs import StudyInput
-from cifarlab.studies.summary import verdict
+from cifarlab.studies.summary import has_training, verdict
 
 
 def improvements_section(studies: list[StudyInput], names: Names) -> Section | None:
@@ -94,9 +94,7 @@ def _training_blocks(name: str, rows: list[dict[str, Any]]) -> list[Block]:
     """The final training accuracy (%) and loss per step, each with its difference from the
     compared step (Welch's 95% interval) and whether that is beyond seed noise; nothing when
     no row has them (a study summarised from metrics alone)."""
-    if not any(
-        r.get("train_accuracy", {}).get("n") or r.get("train_loss", {}).get("n") for r in rows
-    ):
+    if not has_training(rows):
         return []
     table_rows = []
     for r in rows:

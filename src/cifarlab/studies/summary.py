@@ -420,11 +420,16 @@ def _diff_cell(block: dict[str, Any]) -> str:
     return f"{_f(block['diff_prev'], True)} [{_f(lo, True)}, {_f(hi, True)}]"
 
 
+def has_training(rows: list[dict[str, Any]]) -> bool:
+    """Whether any summary row holds a final training accuracy or loss (a summary made from
+    metrics alone, or written before the training columns, holds none)."""
+    return any((r.get(key) or {}).get("n") for r in rows for key in TRAINING)
+
+
 def _training_markdown(rows: list[dict[str, Any]]) -> list[str]:
     """The final training accuracy and loss per step, as a second table; nothing when no
-    row has them (a summary made from metrics alone)."""
-    if not any(r.get("train_accuracy", {}).get("n") or r.get("train_loss", {}).get("n")
-               for r in rows):  # fmt: skip
+    row has them."""
+    if not has_training(rows):
         return []
     lines = [
         "",
