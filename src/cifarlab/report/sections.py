@@ -5,6 +5,7 @@ A report follows the seed report's structure, one module per section:
 :mod:`~cifarlab.report.data_section`, :mod:`~cifarlab.report.model_section`,
 :mod:`~cifarlab.report.training_section`, :mod:`~cifarlab.report.calibration_section`,
 :mod:`~cifarlab.report.improvements_section` (an ablation ladder),
+:mod:`~cifarlab.report.resnet_section` (the ResNet question, from a ladder of ResNet-family nets),
 :mod:`~cifarlab.report.seeds_section` (seed variance of a seed study),
 :mod:`~cifarlab.report.corruptions_section` (corruption robustness),
 :mod:`~cifarlab.report.comparison_section` (a comparison of models) and
@@ -37,6 +38,7 @@ from cifarlab.report.improvements_section import improvements_section
 from cifarlab.report.inputs import RunInput, StudyInput, read_inputs
 from cifarlab.report.markdown import write_markdown
 from cifarlab.report.model_section import model_section
+from cifarlab.report.resnet_section import resnet_section
 from cifarlab.report.seeds_section import seeds_section
 from cifarlab.report.training_section import training_section
 from cifarlab.report.tune_section import tune_sections
@@ -73,6 +75,7 @@ def build_document(
         training_section(featured, names),
         calibration_section(featured, studies, names),
         improvements_section(studies, names),
+        resnet_section(studies),
         seeds_section(studies, names),
         corruptions_section(featured, studies, names),
         comparison_section(runs, studies, names),
