@@ -23,6 +23,16 @@ from cifarlab.studies.summary import LEVEL
 FAMILY = re.compile(r"resnet(\d+)")  # the CIFAR family's names carry their depth (6n + 2)
 CIFAR_DEPTHS = {20, 56}  # the family's nets in cifarlab.models.resnet (resnet18 is another family)
 
+COLUMNS = [  # (heading, right-aligned)
+    ("step", False),
+    ("net", False),
+    ("n", True),
+    ("final train accuracy (%)", True),
+    ("final train loss", True),
+    ("test accuracy (%)", True),
+    ("training time (mean)", True),
+]
+
 
 @dataclass
 class Net:
@@ -111,18 +121,10 @@ def _table(name: str, nets: list[Net]) -> Table:
         for n in nets
     ]
     return Table(
-        [
-            "step",
-            "net",
-            "n",
-            "final train accuracy (%)",
-            "final train loss",
-            "test accuracy (%)",
-            "training time (mean)",
-        ],
+        [c for c, _ in COLUMNS],
         rows,
         caption=f"The ResNet question: {name}",
-        numeric=[False, False, True, True, True, True, True],
+        numeric=[n for _, n in COLUMNS],
     )
 
 
