@@ -101,3 +101,28 @@ def test_a_ladder_of_other_models_has_no_resnet_question(tmp_path, studies):
     text = write_report([studies["ablation"]], tmp_path / "r.md").read_text(encoding="utf-8")
     assert "## Improvements" in text
     assert "The ResNet question" not in text
+
+
+def test_the_resnet_question_says_when_its_nets_did_not_train_for_the_same_epochs(
+    tmp_path, ablation_of
+):
+    """Its comparisons are in equal epochs only when the runs say so: a ladder that changes
+    the schedule between nets is named as such."""
+    finals = {
+        "plain-20": [(0.80, 0.60, 0.78), (0.82, 0.58, 0.79)],
+        "plain-56": [(0.70, 0.90, 0.70), (0.71, 0.88, 0.71)],
+        "resnet-56": [(0.88, 0.40, 0.83), (0.89, 0.39, 0.84)],
+        "resnet-20": [(0.83, 0.50, 0.80), (0.84, 0.49, 0.81)],
+    }
+    same = _section(_depth_study(ablation_of, finals), tmp_path / "same.md")
+    assert "all trained for 8 epochs, so each comparison below is in equal epochs" in same
+    study = _depth_study(ablation_of, finals)
+    for seed in (0, 1):
+        path = study / "runs" / "resnet-20" / f"seed{seed}" / "recipe.toml"
+        text = path.read_text(encoding="utf-8")
+        assert "epochs = 8" in text
+        path.write_text(text.replace("epochs = 8", "epochs = 30", 1), encoding="utf-8")
+    other = _section(study, tmp_path / "other.md")
+    assert "NOT all trained for the same number of epochs" in other
+    assert "ResNet-20 30" in other and "plain-20 8" in other
+    assert "so each comparison below is in equal epochs" not in other

@@ -45,6 +45,7 @@ class Net:
     train_accuracy: list[float]  # per seed, final, %
     train_loss: list[float]  # per seed, final
     train_time: list[float]  # per seed, s
+    epochs: float | None  # train.epochs of its recipe (None: not recorded)
 
     @property
     def label(self) -> str:
@@ -63,8 +64,7 @@ def resnet_section(studies: list[StudyInput]) -> Section | None:
         blocks.append(
             Paragraph(
                 f"{study.name}: {len(nets)} nets of the CIFAR ResNet family (16/32/64 filters, "
-                "6n + 2 layers), all on one schedule, so each comparison below is in equal "
-                "epochs. Final training accuracy and loss are the last evaluation point of each "
+                f"6n + 2 layers), {_schedule(nets)}. Final training accuracy and loss are the last evaluation point of each "
                 "run's history (augmented images, as the run printed it); differences are the "
                 "second net's mean minus the first's, with Welch's 95% interval."
             )
@@ -102,6 +102,7 @@ def _nets(study: StudyInput) -> list[Net]:
                     for r in runs
                     if r.metrics and r.metrics.get("train_time_s") is not None
                 ],
+                epochs=(runs[0].recipe.get("train") or {}).get("epochs"),
             )
         )
     return nets
@@ -210,6 +211,17 @@ def _difference(a: Net, b: Net) -> tuple[int | None, str]:
     if a.train_time and b.train_time and mean(a.train_time) > 0:
         parts.append(f"{mean(b.train_time) / mean(a.train_time):.2f}× the training time")
     return sign, "; ".join(parts)
+
+
+def _schedule(nets: list[Net]) -> str:
+    """Whether the nets trained for the same number of epochs, as the comparisons assume."""
+    epochs = {n.epochs for n in nets}
+    if len(epochs) == 1 and None not in epochs:
+        return f"all trained for {float(next(iter(epochs))):g} epochs, so each comparison below is in equal epochs"
+    per_net = ", ".join(
+        f"{n.label} {'?' if n.epochs is None else f'{float(n.epochs):g}'}" for n in nets
+    )
+    return f"NOT all trained for the same number of epochs ({per_net}): the comparisons below are not in equal epochs"
 
 
 def _mean_std(values: list[float], digits: int) -> str:
