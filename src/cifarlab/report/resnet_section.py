@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from cifarlab.report.document import Block, Heading, Paragraph, Section, Table
-from cifarlab.report.formatting import duration
+from cifarlab.report.formatting import duration, interval
 from cifarlab.report.inputs import StudyInput
 from cifarlab.studies.stats import mean, sample_std, welch_difference
 from cifarlab.studies.summary import LEVEL
@@ -204,7 +204,7 @@ def _difference(a: Net, b: Net) -> tuple[int | None, str]:
         text = f"{what} {mean(x):.{digits}f} → {mean(y):.{digits}f} (Δ {w.diff:+.{digits}f}"
         if w.ci is not None:
             lo, hi = w.ci
-            text += f", 95% CI {lo:+.{digits}f} to {hi:+.{digits}f}"
+            text += f", 95% CI {interval([lo, hi], signed=True, digits=digits)}"
             if what == "final training accuracy":
                 sign = 1 if lo > 0 else -1 if hi < 0 else 0
         parts.append(text + ")")
