@@ -111,6 +111,31 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, sample_data):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_the_recipes_threads_hold_while_it_trains_and_the_caller_gets_its_own_back(
+    tmp_path, sample_data
+):
+    # system.threads = 1 once left the whole process at 1 thread: a later test computed a
+    # reference in it and no longer matched a run made in 2.
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        train(
+            "seed-baseline",
+            out_dir=tmp_path / "run",
+            data=sample_data,
+            overrides={**TINY, "system.threads": 1},
+            progress=False,
+            log=lambda s: None,
+            on_eval=lambda step, total, history: seen.append(torch.get_num_threads()),
+        )
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
+    assert after == 3
+
+
 def test_existing_run_is_refused_not_overwritten(tmp_path, sample_data):
     out = tmp_path / "run"
     tiny_run(out, sample_data)

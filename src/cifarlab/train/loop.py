@@ -245,6 +245,9 @@ def train(
     if quick_check and resume is not False:
         raise TrainingError("--quick-check: a quick check is a new run; drop --resume")
     with distributed.session() as world, contextlib.ExitStack() as held:
+        # The recipe's system.threads holds while it trains; the caller gets its own back (a
+        # notebook, a study's or search's in-process job, the next test).
+        held.callback(torch.set_num_threads, torch.get_num_threads())
 
         def lock() -> None:
             if resume is True and not run.has_checkpoint():  # a failed resume creates nothing
