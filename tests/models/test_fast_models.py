@@ -19,9 +19,6 @@ from cifarlab.train.optim import MuonSGD, build_optimizer, param_groups, zeropow
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465])
 STD = torch.tensor([0.2470, 0.2435, 0.2616])
 TINY = [16, 32, 32]  # fastnet widths that keep these tests cheap
-# torch's thread count in a fresh process (read at import, before a test can change it): what a
-# `cifarlab train` child sums its float32 matrix products in, where the recipe names none.
-FRESH_THREADS = torch.get_num_threads()
 
 
 def _images(sample_data, n=256):
@@ -186,17 +183,13 @@ def test_fast94_trains_through_the_loop_with_tta_and_a_frozen_bias(tmp_path, sam
     assert metrics["steps"] == 4 and metrics["data"]["n_val"] == 0  # all 2,000 images train
     state = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     assert bool(state["whiten_bias_frozen"])
-    # The stored whitening filters are exactly the data-dependent init (never trained), computed
-    # here in the child's threads: its patch covariance is a float32 product over 1.9 M patches,
-    # and a split over 1 thread instead of 2 moved the filters by up to 9e-3 (7e-4 of their
-    # norm) on an Intel Xeon (MKL), while an earlier test had left this process at 1 thread.
+    # The stored whitening filters are exactly the data-dependent init (never trained). Computed
+    # here in this process's threads, as the child's: its patch covariance is a float32 product
+    # over 1.9 M patches, and summed over 1 thread instead of 2 it moved the filters by up to
+    # 9e-3 on an Intel Xeon (MKL), when in-process runs left the process at their
+    # system.threads (train() now restores it).
     model = create_model("fastnet", widths=TINY)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(FRESH_THREADS)
-    try:
-        model.init_from_data(_images(sample_data, 2000)[0])
-    finally:
-        torch.set_num_threads(threads)
+    model.init_from_data(_images(sample_data, 2000)[0])
     assert torch.allclose(state["whiten.weight"], model.whiten.weight, atol=1e-5)
 
 

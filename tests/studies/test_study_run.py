@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from cifarlab.stored import StoredValueError
 from cifarlab.studies import StudyError
@@ -66,11 +65,7 @@ def study(ladder_file):
 def reference(tmp_path_factory, study) -> Path:
     """The tiny study run in one go, in this process."""
     out = tmp_path_factory.mktemp("reference") / "study"
-    threads = torch.get_num_threads()
-    try:
-        run_study(study, out, data_dir="sample", log=lambda s: None)
-    finally:
-        torch.set_num_threads(threads)
+    run_study(study, out, data_dir="sample", log=lambda s: None)
     return out
 
 
@@ -214,11 +209,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, reference, study)
     os.replace(run / "checkpoint.prev.pt", run / "checkpoint.pt")
     others = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/metrics.json")}
     lines: list[str] = []
-    threads = torch.get_num_threads()
-    try:
-        run_study(study, out, data_dir="sample", figures=False, log=lines.append)
-    finally:
-        torch.set_num_threads(threads)
+    run_study(study, out, data_dir="sample", figures=False, log=lines.append)
     assert any("wd seed 1" in line and "resumed" in line for line in lines), lines
     assert (
         "resuming" in (run / "train.log").read_text()
@@ -236,13 +227,9 @@ def test_shards_merged_equal_the_whole_study(tmp_path, reference, study, ladder_
     runs = study.runs()
     parts = [shard_runs(runs, (i, 2)) for i in range(2)]
     assert sorted(r.index for p in parts for r in p) == list(range(len(runs)))
-    threads = torch.get_num_threads()
-    try:
-        for i in range(2):
-            run_study(study, tmp_path / f"shard{i}", data_dir="sample", shard=(i, 2),
-                      figures=False, log=lambda s: None)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    for i in range(2):
+        run_study(study, tmp_path / f"shard{i}", data_dir="sample", shard=(i, 2),
+                  figures=False, log=lambda s: None)  # fmt: skip
     for i in range(2):
         done = {
             p.parent.relative_to(tmp_path / f"shard{i}")

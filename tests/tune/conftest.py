@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 from tunehelpers import SPACE, TINY, quiet
 
 
@@ -41,11 +40,7 @@ def searched(tmp_path_factory, tiny_spec) -> Path:
     from cifarlab.tune.search import run_tune
 
     out = tmp_path_factory.mktemp("searched") / "tune"
-    threads = torch.get_num_threads()
-    try:
-        run_tune(tiny_spec(), out, trials=3, data_dir="sample", log=quiet)
-    finally:
-        torch.set_num_threads(threads)
+    run_tune(tiny_spec(), out, trials=3, data_dir="sample", log=quiet)
     return out
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from tunehelpers import quiet
 
 from cifarlab.report.sections import write_report
@@ -41,11 +40,7 @@ def test_confirmation_and_the_report_section(copy_search, tiny_spec, tmp_path):
 
     # Trial 1 taken as the best (the tiny search's own winner may be trial 0).
     summary = _as_best(_summary(out), 1)
-    threads = torch.get_num_threads()
-    try:
-        result = confirm(spec, out, summary, 2, data_dir="sample", log=quiet)
-    finally:
-        torch.set_num_threads(threads)
+    result = confirm(spec, out, summary, 2, data_dir="sample", log=quiet)
     assert result["seeds"] == [1000, 1001]
     values = {}
     for side in ("start", "trial-0001"):

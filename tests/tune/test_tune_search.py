@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from tunehelpers import TINY, cli, quiet, start_until_paused, tiny_set
 
 from cifarlab.recipe import load_recipe
@@ -29,12 +28,8 @@ def by_number(out: Path) -> dict[int, dict]:
 
 
 def run_in_process(spec, out: Path, trials: int, lines: list[str] | None = None) -> dict:
-    threads = torch.get_num_threads()
-    try:
-        log = lines.append if lines is not None else quiet
-        return run_tune(spec, out, trials=trials, data_dir="sample", log=log)
-    finally:
-        torch.set_num_threads(threads)
+    log = lines.append if lines is not None else quiet
+    return run_tune(spec, out, trials=trials, data_dir="sample", log=log)
 
 
 def test_a_search_completes_and_writes_the_best_recipe(searched):
@@ -195,11 +190,7 @@ def test_timeout_starts_no_trial_after_it_and_lets_the_running_one_finish(
             clock[0] += 61
 
     out = tmp_path / "tune"
-    threads = torch.get_num_threads()
-    try:
-        s = run_tune(tiny_spec(), out, trials=2, timeout=60, data_dir="sample", log=log)
-    finally:
-        torch.set_num_threads(threads)
+    s = run_tune(tiny_spec(), out, trials=2, timeout=60, data_dir="sample", log=log)
     assert [x.split(":")[0] for x in lines if " started" in x] == ["trial 0 started"]
     assert s["counts"]["complete"] == 1 and s["counts"]["running"] == 0
     assert s["stopped"] == "timeout" and summary(out)["stopped"] == "timeout"

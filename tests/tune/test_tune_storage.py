@@ -7,7 +7,6 @@ import importlib.util
 import json
 
 import pytest
-import torch
 from tunehelpers import cli, quiet, tiny_set
 
 from cifarlab.tune import TuneError
@@ -16,11 +15,7 @@ from cifarlab.tune.search import run_tune
 
 def start(spec, out, storage=None, **kw):
     """The command's start only: open (or make) the study and the directory, train nothing."""
-    threads = torch.get_num_threads()
-    try:
-        return run_tune(spec, out, trials=0, storage=storage, data_dir="sample", log=quiet, **kw)
-    finally:
-        torch.set_num_threads(threads)
+    return run_tune(spec, out, trials=0, storage=storage, data_dir="sample", log=quiet, **kw)
 
 
 def no_server(tmp_path, scheme: str = "postgresql") -> str:
