@@ -196,18 +196,22 @@ def child_fingerprint(name: str, sample: bool = False, code: Path | None = None)
     return json.loads(out.stdout)
 
 
+def record_for(path: Path, kind: dict) -> dict | None:
+    """The record in ``path`` whose machine agrees with ``kind`` on each of its keys, or None."""
+    records = json.loads(path.read_text())["records"]
+    return next(
+        (r for r in records if all(r["machine"].get(k) == v for k, v in kind.items())), None
+    )
+
+
 def regularisers_record() -> dict | None:
     """The unchanged_runs.json record taken on this CPU's maker with this torch, or None."""
-    kind = {"torch": torch.__version__, "cpu_vendor": cpu_vendor()}
-    records = json.loads(RECORD.read_text())["records"]
-    return next((r for r in records if {k: r["machine"][k] for k in kind} == kind), None)
+    return record_for(RECORD, {"torch": torch.__version__, "cpu_vendor": cpu_vendor()})
 
 
 def sample_record() -> dict | None:
     """The sample_runs.json record taken on this machine's kind, or None."""
-    kind = machine_kind()
-    records = json.loads(SAMPLE_RECORD.read_text())["records"]
-    return next((r for r in records if r["machine"] == kind), None)
+    return record_for(SAMPLE_RECORD, machine_kind())
 
 
 def can_pin_avx2() -> bool:
